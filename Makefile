@@ -1,0 +1,61 @@
+# sigdeploy — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# torch first, pinned to the CPU wheel this project is developed with: an unpinned torch
+# (or a range with none installed) would pull a multi-GB CUDA build. Elsewhere this pin
+# takes the normal wheel for the platform.
+TORCH_PIN ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+TARGET ?= local
+OUTPUT ?= pipeline.json
+RUN_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help venv run compile test test-fast lint format typecheck bench serve clean images kind-up kind-down run-kind
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_PIN)"
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create .venv and install the project (reused while pyproject.toml is unchanged)
+
+compile: $(STAMP) ## compile the pipeline: make compile TARGET=vertex OUTPUT=pipeline-vertex.json
+	$(PY) compile.py --target $(TARGET) --output $(OUTPUT)
+
+run: $(STAMP) ## set up, compile, and run the pipeline end to end on the KFP local runner
+	$(PY) compile.py --target local --output pipeline.json
+	$(VENV)/bin/sigdeploy run --pipeline pipeline.json $(RUN_ARGS)
+
+test: $(STAMP) ## set up and run the test suite
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## the tests without the slow and end-to-end ones
+	$(VENV)/bin/pytest -q -m "not slow and not e2e" $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff lint + format check, mypy on the core
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP) ## apply ruff formatting and fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(STAMP) ## run every benchmark and print its comparison lines
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+serve: $(STAMP) ## serve the champion that `make run` registered, on port 8080
+	$(VENV)/bin/sigdeploy serve --registry registry --model-name digits-mlp --port 8080
+
+clean: ## remove runs, the local registry and compiled pipelines (keeps .venv)
+	rm -rf runs registry pipeline.json pipeline-*.json pipeline-*.yaml

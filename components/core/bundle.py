@@ -1,0 +1,175 @@
+"""The model bundle: one directory that holds everything needed to predict from raw rows.
+
+    bundle.json        feature schema, class labels, model config, training-data
+                       fingerprint, training statistics, metrics, library versions
+    preprocessor.json  fitted preprocessing parameters (plain JSON, no pickle)
+    model.safetensors  network weights (safetensors: loading runs no code)
+
+The champion and the challenger are each scored through their own bundle, so their
+preprocessing may differ and they still see exactly the same raw test rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from components.core.errors import RegistryError, SchemaMismatchError
+from components.core.features import Preprocessor
+from components.core.io import atomic_dir
+from components.core.model import MLP, MLPConfig
+
+log = logging.getLogger(__name__)
+
+BUNDLE_JSON = "bundle.json"
+PREPROCESSOR_JSON = "preprocessor.json"
+WEIGHTS = "model.safetensors"
+FORMAT = "sigdeploy-bundle/v1"
+
+
+def library_versions() -> dict[str, str]:
+    import safetensors
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "scikit-learn": sklearn.__version__,
+        "safetensors": safetensors.__version__,
+    }
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: preprocess, run the network, return class probabilities."""
+
+    path: Path
+    meta: dict[str, Any]
+    preprocessor: Preprocessor
+    network: MLP
+
+    @property
+    def classes(self) -> list[Any]:
+        return list(self.meta["classes"])
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.meta["schema"]["features"])
+
+    @property
+    def label(self) -> str:
+        return str(self.meta["schema"]["label"])
+
+    def check_schema(self, frame: pd.DataFrame, what: str = "data") -> None:
+        """Refuse data whose features differ from the ones this model was trained on."""
+        have = [c for c in frame.columns if c != self.label]
+        missing = [c for c in self.features if c not in have]
+        extra = [c for c in have if c not in self.features]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(
+                    f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+                )
+            if extra:
+                parts.append(f"unexpected {', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}")
+            raise SchemaMismatchError(
+                f"{what}: feature schema differs from model '{self.meta.get('name', self.path)}' "
+                f"({'; '.join(parts)}); retrain on data with the same columns or start a new "
+                "model name"
+            )
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.preprocessor.transform(frame)
+
+    @torch.no_grad()
+    def predict_proba_matrix(self, x: np.ndarray, batch: int = 65536) -> np.ndarray:
+        self.network.eval()
+        out = []
+        for start in range(0, x.shape[0], batch):
+            logits = self.network(torch.from_numpy(np.ascontiguousarray(x[start : start + batch])))
+            out.append(torch.softmax(logits.float(), dim=1).numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.predict_proba_matrix(self.transform(frame))
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.classes, dtype=object)[self.predict_proba(frame).argmax(1)]
+
+
+def save_bundle(
+    path: str | Path,
+    network: MLP,
+    preprocessor: Preprocessor,
+    classes: list[Any],
+    label: str,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a bundle directory atomically (nothing appears at ``path`` unless all of it does)."""
+    from safetensors.torch import save_file
+
+    meta = {
+        "format": FORMAT,
+        "schema": {
+            "label": label,
+            "features": list(preprocessor.features),
+            "numeric": list(preprocessor.numeric),
+            "categorical": list(preprocessor.categorical),
+        },
+        "classes": [_plain(c) for c in classes],
+        "model_config": network.config.to_json(),
+        "library_versions": library_versions(),
+    } | (extra or {})
+    with atomic_dir(path) as tmp:
+        state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS))
+        (tmp / PREPROCESSOR_JSON).write_text(json.dumps(preprocessor.to_json(), indent=2) + "\n")
+        (tmp / BUNDLE_JSON).write_text(
+            json.dumps(meta, indent=2, sort_keys=True, default=_plain) + "\n"
+        )
+    return Path(path)
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    from safetensors.torch import load_file
+
+    root = Path(path)
+    for name in (BUNDLE_JSON, PREPROCESSOR_JSON, WEIGHTS):
+        if not (root / name).is_file():
+            raise RegistryError(
+                f"model bundle '{root}': {name} is missing; the bundle is incomplete, "
+                "register a complete one"
+            )
+    try:
+        meta = json.loads((root / BUNDLE_JSON).read_text())
+        pre = Preprocessor.from_json(json.loads((root / PREPROCESSOR_JSON).read_text()))
+    except json.JSONDecodeError as exc:
+        raise RegistryError(
+            f"model bundle '{root}': unreadable JSON ({exc.msg}); re-register it"
+        ) from exc
+    if meta.get("format") != FORMAT:
+        raise RegistryError(f"model bundle '{root}': format {meta.get('format')!r} is not {FORMAT}")
+    network = MLP(MLPConfig.from_json(meta["model_config"]))
+    network.load_state_dict(load_file(str(root / WEIGHTS)))
+    network.eval()
+    return Bundle(path=root, meta=meta, preprocessor=pre, network=network)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to Python values so labels survive JSON unchanged."""
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value

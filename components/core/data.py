@@ -1,0 +1,228 @@
+"""Data sources, validation and dataset metadata.
+
+A source is a URI: ``sklearn:digits`` (the embedded default), ``sklearn:breast_cancer``,
+``sklearn:wine``, a local ``.csv`` or ``.parquet`` file, a folder of images with one
+sub-folder per class, ``gs://bucket/path.csv|.parquet`` or ``bq://project.dataset.table``.
+Everything becomes one pandas DataFrame with feature columns and one label column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.core.errors import DataError
+
+log = logging.getLogger(__name__)
+
+SKLEARN_SOURCES = ("digits", "breast_cancer", "wine")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+DEFAULT_LABEL = "label"
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How to read a source; fields map onto pipeline parameters."""
+
+    image_size: int = 28  # images are resized to image_size x image_size grayscale pixels
+    row_limit: int = 0  # bq:// only: stop after this many rows (0 = no limit)
+    query: str = ""  # bq:// only: a SQL query to run instead of reading the whole table
+
+
+def load_source(
+    source: str, label: str = DEFAULT_LABEL, options: SourceOptions | None = None
+) -> pd.DataFrame:
+    """Read ``source`` into a DataFrame that has ``label`` as a column.
+
+    Raises DataError with a one-line message for anything a user must fix.
+    """
+    options = options or SourceOptions()
+    if not source or not source.strip():
+        raise DataError("data source is empty; pass a path, sklearn:digits, gs:// or bq:// URI")
+    source = source.strip()
+    if source.startswith("sklearn:"):
+        return _load_sklearn(source, label)
+    if source.startswith("gs://"):
+        from components.core import gcp  # optional extra; only needed for gs:// sources
+
+        return gcp.read_gcs_table(source)
+    if source.startswith("bq://"):
+        from components.core import gcp
+
+        return gcp.read_bigquery(source, row_limit=options.row_limit, query=options.query)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(
+            f"data source '{source}': no such file or folder; check the path "
+            "(or use sklearn:digits for the embedded data)"
+        )
+    if path.is_dir():
+        return _load_image_folder(path, label, options.image_size)
+    suffix = path.suffix.lower()
+    readers: dict[str, Callable[[Path], pd.DataFrame]] = {
+        ".csv": _read_csv,
+        ".parquet": _read_parquet,
+        ".pq": _read_parquet,
+    }
+    if suffix not in readers:
+        raise DataError(
+            f"data source '{source}': unsupported file type '{suffix or '(none)'}'; "
+            "use a .csv or .parquet file or a folder of class sub-folders of images"
+        )
+    if path.stat().st_size == 0:
+        raise DataError(f"data source '{source}': the file is empty; point to a file with rows")
+    return readers[suffix](path)
+
+
+def _load_sklearn(source: str, label: str) -> pd.DataFrame:
+    from sklearn import datasets
+
+    name = source.split(":", 1)[1]
+    if name not in SKLEARN_SOURCES:
+        raise DataError(
+            f"data source '{source}': unknown bundled data set; use one of "
+            + ", ".join(f"sklearn:{n}" for n in SKLEARN_SOURCES)
+        )
+    bunch = getattr(datasets, f"load_{name}")(as_frame=True)
+    frame = bunch.frame.rename(columns={"target": label})
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(
+            f"data source '{path}': the CSV has no rows or header; check the file"
+        ) from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"data source '{path}': cannot be read as CSV ({first}); "
+            "save it as comma-separated UTF-8 text with a header row"
+        ) from exc
+    return frame
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise DataError(
+            f"data source '{path}': cannot be read as Parquet ({type(exc).__name__}); "
+            "check that the file is a complete Parquet file"
+        ) from exc
+
+
+def _load_image_folder(root: Path, label: str, size: int) -> pd.DataFrame:
+    from PIL import Image, UnidentifiedImageError
+
+    if size < 1:
+        raise DataError(f"image_size {size}: must be a positive number of pixels, e.g. 28")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise DataError(
+            f"data source '{root}': a folder needs one sub-folder of images per class "
+            "(e.g. A/, B/); none found"
+        )
+    rows: list[np.ndarray] = []
+    labels: list[str] = []
+    for class_dir in class_dirs:
+        files = sorted(
+            p for p in class_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        for file in files:
+            try:
+                with Image.open(file) as img:
+                    pixels = img.convert("L").resize((size, size), Image.Resampling.BILINEAR)
+                    rows.append(np.asarray(pixels, dtype=np.float32).reshape(-1))
+            except (UnidentifiedImageError, OSError, ValueError) as exc:
+                raise DataError(
+                    f"image '{file}': cannot be decoded ({type(exc).__name__}); "
+                    "remove or replace the file"
+                ) from exc
+            labels.append(class_dir.name)
+    if not rows:
+        raise DataError(f"data source '{root}': the class sub-folders hold no image files")
+    columns = [f"px_{r}_{c}" for r in range(size) for c in range(size)]
+    frame = pd.DataFrame(np.stack(rows), columns=columns)
+    frame[label] = labels
+    return frame
+
+
+def feature_columns(frame: pd.DataFrame, label: str) -> list[str]:
+    return [c for c in frame.columns if c != label]
+
+
+def validate_frame(frame: pd.DataFrame, label: str, source: str = "data") -> None:
+    """Checks that hold for any data set before it is split."""
+    if frame.empty:
+        raise DataError(f"data source '{source}': has no rows; point to a file with data")
+    if label not in frame.columns:
+        shown = ", ".join(map(str, list(frame.columns)[:8]))
+        more = ", ..." if frame.shape[1] > 8 else ""
+        raise DataError(
+            f"data source '{source}': label column '{label}' not found (columns: {shown}{more}); "
+            "pass --label with the name of the column to predict"
+        )
+    if not feature_columns(frame, label):
+        raise DataError(
+            f"data source '{source}': no feature columns besides the label '{label}'; "
+            "the data needs at least one input column"
+        )
+    missing = int(frame[label].isna().sum())
+    if missing:
+        raise DataError(
+            f"data source '{source}': {missing} row(s) have no value in label column '{label}'; "
+            "drop or fill those rows"
+        )
+    n_classes = frame[label].nunique()
+    if n_classes < 2:
+        raise DataError(
+            f"data source '{source}': label column '{label}' has {n_classes} class; "
+            "a classifier needs at least two"
+        )
+
+
+def content_sha256(frame: pd.DataFrame) -> str:
+    """A digest of the rows' content, independent of file format and row index."""
+    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    digest = hashlib.sha256()
+    digest.update(",".join(map(str, frame.columns)).encode())
+    digest.update(hashes.tobytes())
+    return digest.hexdigest()
+
+
+def class_counts(frame: pd.DataFrame, label: str) -> dict[str, int]:
+    counts = frame[label].value_counts().sort_index()
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def dataset_metadata(frame: pd.DataFrame, label: str) -> dict[str, Any]:
+    """Artifact metadata every Dataset carries (see ARCHITECTURE.md, Contracts)."""
+    return {
+        "rows": int(len(frame)),
+        "columns": int(frame.shape[1]),
+        "label": label,
+        "class_counts": class_counts(frame, label),
+        "sha256": content_sha256(frame),
+    }
+
+
+def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
+    from components.core.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    return pd.read_parquet(path)

@@ -1,0 +1,30 @@
+"""Errors a user can act on.
+
+Each one carries a single line that names the input, says what was wrong and what to do.
+The CLI prints them without a traceback and exits non-zero; inside a pipeline task they end
+the task with that same line as the last line of its log.
+"""
+
+from __future__ import annotations
+
+
+class SigdeployError(Exception):
+    """Base class: an error whose message is meant for the user, one line."""
+
+    exit_code = 2
+
+
+class DataError(SigdeployError):
+    """The input data cannot be used (missing, unreadable, or fails validation)."""
+
+
+class ConfigError(SigdeployError):
+    """A parameter or option has a value that cannot work."""
+
+
+class RegistryError(SigdeployError):
+    """The model registry or the champion in it cannot be used."""
+
+
+class SchemaMismatchError(RegistryError):
+    """The champion was trained on different features than the data now has."""

@@ -1,0 +1,220 @@
+"""The fitted preprocessor: a scikit-learn ColumnTransformer fitted on train only, stored as
+plain JSON parameters.
+
+numeric columns: impute the median, then standardise; categorical columns: impute the most
+frequent value, then one-hot encode with unknown categories ignored. The JSON form is loaded
+without unpickling anything and transforms with numpy, so serving does not need scikit-learn
+and a bundle from an untrusted place cannot run code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.core.errors import DataError, SchemaMismatchError
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+
+
+def _as_category_array(series: pd.Series) -> np.ndarray:
+    """Object array of strings with np.nan for missing values (what the imputer expects)."""
+    values = series.astype(object).to_numpy()
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = np.nan if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v)
+    return out
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """Fitted parameters; ``transform`` maps raw rows to the network's input matrix."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    medians: tuple[float, ...]
+    means: tuple[float, ...]
+    scales: tuple[float, ...]
+    fill_values: tuple[str, ...]
+    categories: tuple[tuple[str, ...], ...]
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.numeric) + sum(len(c) for c in self.categories)
+
+    def check_columns(self, frame: pd.DataFrame, what: str = "data") -> None:
+        missing = [c for c in self.features if c not in frame.columns]
+        if missing:
+            raise SchemaMismatchError(
+                f"{what}: missing feature column(s) {', '.join(missing[:5])}"
+                f"{' ...' if len(missing) > 5 else ''}; the model expects {len(self.features)} "
+                "features as in its bundle.json"
+            )
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        self.check_columns(frame)
+        parts = []
+        if self.numeric:
+            x = frame.loc[:, list(self.numeric)].to_numpy(dtype=np.float64, na_value=np.nan)
+            x = np.where(np.isnan(x), np.asarray(self.medians), x)
+            parts.append((x - np.asarray(self.means)) / np.asarray(self.scales))
+        pairs = zip(self.categorical, self.fill_values, self.categories, strict=True)
+        for col, fill, cats in pairs:
+            values = _as_category_array(frame[col])
+            values = np.where(pd.isna(values), fill, values)
+            index = {c: i for i, c in enumerate(cats)}
+            onehot = np.zeros((len(values), len(cats)))
+            for row, v in enumerate(values):
+                j = index.get(v)
+                if j is not None:
+                    onehot[row, j] = 1.0
+            parts.append(onehot)
+        return (
+            np.hstack(parts).astype(np.float32) if parts else np.zeros((len(frame), 0), np.float32)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "column-transformer/v1",
+            "numeric": list(self.numeric),
+            "categorical": list(self.categorical),
+            "medians": list(self.medians),
+            "means": list(self.means),
+            "scales": list(self.scales),
+            "fill_values": list(self.fill_values),
+            "categories": [list(c) for c in self.categories],
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Preprocessor:
+        if obj.get("kind") != "column-transformer/v1":
+            raise SchemaMismatchError(
+                f"preprocessor kind {obj.get('kind')!r} is not understood by this sigdeploy; "
+                "retrain the model with this version"
+            )
+        return cls(
+            numeric=tuple(obj["numeric"]),
+            categorical=tuple(obj["categorical"]),
+            medians=tuple(float(v) for v in obj["medians"]),
+            means=tuple(float(v) for v in obj["means"]),
+            scales=tuple(float(v) for v in obj["scales"]),
+            fill_values=tuple(obj["fill_values"]),
+            categories=tuple(tuple(c) for c in obj["categories"]),
+        )
+
+
+def split_columns(frame: pd.DataFrame, label: str) -> tuple[list[str], list[str]]:
+    numeric, categorical = [], []
+    for col in frame.columns:
+        if col == label:
+            continue
+        (numeric if _is_numeric(frame[col]) else categorical).append(col)
+    return numeric, categorical
+
+
+def build_column_transformer(numeric: list[str], categorical: list[str]) -> Any:
+    """The scikit-learn ColumnTransformer that defines the preprocessing."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    return ColumnTransformer(
+        [
+            (
+                "numeric",
+                Pipeline(
+                    [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+                ),
+                numeric,
+            ),
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent", missing_values=np.nan)),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
+                categorical,
+            ),
+        ],
+        remainder="drop",
+        sparse_threshold=0.0,
+    )
+
+
+def categorical_frame(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
+    """Categorical columns as strings with NaN for missing, as both fit and transform see them."""
+    out = frame.copy()
+    for col in categorical:
+        out[col] = _as_category_array(frame[col])
+    return out
+
+
+def fit_preprocessor(train: pd.DataFrame, label: str) -> Preprocessor:
+    """Fit on the train split only and keep the fitted parameters as plain values."""
+    numeric, categorical = split_columns(train, label)
+    if not numeric and not categorical:
+        raise DataError(f"train split: no feature columns besides label '{label}'")
+    all_nan = [c for c in numeric if train[c].isna().all()]
+    if all_nan:
+        raise DataError(
+            f"train split: numeric column(s) {', '.join(all_nan[:5])} have no values at all; "
+            "drop them or provide data"
+        )
+    ct = build_column_transformer(numeric, categorical)
+    ct.fit(categorical_frame(train, categorical))
+    medians: list[float] = []
+    means: list[float] = []
+    scales: list[float] = []
+    if numeric:
+        num = ct.named_transformers_["numeric"]
+        medians = [float(v) for v in num.named_steps["impute"].statistics_]
+        means = [float(v) for v in num.named_steps["scale"].mean_]
+        scales = [float(v) for v in num.named_steps["scale"].scale_]
+    fills: list[str] = []
+    cats: list[tuple[str, ...]] = []
+    if categorical:
+        cat = ct.named_transformers_["categorical"]
+        fills = [str(v) for v in cat.named_steps["impute"].statistics_]
+        cats = [tuple(str(v) for v in c) for c in cat.named_steps["onehot"].categories_]
+    return Preprocessor(
+        numeric=tuple(numeric),
+        categorical=tuple(categorical),
+        medians=tuple(medians),
+        means=tuple(means),
+        scales=tuple(scales),
+        fill_values=tuple(fills),
+        categories=tuple(cats),
+    )
+
+
+def feature_statistics(frame: pd.DataFrame, pre: Preprocessor) -> dict[str, Any]:
+    """Training statistics kept in the bundle so serving can measure drift."""
+    stats: dict[str, Any] = {"numeric": {}, "categorical": {}}
+    for col in pre.numeric:
+        x = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        finite = x[np.isfinite(x)]
+        edges = (
+            np.unique(np.quantile(finite, np.linspace(0, 1, 11))) if finite.size else np.array([])
+        )
+        stats["numeric"][col] = {
+            "mean": float(finite.mean()) if finite.size else 0.0,
+            "std": float(finite.std()) if finite.size else 0.0,
+            "missing_rate": float(1 - finite.size / max(len(x), 1)),
+            "quantiles": [float(e) for e in edges],
+        }
+    for col in pre.categorical:
+        freq = pd.Series(_as_category_array(frame[col])).value_counts(normalize=True, dropna=False)
+        stats["categorical"][col] = {str(k): float(v) for k, v in freq.items()}
+    return stats

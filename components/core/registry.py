@@ -1,0 +1,170 @@
+"""The model registry: which version is the champion.
+
+Local registry layout::
+
+    <root>/<model>/versions/<n>/     one complete bundle per version
+    <root>/<model>/champion          JSON pointer {"version": n}, replaced atomically
+    <root>/<model>/history.jsonl     append-only record of every decision
+
+Vertex AI Model Registry (versions of one parent model with a ``champion`` alias) implements
+the same interface in ``components.core.vertex_registry``; ``open_registry`` picks by URI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from components.core.errors import RegistryError
+from components.core.io import atomic_dir, write_json
+
+log = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Champion:
+    version: str  # registry version id
+    path: Path  # a local directory holding the bundle
+    uri: str  # where the registry keeps it (a path, or a Vertex resource name)
+
+
+class Registry(Protocol):
+    def champion(self) -> Champion | None: ...
+
+    def register(self, bundle_dir: str | Path, decision: dict[str, Any]) -> Champion: ...
+
+    def record(self, decision: dict[str, Any]) -> None: ...
+
+
+def check_model_name(name: str) -> str:
+    if not NAME_RE.match(name or ""):
+        raise RegistryError(
+            f"model name {name!r}: use 1-63 letters, digits, '-', '_' or '.', starting with a "
+            "letter or digit"
+        )
+    return name
+
+
+class LocalRegistry:
+    """A directory registry; safe against concurrent deploys through a file lock."""
+
+    def __init__(self, root: str | Path, model_name: str) -> None:
+        self.root = Path(root).expanduser()
+        self.model_name = check_model_name(model_name)
+        self.model_dir = self.root / model_name
+
+    @property
+    def pointer(self) -> Path:
+        return self.model_dir / "champion"
+
+    @property
+    def history_path(self) -> Path:
+        return self.model_dir / "history.jsonl"
+
+    def champion(self) -> Champion | None:
+        if not self.pointer.exists():
+            return None
+        try:
+            version = str(json.loads(self.pointer.read_text())["version"])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise RegistryError(
+                f"registry '{self.model_dir}': the champion pointer is unreadable; restore it "
+                "from history.jsonl or remove it to start afresh"
+            ) from exc
+        path = self.model_dir / "versions" / version
+        if not path.is_dir():
+            raise RegistryError(
+                f"registry '{self.model_dir}': champion version {version} has no directory; "
+                "the registry is damaged, restore versions/ from backup"
+            )
+        return Champion(version=version, path=path, uri=str(path))
+
+    def versions(self) -> list[int]:
+        vdir = self.model_dir / "versions"
+        if not vdir.is_dir():
+            return []
+        return sorted(int(p.name) for p in vdir.iterdir() if p.name.isdigit())
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.model_dir / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def register(self, bundle_dir: str | Path, decision: dict[str, Any]) -> Champion:
+        """Copy the bundle in as a new version, then move the champion pointer to it."""
+        src = Path(bundle_dir)
+        if not (src / "bundle.json").is_file():
+            raise RegistryError(f"model bundle '{src}': bundle.json missing; nothing registered")
+        with self._lock():
+            version = str((self.versions() or [0])[-1] + 1)
+            target = self.model_dir / "versions" / version
+            with atomic_dir(target) as tmp:
+                shutil.copytree(src, tmp, dirs_exist_ok=True)
+            previous = self.champion()
+            write_json(
+                self.pointer,
+                {
+                    "version": version,
+                    "since": time.time(),
+                    "previous": previous.version if previous else None,
+                },
+            )
+            self._append(
+                {
+                    "event": "deployed",
+                    "version": version,
+                    "previous": previous.version if previous else None,
+                    "decision": decision,
+                }
+            )
+        log.info("registered %s version %s as champion", self.model_name, version)
+        return Champion(version=version, path=target, uri=str(target))
+
+    def record(self, decision: dict[str, Any]) -> None:
+        """Append a decision that did not deploy; the champion is untouched."""
+        with self._lock():
+            self._append({"event": "kept", "decision": decision})
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        line = json.dumps({"time": time.time()} | entry, sort_keys=True, default=str)
+        with open(self.history_path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def history(self) -> list[dict[str, Any]]:
+        if not self.history_path.exists():
+            return []
+        return [json.loads(line) for line in self.history_path.read_text().splitlines() if line]
+
+
+def open_registry(uri: str, model_name: str) -> Registry:
+    """``vertex://PROJECT/REGION`` opens Vertex AI Model Registry; anything else is a directory."""
+    if not uri:
+        raise RegistryError("registry is empty: pass a directory or vertex://PROJECT/REGION")
+    if uri.startswith("vertex://"):
+        from components.core.vertex_registry import VertexRegistry
+
+        return VertexRegistry.from_uri(uri, model_name)
+    if "://" in uri:
+        raise RegistryError(
+            f"registry {uri!r}: unsupported scheme; use a directory or vertex://PROJECT/REGION"
+        )
+    return LocalRegistry(uri, model_name)

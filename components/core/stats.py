@@ -1,0 +1,826 @@
+"""Significance tests that decide whether a challenger model beats the champion.
+
+The deployment gate compares two models' predictions on the same test rows, so every test
+here is *paired*:
+
+- :func:`mcnemar` tests accuracy from the discordant pairs (exact, mid-p or chi-square).
+- :func:`delong` tests ROC AUC for a binary label (DeLong's test, Sun & Xu's O(n log n)
+  algorithm; agrees with R pROC's ``roc.test(method="delong", paired=TRUE)``).
+- :func:`bootstrap_difference` gives a paired percentile bootstrap interval of the
+  improvement in accuracy, macro F1, log loss or AUC (two-sided or a one-sided bound).
+- :func:`corrected_resampled_ttest` is Nadeau & Bengio's test for differences measured over
+  repeated train/test splits.
+- :func:`binomial_test_greater`, :func:`mcnemar_power` and
+  :func:`mcnemar_minimum_detectable_effect` support the gate's first-run floor check and its
+  power report.
+
+Conventions: ``alternative="greater"`` always means "the challenger is better", and every
+reported difference is signed so that a positive value favours the challenger. Degenerate
+inputs (no discordant pairs, zero variance) give a p-value of 1, never NaN or inf, so
+identical models can never pass the gate. Bad input raises :class:`ValueError` with a one-line
+message naming the argument. Everything is vectorized numpy/scipy; nothing here imports kfp.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+ALTERNATIVES = ("greater", "two-sided")
+MCNEMAR_METHODS = ("exact", "midp", "chi2", "chi2-corrected")
+BOOTSTRAP_METRICS = ("accuracy", "macro_f1", "log_loss", "auc")
+BOOTSTRAP_SIDES = ("two-sided", "lower", "upper")
+
+# Largest |t| the corrected t-test reports. A constant non-zero difference over all splits
+# has zero variance and an infinite t in theory; a finite cap keeps reports and JSON valid
+# while still giving a p-value that is 0 (or 1) to many digits.
+T_STATISTIC_CAP = 1e6
+
+# Elements (resamples x rows or resamples x cells) held in memory at once by the bootstrap.
+_BOOTSTRAP_CHUNK_ELEMENTS = 1 << 22
+
+
+# --------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class McNemarResult:
+    statistic: float  # exact/midp: c, the challenger's wins; chi2 methods: chi-square value
+    pvalue: float
+    method: str  # one of MCNEMAR_METHODS
+    alternative: str  # "greater" (challenger better) or "two-sided"
+    b: int  # rows only the champion got right
+    c: int  # rows only the challenger got right
+
+
+@dataclass(frozen=True)
+class DeLongResult:
+    auc_challenger: float
+    auc_champion: float
+    statistic: float  # z of (challenger AUC - champion AUC); 0 when the variance is 0
+    pvalue: float
+    variance: float  # estimated variance of the AUC difference
+    alternative: str
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    metric: str
+    estimate: float  # challenger minus champion on the full data (positive = challenger better)
+    low: float  # lower end of the interval; -inf when sided="upper"
+    high: float  # upper end of the interval; +inf when sided="lower"
+    confidence: float
+    n_resamples: int  # resamples used (AUC drops resamples that miss a class)
+    sided: str  # "two-sided", "lower" or "upper"
+
+
+@dataclass(frozen=True)
+class CorrectedTTestResult:
+    statistic: float  # corrected t, capped at +-T_STATISTIC_CAP
+    pvalue: float
+    df: int  # J - 1
+    mean: float  # mean difference over the J splits
+
+
+# --------------------------------------------------------------------------------------
+# Input checks
+# --------------------------------------------------------------------------------------
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name}={value!r} is not recognised; use one of {options}")
+    return value
+
+
+def _check_count(name: str, value: Any) -> int:
+    # bool is an int subclass, but True as a count is almost certainly a bug upstream.
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a non-negative integer count, got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        count = int(value)
+    elif isinstance(value, (float, np.floating)) and math.isfinite(value) and value.is_integer():
+        count = int(value)
+    else:
+        raise ValueError(f"{name} must be a non-negative integer count, got {value!r}")
+    if count < 0:
+        raise ValueError(f"{name} must be a non-negative integer count, got {count}")
+    return count
+
+
+def _check_probability(name: str, value: Any, *, open_interval: bool = False) -> float:
+    try:
+        p = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}") from None
+    if open_interval:
+        if not (0.0 < p < 1.0):
+            raise ValueError(f"{name} must be strictly between 0 and 1, got {value!r}")
+    elif not (0.0 <= p <= 1.0):
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return p
+
+
+def _as_array(name: str, values: Any, *, ndim: tuple[int, ...] = (1,)) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim not in ndim:
+        shapes = " or ".join(f"{d}-D" for d in ndim)
+        raise ValueError(f"{name} must be {shapes}, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty; pass at least one row")
+    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or inf; drop or impute those rows first")
+    if arr.dtype.kind == "O":
+        raise ValueError(f"{name} has object dtype; pass a numeric, boolean or string array")
+    return arr
+
+
+def _check_same_rows(reference: str, n: int, **arrays: np.ndarray) -> None:
+    for name, arr in arrays.items():
+        if arr.shape[0] != n:
+            raise ValueError(
+                f"{name} has {arr.shape[0]} rows but {reference} has {n}; "
+                "pass predictions for the same test rows"
+            )
+
+
+def _scores(name: str, values: Any) -> np.ndarray:
+    arr = _as_array(name, values)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold numeric scores, got dtype {arr.dtype}")
+    scores = np.asarray(arr, dtype=np.float64)
+    if arr.dtype.kind not in "fc" and not np.isfinite(scores).all():
+        raise ValueError(f"{name} contains NaN or inf; drop or impute those rows first")
+    return scores
+
+
+def _binary_labels(name: str, values: Any) -> np.ndarray:
+    arr = _as_array(name, values)
+    if arr.dtype == np.bool_:
+        return arr
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must be 0/1 or boolean for a binary test, got dtype {arr.dtype}")
+    positive = arr == 1
+    if not (positive | (arr == 0)).all():
+        raise ValueError(f"{name} must contain only 0 and 1 (or booleans) for a binary test")
+    return positive
+
+
+# --------------------------------------------------------------------------------------
+# McNemar and binomial tests
+# --------------------------------------------------------------------------------------
+
+
+def mcnemar(
+    b: int, c: int, *, alternative: str = "greater", method: str = "exact"
+) -> McNemarResult:
+    """McNemar's test of paired accuracy from the discordant counts.
+
+    ``b`` counts rows only the champion got right and ``c`` rows only the challenger got
+    right; rows both got right or both got wrong carry no information about the difference.
+
+    Methods:
+
+    - ``"exact"``: binomial test of ``c`` successes in ``b + c`` trials at p = 0.5.
+    - ``"midp"``: the exact p-value minus half the probability of the observed count; less
+      conservative than exact, close to nominal size in practice.
+    - ``"chi2"``: (c - b)^2 / (b + c) on 1 degree of freedom, no continuity correction.
+    - ``"chi2-corrected"``: Edwards' correction, max(|c - b| - 1, 0)^2 / (b + c). The
+      ``max`` keeps |c - b| = 0 at statistic 0 (statsmodels gives 1 / (b + c) there).
+
+    ``alternative="greater"`` tests "challenger better" (c > b); for the chi-square methods
+    it uses the signed normal deviate sqrt(statistic) * sign(c - b), so a worse challenger
+    gets p > 0.5. ``"two-sided"`` matches statsmodels' ``mcnemar``.
+
+    The statistic is ``c`` for exact/midp and the chi-square value otherwise. With no
+    discordant pairs (b + c = 0) every method returns statistic 0 and p-value 1: identical
+    predictions are never evidence of improvement.
+    """
+    b = _check_count("b", b)
+    c = _check_count("c", c)
+    _check_choice("alternative", alternative, ALTERNATIVES)
+    _check_choice("method", method, MCNEMAR_METHODS)
+    n = b + c
+    if n == 0:
+        return McNemarResult(0.0, 1.0, method, alternative, b, c)
+
+    if method in ("exact", "midp"):
+        statistic = float(c)
+        if alternative == "greater":
+            p = sps.binom.sf(c - 1, n, 0.5)
+            if method == "midp":
+                p -= 0.5 * sps.binom.pmf(c, n, 0.5)
+        else:
+            k = min(b, c)
+            p = 2.0 * sps.binom.cdf(k, n, 0.5)
+            if method == "midp":
+                p -= sps.binom.pmf(k, n, 0.5)
+    else:
+        excess = abs(c - b) - (1 if method == "chi2-corrected" else 0)
+        excess = max(excess, 0)
+        statistic = excess * excess / n
+        if alternative == "greater":
+            z = math.copysign(math.sqrt(statistic), c - b)
+            p = sps.norm.sf(z)
+        else:
+            p = sps.chi2.sf(statistic, 1)
+    return McNemarResult(statistic, float(np.clip(p, 0.0, 1.0)), method, alternative, b, c)
+
+
+def binomial_test_greater(successes: int, n: int, p0: float) -> float:
+    """One-sided exact binomial p-value P(X >= successes) for X ~ Binomial(n, p0).
+
+    The gate uses it on a first run (no champion) to ask whether the challenger's accuracy
+    is significantly above a floor ``p0``.
+    """
+    successes = _check_count("successes", successes)
+    n = _check_count("n", n)
+    if n == 0:
+        raise ValueError("n must be at least 1 for a binomial test; evaluate on some rows")
+    if successes > n:
+        raise ValueError(f"successes={successes} cannot exceed n={n}")
+    p0 = _check_probability("p0", p0)
+    if successes == 0:
+        return 1.0
+    return float(np.clip(sps.binom.sf(successes - 1, n, p0), 0.0, 1.0))
+
+
+def _exact_critical_counts(d: np.ndarray, alpha: float) -> np.ndarray:
+    """Smallest c with P(Bin(d, 1/2) >= c) <= alpha, per discordant total d (d + 1 = never).
+
+    ``isf`` gives it directly up to floating-point ties at the boundary, so we nudge each
+    candidate one step either way against the definition the test itself uses.
+    """
+    d = np.asarray(d, dtype=np.int64)
+    k = np.asarray(sps.binom.isf(alpha, d, 0.5), dtype=np.float64)
+    k = np.where(np.isfinite(k), k + 1, d + 1).astype(np.int64)
+    k = np.clip(k, 0, d + 1)
+    for _ in range(3):
+        lower_rejects = (k >= 1) & (sps.binom.sf(k - 2, d, 0.5) <= alpha)
+        k = np.where(lower_rejects, k - 1, k)
+        misses = (k <= d) & (sps.binom.sf(k - 1, d, 0.5) > alpha)
+        k = np.where(misses, k + 1, k)
+    return k
+
+
+def mcnemar_power(p01: float, p10: float, n: int, alpha: float = 0.05) -> float:
+    """Exact power of the one-sided exact McNemar test at ``n`` paired test rows.
+
+    ``p01`` is the probability that a row is right only for the champion and ``p10`` that
+    it is right only for the challenger, so the accuracy improvement is ``p10 - p01``.
+    The number of discordant rows D is Binomial(n, p01 + p10); given D = d, the challenger's
+    wins are Binomial(d, p10 / (p01 + p10)) and the test rejects when they reach the exact
+    critical count. Power sums that conditional rejection probability over D (tails below
+    1e-14 are dropped). Like every exact test the power is a slightly saw-toothed function
+    of ``n``.
+    """
+    p01 = _check_probability("p01", p01)
+    p10 = _check_probability("p10", p10)
+    n = _check_count("n", n)
+    alpha = _check_probability("alpha", alpha, open_interval=True)
+    p_disc = p01 + p10
+    if p_disc > 1.0 + 1e-12:
+        raise ValueError(
+            f"p01 + p10 = {p_disc} exceeds 1; they are probabilities of disjoint events"
+        )
+    if n == 0 or p_disc == 0.0:
+        return 0.0
+    p_disc = min(p_disc, 1.0)
+    lo = int(sps.binom.ppf(1e-14, n, p_disc))
+    hi = int(sps.binom.isf(1e-14, n, p_disc))
+    d = np.arange(max(lo - 1, 0), min(hi + 1, n) + 1, dtype=np.int64)
+    weight = sps.binom.pmf(d, n, p_disc)
+    critical = _exact_critical_counts(d, alpha)
+    reject = sps.binom.sf(critical - 1, d, p10 / p_disc)
+    return float(np.clip(np.dot(weight, reject), 0.0, 1.0))
+
+
+def mcnemar_minimum_detectable_effect(
+    n: int, discordant_rate: float, alpha: float = 0.05, power: float = 0.8
+) -> float:
+    """Smallest accuracy improvement the exact one-sided McNemar test detects with ``power``.
+
+    For ``n`` test rows of which a fraction ``discordant_rate`` (= p01 + p10) is discordant,
+    find the smallest ``p10 - p01`` whose :func:`mcnemar_power` reaches ``power``, by
+    bisection (power rises with ``p10`` at a fixed discordant rate). Returns ``math.inf``
+    when even "every discordant row favours the challenger" falls short of the power, i.e.
+    the test set is too small or the models agree too often for any improvement to show.
+    """
+    n = _check_count("n", n)
+    rate = _check_probability("discordant_rate", discordant_rate)
+    alpha = _check_probability("alpha", alpha, open_interval=True)
+    target = _check_probability("power", power, open_interval=True)
+    if n == 0 or rate == 0.0:
+        return math.inf
+
+    def power_at(delta: float) -> float:
+        return mcnemar_power((rate - delta) / 2.0, (rate + delta) / 2.0, n, alpha)
+
+    if power_at(rate) < target:
+        return math.inf
+    lo, hi = 0.0, rate
+    if power_at(lo) >= target:  # only when alpha >= power; kept for completeness
+        return 0.0
+    while hi - lo > 1e-9 * max(rate, 1e-12):
+        mid = 0.5 * (lo + hi)
+        if power_at(mid) >= target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+# --------------------------------------------------------------------------------------
+# DeLong
+# --------------------------------------------------------------------------------------
+
+
+class _Workspace:
+    """Row-sized buffers reused across both classifiers.
+
+    At millions of rows, touching fresh memory costs about as much as the arithmetic, so
+    DeLong keeps to two int64 and three bool buffers besides the argsort outputs.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.work = np.empty(n, dtype=np.int64)
+        self.scratch = np.empty(n, dtype=np.int64)
+        self.sorted_pos = np.empty(n, dtype=bool)
+        self.not_pos = np.empty(n, dtype=bool)
+        self.new_group = np.empty(n, dtype=bool)
+
+
+def _sorted_placements(
+    scores: np.ndarray, positive: np.ndarray, ws: _Workspace
+) -> tuple[np.ndarray, int]:
+    """Doubled DeLong placements in score order; returns (argsort order, 2 * Mann-Whitney U).
+
+    Leaves in ``ws.work``, for the row at each sorted position: for a positive,
+    2 * (negatives scored below) + (negatives tied) = 2 * n_neg * V10; for a negative,
+    2 * (positives below) + (positives tied), so V01 = 1 - value / (2 * n_pos). Doubling
+    keeps them exact integers. ``ws.sorted_pos`` / ``ws.not_pos`` hold the labels in the
+    same order; ``ws.scratch`` is overwritten.
+
+    This is Sun & Xu's midrank formulation (V10 = (overall midrank - midrank among
+    positives) / n_neg) with the subtraction done on counts: one argsort and cumulative
+    class counts per tie group give all three midranks at once.
+    """
+    n = scores.size
+    order = np.argsort(scores)
+    sorted_scores = np.take(scores, order, out=ws.work.view(np.float64))
+    sorted_pos = np.take(positive, order, out=ws.sorted_pos)
+    not_pos = np.logical_not(sorted_pos, out=ws.not_pos)
+    new_group = ws.new_group
+    new_group[0] = True
+    np.not_equal(sorted_scores[1:], sorted_scores[:-1], out=new_group[1:])
+    pos_through = np.cumsum(sorted_pos, dtype=np.int64, out=ws.scratch)  # positives <= here
+    if new_group.all():
+        # No ties (typical for continuous scores): every row is its own group, and the
+        # sorted scores are no longer needed, so their buffer takes the placements.
+        twice = np.cumsum(not_pos, dtype=np.int64, out=ws.work)  # negatives <= here
+        np.copyto(twice, pos_through, where=not_pos)
+        twice += twice
+    else:
+        starts = np.flatnonzero(new_group)
+        ends = np.empty_like(starts)
+        ends[:-1] = starts[1:]
+        ends[-1] = n
+        pos_end = pos_through[ends - 1]
+        pos_before = np.empty_like(pos_end)
+        pos_before[0] = 0
+        pos_before[1:] = pos_end[:-1]
+        # Column 0: value for a negative row of the group, column 1: for a positive row.
+        per_group = np.empty((starts.size, 2), dtype=np.int64)
+        per_group[:, 0] = pos_before + pos_end
+        per_group[:, 1] = (starts - pos_before) + (ends - pos_end)
+        index = np.cumsum(new_group, dtype=np.int64, out=ws.scratch)  # group number + 1
+        index -= 1
+        index += index
+        index += sorted_pos
+        twice = np.take(per_group.ravel(), index, out=ws.work)
+    return order, int(np.sum(twice, where=sorted_pos))
+
+
+def _twice_mann_whitney_u(scores: np.ndarray, positive: np.ndarray) -> int:
+    """2 * U (pairs ordered correctly, ties one half), so AUC = value / (2 n_pos n_neg)."""
+    return _sorted_placements(scores, positive, _Workspace(scores.size))[1]
+
+
+def delong(
+    y_true: Any,
+    scores_challenger: Any,
+    scores_champion: Any,
+    *,
+    alternative: str = "greater",
+) -> DeLongResult:
+    """DeLong's paired test of two correlated ROC AUCs on the same rows (binary label).
+
+    ``y_true`` is 0/1 or boolean; higher scores mean "more likely positive" (pROC's
+    ``direction="<"``); ties count one half. ``statistic`` is
+    z = (AUC_challenger - AUC_champion) / sqrt(Var), with the variance from the DeLong
+    placement values (ddof = 1), as in pROC's ``roc.test(..., method="delong",
+    paired=TRUE)``. ``alternative="greater"`` tests "challenger AUC higher".
+
+    Runs in O(n log n): one argsort per score vector (Sun & Xu 2014), no n_pos x n_neg
+    comparison matrix. When the variance of the difference is exactly 0 (identical score
+    vectors, both classifiers perfect, ...) it returns statistic 0 and p-value 1, where
+    pROC would give p = 0.5 or infinite z: no variance means no evidence either way.
+    Needs at least two positives and two negatives (the variance uses ddof = 1).
+    """
+    _check_choice("alternative", alternative, ALTERNATIVES)
+    positive = _binary_labels("y_true", y_true)
+    a = _scores("scores_challenger", scores_challenger)
+    b = _scores("scores_champion", scores_champion)
+    _check_same_rows("y_true", positive.shape[0], scores_challenger=a, scores_champion=b)
+    n_pos = int(np.count_nonzero(positive))
+    n_neg = positive.size - n_pos
+    if n_pos < 2 or n_neg < 2:
+        raise ValueError(
+            f"y_true has {n_pos} positives and {n_neg} negatives; DeLong's test needs at "
+            "least two of each class"
+        )
+
+    ws = _Workspace(positive.size)
+    order_a, u_a = _sorted_placements(a, positive, ws)
+    place_a = ws.scratch  # back to row order; pos_through in scratch is spent
+    place_a[order_a] = ws.work
+    ws.scratch = order_a  # the spent permutation buffer becomes the next scratch (both int64)
+    order_b, u_b = _sorted_placements(b, positive, ws)
+    # Pair the two classifiers row by row in b's sorted order (labels in ws.sorted_pos).
+    # The difference of integer placements is exact, so identical or equally perfect
+    # classifiers give a variance of exactly 0 rather than rounding noise.
+    diff = np.take(place_a, order_b, out=ws.scratch)
+    del order_b, place_a
+    diff -= ws.work  # 2 n_neg (V10_a - V10_b) on positives, 2 n_pos (V01_b - V01_a) on negatives
+    mean_pos = int(np.sum(diff, where=ws.sorted_pos)) / n_pos
+    mean_neg = int(np.sum(diff, where=ws.not_pos)) / n_neg
+    centred = np.subtract(diff, mean_neg, out=ws.work.view(np.float64))
+    np.subtract(centred, mean_pos - mean_neg, out=centred, where=ws.sorted_pos)
+    np.square(centred, out=centred)
+    var_pos = float(np.sum(centred, where=ws.sorted_pos)) / (n_pos - 1)
+    var_neg = float(np.sum(centred, where=ws.not_pos)) / (n_neg - 1)
+    pairs = 2.0 * n_pos * n_neg
+    auc_a, auc_b = u_a / pairs, u_b / pairs
+    variance = var_pos / (4.0 * n_neg * n_neg * n_pos) + var_neg / (4.0 * n_pos * n_pos * n_neg)
+    if not variance > 0.0:
+        return DeLongResult(auc_a, auc_b, 0.0, 1.0, 0.0, alternative)
+    z = ((u_a - u_b) / pairs) / math.sqrt(variance)
+    if alternative == "greater":
+        p = sps.norm.sf(z)
+    else:
+        p = 2.0 * sps.norm.sf(abs(z))
+    return DeLongResult(auc_a, auc_b, float(z), float(min(p, 1.0)), variance, alternative)
+
+
+# --------------------------------------------------------------------------------------
+# Paired bootstrap
+# --------------------------------------------------------------------------------------
+
+
+def _percentile_interval(draws: np.ndarray, confidence: float, sided: str) -> tuple[float, float]:
+    alpha = 1.0 - confidence
+    if sided == "two-sided":
+        low, high = np.quantile(draws, [alpha / 2.0, 1.0 - alpha / 2.0])
+        return float(low), float(high)
+    if sided == "lower":
+        return float(np.quantile(draws, alpha)), math.inf
+    return -math.inf, float(np.quantile(draws, confidence))
+
+
+def _label_codes(
+    y_true: Any, pred_challenger: Any, pred_champion: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    y = _as_array("y_true", y_true)
+    a = _as_array("pred_challenger", pred_challenger, ndim=(1, 2))
+    b = _as_array("pred_champion", pred_champion, ndim=(1, 2))
+    for name, arr in (("pred_challenger", a), ("pred_champion", b)):
+        if arr.ndim != 1:
+            raise ValueError(
+                f"{name} must be 1-D predicted labels for accuracy and macro_f1, got shape "
+                f"{arr.shape}; pass probabilities.argmax(axis=1)"
+            )
+    _check_same_rows("y_true", y.shape[0], pred_challenger=a, pred_champion=b)
+    n = y.shape[0]
+    try:
+        classes, codes = np.unique(np.concatenate([y, a, b]), return_inverse=True)
+    except TypeError:
+        raise ValueError(
+            "y_true, pred_challenger and pred_champion must hold labels of one comparable type"
+        ) from None
+    codes = codes.reshape(-1)
+    return codes[:n], codes[n : 2 * n], codes[2 * n :], int(classes.size)
+
+
+def _macro_f1_from_cells(
+    counts: np.ndarray, true_cls: np.ndarray, pred_cls: np.ndarray, n_classes: int
+) -> np.ndarray:
+    """Macro F1 for each row of ``counts`` (resamples x occupied cells).
+
+    Averages over the classes present in labels or predictions of that resample, exactly as
+    ``sklearn.metrics.f1_score(average="macro")`` on the resampled rows does.
+    """
+    r = counts.shape[0]
+    offsets = (np.arange(r, dtype=np.int64) * n_classes)[:, None]
+
+    def per_class(cls: np.ndarray, cell_counts: np.ndarray) -> np.ndarray:
+        idx = (offsets + cls[None, :]).ravel()
+        summed = np.bincount(idx, weights=cell_counts.ravel(), minlength=r * n_classes)
+        return summed.reshape(r, n_classes)
+
+    support = per_class(true_cls, counts)
+    predicted = per_class(pred_cls, counts)
+    hit = true_cls == pred_cls
+    tp = per_class(true_cls[hit], counts[:, hit])
+    denom = support + predicted
+    present = denom > 0
+    f1 = np.divide(2.0 * tp, denom, out=np.zeros_like(denom), where=present)
+    return f1.sum(axis=1) / present.sum(axis=1)
+
+
+def _row_log_loss(name: str, y: np.ndarray, pred: Any) -> np.ndarray:
+    """Per-row log loss with sklearn's clipping to [eps, 1 - eps] (float64 eps)."""
+    p = _as_array(name, pred, ndim=(1, 2))
+    if p.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold probabilities, got dtype {p.dtype}")
+    p = np.asarray(p, dtype=np.float64)
+    _check_same_rows("y_true", y.shape[0], **{name: p})
+    if ((p < 0.0) | (p > 1.0)).any():
+        raise ValueError(f"{name} must hold probabilities in [0, 1] for log_loss")
+    if p.ndim == 1:
+        positive = _binary_labels("y_true", y)
+        q = np.where(positive, p, 1.0 - p)
+    else:
+        k = p.shape[1]
+        if k < 2:
+            raise ValueError(f"{name} has {k} column; pass one probability column per class")
+        if np.abs(p.sum(axis=1) - 1.0).max() > 1e-6:
+            raise ValueError(f"rows of {name} must sum to 1; pass class probabilities")
+        if y.dtype.kind not in "iub" and not (
+            y.dtype.kind == "f" and np.array_equal(y, np.round(y))
+        ):
+            raise ValueError("y_true must hold class indices 0..k-1 for a probability matrix")
+        cls = y.astype(np.int64)
+        if cls.min() < 0 or cls.max() >= k:
+            raise ValueError(f"y_true must hold class indices 0..{k - 1} to match {name}")
+        q = p[np.arange(p.shape[0]), cls]
+    eps = np.finfo(np.float64).eps
+    return -np.log(np.clip(q, eps, 1.0 - eps))
+
+
+def _auc_scores(name: str, pred: Any) -> np.ndarray:
+    arr = _as_array(name, pred, ndim=(1, 2))
+    if arr.ndim == 2:
+        if arr.shape[1] != 2:
+            raise ValueError(
+                f"{name} has {arr.shape[1]} columns; the auc bootstrap supports binary labels "
+                "only (pass the positive-class column); use macro_f1 or log_loss for multiclass"
+            )
+        arr = arr[:, 1]
+    return _scores(name, arr)
+
+
+class _SortedScores:
+    """One classifier's scores sorted once, reused by every AUC bootstrap resample."""
+
+    def __init__(self, scores: np.ndarray, positive: np.ndarray) -> None:
+        self.order = np.argsort(scores)
+        sorted_scores = scores[self.order]
+        self.sorted_pos = positive[self.order]
+        new_group = np.empty(scores.size, dtype=bool)
+        new_group[0] = True
+        np.not_equal(sorted_scores[1:], sorted_scores[:-1], out=new_group[1:])
+        self.starts = None if new_group.all() else np.flatnonzero(new_group)
+
+    def weighted_auc(self, row_weights: np.ndarray) -> np.ndarray:
+        """AUC for each row of ``row_weights`` (resamples x rows, multiplicities)."""
+        w = row_weights[:, self.order].astype(np.float64)
+        w_pos = np.where(self.sorted_pos, w, 0.0)
+        w_neg = w - w_pos
+        if self.starts is not None:
+            w_pos = np.add.reduceat(w_pos, self.starts, axis=1)
+            w_neg = np.add.reduceat(w_neg, self.starts, axis=1)
+        neg_below = np.cumsum(w_neg, axis=1) - w_neg
+        u = np.einsum("ij,ij->i", w_pos, neg_below + 0.5 * w_neg)
+        total_pos = w_pos.sum(axis=1)
+        total_neg = w_neg.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return u / (total_pos * total_neg)
+
+
+def bootstrap_difference(
+    metric: str,
+    y_true: Any,
+    pred_challenger: Any,
+    pred_champion: Any,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int | None = 0,
+    sided: str = "two-sided",
+) -> BootstrapResult:
+    """Paired percentile bootstrap interval of (challenger - champion) for ``metric``.
+
+    Rows are resampled with replacement, the same rows for both models, ``n_resamples``
+    times. ``metric`` is one of:
+
+    - ``"accuracy"``: ``pred_*`` are predicted labels. Only the counts of the four agreement
+      cells (both right, only challenger right, only champion right, both wrong) matter, so
+      a resample is one multinomial draw of those counts: exact in distribution and O(B)
+      whatever the number of rows.
+    - ``"macro_f1"``: ``pred_*`` are predicted labels. Likewise a resample is a multinomial
+      draw over the occupied (true, challenger, champion) label cells, O(B x cells).
+    - ``"log_loss"``: ``pred_*`` are probability matrices (n x k; ``y_true`` holds class
+      indices) or, for a 0/1 label, positive-class probabilities. Reported as the
+      improvement champion loss - challenger loss, so positive still means "challenger
+      better". Rows are resampled as indices in chunks: O(B x n) time, bounded memory.
+    - ``"auc"``: binary label; ``pred_*`` are positive-class scores (or n x 2 matrices).
+      Each model is sorted once and every resample is scored from row multiplicities in
+      that order, O(B x n) in chunks; resamples that happen to miss a class are dropped and
+      ``n_resamples`` in the result reports how many were used. At millions of rows prefer
+      :func:`delong` or lower ``n_resamples``.
+
+    ``sided`` picks the interval: ``"two-sided"`` gives the (1-confidence)/2 and
+    (1+confidence)/2 percentiles; ``"lower"`` gives a one-sided lower confidence bound
+    (``low`` = the (1-confidence) percentile, ``high`` = +inf), which is what a
+    non-inferiority or margin check needs; ``"upper"`` mirrors it. ``seed`` makes the
+    draws reproducible. ``estimate`` is the difference on the full data.
+    """
+    _check_choice("metric", metric, BOOTSTRAP_METRICS)
+    _check_choice("sided", sided, BOOTSTRAP_SIDES)
+    confidence = _check_probability("confidence", confidence, open_interval=True)
+    n_resamples = _check_count("n_resamples", n_resamples)
+    if n_resamples < 1:
+        raise ValueError("n_resamples must be at least 1; 10000 is a good default")
+    rng = np.random.default_rng(seed)
+
+    args = (y_true, pred_challenger, pred_champion, n_resamples, rng)
+    if metric == "accuracy":
+        draws, estimate = _bootstrap_accuracy(*args)
+    elif metric == "macro_f1":
+        draws, estimate = _bootstrap_macro_f1(*args)
+    elif metric == "log_loss":
+        y = _as_array("y_true", y_true)
+        improvement = _row_log_loss("pred_champion", y, pred_champion)
+        improvement -= _row_log_loss("pred_challenger", y, pred_challenger)
+        draws, estimate = _bootstrap_mean(improvement, n_resamples, rng), float(improvement.mean())
+    else:
+        draws, estimate = _bootstrap_auc(*args)
+    low, high = _percentile_interval(draws, confidence, sided)
+    return BootstrapResult(metric, estimate, low, high, confidence, int(draws.size), sided)
+
+
+def _bootstrap_accuracy(
+    y_true: Any, pred_a: Any, pred_b: Any, n_resamples: int, rng: np.random.Generator
+) -> tuple[np.ndarray, float]:
+    y = _as_array("y_true", y_true)
+    a = _as_array("pred_challenger", pred_a, ndim=(1, 2))
+    b = _as_array("pred_champion", pred_b, ndim=(1, 2))
+    for name, arr in (("pred_challenger", a), ("pred_champion", b)):
+        if arr.ndim != 1:
+            raise ValueError(
+                f"{name} must be 1-D predicted labels for accuracy, got shape {arr.shape}; "
+                "pass probabilities.argmax(axis=1)"
+            )
+    _check_same_rows("y_true", y.shape[0], pred_challenger=a, pred_champion=b)
+    n = y.shape[0]
+    right_a = a == y
+    right_b = b == y
+    n_a = int(np.count_nonzero(right_a))
+    n_b = int(np.count_nonzero(right_b))
+    both = int(np.count_nonzero(right_a & right_b))
+    only_a, only_b = n_a - both, n_b - both
+    # Only the two discordant cells move the difference; the concordant ones are lumped.
+    cells = np.array([only_a, only_b, n - only_a - only_b], dtype=np.float64) / n
+    counts = rng.multinomial(n, cells, size=n_resamples)
+    draws = (counts[:, 0] - counts[:, 1]) / n
+    return draws, (only_a - only_b) / n
+
+
+def _bootstrap_macro_f1(
+    y_true: Any, pred_a: Any, pred_b: Any, n_resamples: int, rng: np.random.Generator
+) -> tuple[np.ndarray, float]:
+    y, a, b, k = _label_codes(y_true, pred_a, pred_b)
+    n = y.size
+    cell = (y.astype(np.int64) * k + a) * k + b
+    if k**3 <= max(4 * n, 1 << 16):
+        counts = np.bincount(cell, minlength=k**3)
+        ids = np.flatnonzero(counts)
+        counts = counts[ids]
+    else:
+        ids, counts = np.unique(cell, return_counts=True)
+    true_cls, a_cls, b_cls = ids // (k * k), (ids // k) % k, ids % k
+
+    def difference(cell_counts: np.ndarray) -> np.ndarray:
+        return _macro_f1_from_cells(cell_counts, true_cls, a_cls, k) - _macro_f1_from_cells(
+            cell_counts, true_cls, b_cls, k
+        )
+
+    estimate = float(difference(counts[None, :])[0])
+    probs = counts / n
+    chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // ids.size)
+    draws = np.empty(n_resamples)
+    for start in range(0, n_resamples, chunk):
+        size = min(chunk, n_resamples - start)
+        draws[start : start + size] = difference(rng.multinomial(n, probs, size=size))
+    return draws, estimate
+
+
+def _bootstrap_mean(values: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    n = values.size
+    chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // n)
+    draws = np.empty(n_resamples)
+    for start in range(0, n_resamples, chunk):
+        size = min(chunk, n_resamples - start)
+        idx = rng.integers(0, n, size=(size, n))
+        draws[start : start + size] = values[idx].mean(axis=1)
+    return draws
+
+
+def _bootstrap_auc(
+    y_true: Any, pred_a: Any, pred_b: Any, n_resamples: int, rng: np.random.Generator
+) -> tuple[np.ndarray, float]:
+    positive = _binary_labels("y_true", y_true)
+    a = _auc_scores("pred_challenger", pred_a)
+    b = _auc_scores("pred_champion", pred_b)
+    _check_same_rows("y_true", positive.shape[0], pred_challenger=a, pred_champion=b)
+    n = positive.size
+    n_pos = int(np.count_nonzero(positive))
+    if n_pos == 0 or n_pos == n:
+        raise ValueError("y_true has a single class; AUC needs both positives and negatives")
+    u_a = _twice_mann_whitney_u(a, positive)
+    u_b = _twice_mann_whitney_u(b, positive)
+    estimate = (u_a - u_b) / (2.0 * n_pos * (n - n_pos))
+    sorted_a, sorted_b = _SortedScores(a, positive), _SortedScores(b, positive)
+    chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // n)
+    draws = np.empty(n_resamples)
+    for start in range(0, n_resamples, chunk):
+        size = min(chunk, n_resamples - start)
+        idx = rng.integers(0, n, size=(size, n))
+        idx += (np.arange(size, dtype=np.int64) * n)[:, None]
+        weights = np.bincount(idx.ravel(), minlength=size * n).reshape(size, n)
+        draws[start : start + size] = sorted_a.weighted_auc(weights) - sorted_b.weighted_auc(
+            weights
+        )
+    draws = draws[np.isfinite(draws)]
+    if draws.size == 0:
+        raise ValueError("every bootstrap resample missed a class; y_true needs more of each class")
+    return draws, float(estimate)
+
+
+# --------------------------------------------------------------------------------------
+# Corrected resampled t-test
+# --------------------------------------------------------------------------------------
+
+
+def corrected_resampled_ttest(
+    differences: Any, n_train: int, n_test: int, *, alternative: str = "greater"
+) -> CorrectedTTestResult:
+    """Nadeau & Bengio's (2003) corrected resampled t-test.
+
+    ``differences`` holds the J per-split metric differences (challenger - champion) from
+    repeated random train/test splits of ``n_train`` / ``n_test`` rows. Overlapping
+    training sets make the splits correlated, so the naive t-test's variance term 1/J is
+    inflated by n_test/n_train: t = mean / sqrt((1/J + n_test/n_train) * var(ddof=1)),
+    with J - 1 degrees of freedom.
+
+    Zero variance is handled without inf or NaN: with tol = 1e-12 * max(1, max|d|), if the
+    standard deviation is <= tol and |mean| <= tol (all differences ~0) the result is
+    statistic 0, p-value 1; if the differences are a constant clearly non-zero value the
+    statistic is +-T_STATISTIC_CAP (1e6), giving a p-value of ~0 (or ~1) for "greater".
+    Every |t| is capped at T_STATISTIC_CAP the same way.
+    """
+    _check_choice("alternative", alternative, ALTERNATIVES)
+    d = _scores("differences", differences)
+    j = d.size
+    if j < 2:
+        raise ValueError(f"differences has {j} value; the t-test needs at least 2 splits")
+    for name, value in (("n_train", n_train), ("n_test", n_test)):
+        try:
+            ok = float(value) > 0 and math.isfinite(float(value))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"{name} must be a positive number of rows, got {value!r}")
+    mean = float(d.mean())
+    sd = float(d.std(ddof=1))
+    tol = 1e-12 * max(1.0, float(np.abs(d).max()))
+    df = j - 1
+    if sd <= tol:
+        if abs(mean) <= tol:
+            return CorrectedTTestResult(0.0, 1.0, df, mean)
+        t = math.copysign(T_STATISTIC_CAP, mean)
+    else:
+        t = mean / (sd * math.sqrt(1.0 / j + float(n_test) / float(n_train)))
+        t = float(np.clip(t, -T_STATISTIC_CAP, T_STATISTIC_CAP))
+    if alternative == "greater":
+        p = sps.t.sf(t, df)
+    else:
+        p = 2.0 * sps.t.sf(abs(t), df)
+    return CorrectedTTestResult(t, float(min(p, 1.0)), df, mean)

@@ -1,0 +1,252 @@
+"""The five pipeline steps as plain functions: one call per component.
+
+Each takes local paths and plain parameters, does the work through the rest of the core
+library and returns what the component logs as artifact metadata. A KFP component body only
+resolves its artifact paths, calls one of these and writes the outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.core import data as data_mod
+from components.core import report as report_mod
+from components.core.bundle import load_bundle, save_bundle
+from components.core.errors import DataError
+from components.core.features import Preprocessor, feature_statistics, fit_preprocessor
+from components.core.gate import Decision, GatePolicy, decide
+from components.core.io import read_json, write_json
+from components.core.metrics import (
+    Baseline,
+    align_proba,
+    classification_metrics,
+    confusion_matrix,
+    encode_labels,
+    roc_points,
+)
+from components.core.registry import open_registry
+from components.core.split import SplitConfig, split_frame
+from components.core.training import TrainConfig, train_mlp
+
+log = logging.getLogger(__name__)
+
+
+def check_source(
+    source: str, label: str, options: data_mod.SourceOptions, split: SplitConfig
+) -> Any:
+    """Load and validate a source exactly as ingest does; returns the frame."""
+    frame = data_mod.load_source(source, label, options)
+    data_mod.validate_frame(frame, label, source)
+    split_frame(frame, label, split)  # every class must reach every split
+    return frame
+
+
+def ingest(
+    source: str, label: str, out_path: str, options: data_mod.SourceOptions, split: SplitConfig
+) -> dict[str, Any]:
+    frame = check_source(source, label, options, split)
+    data_mod.write_parquet(frame, out_path)
+    meta = data_mod.dataset_metadata(frame, label) | {"source": source}
+    log.info("ingested %s: %d rows, %d columns", source, meta["rows"], meta["columns"])
+    return meta
+
+
+def preprocess(
+    dataset_path: str,
+    label: str,
+    split: SplitConfig,
+    train_path: str,
+    val_path: str,
+    test_path: str,
+    preprocessor_path: str,
+) -> dict[str, Any]:
+    frame = data_mod.read_parquet(dataset_path)
+    parts = split_frame(frame, label, split)
+    pre = fit_preprocessor(parts["train"], label)
+    out: dict[str, Any] = {}
+    for name, path in (("train", train_path), ("val", val_path), ("test", test_path)):
+        data_mod.write_parquet(parts[name], path)
+        out[name] = data_mod.dataset_metadata(parts[name], label) | {"split": name}
+    write_json(preprocessor_path, pre.to_json())
+    out["preprocessor"] = {
+        "numeric": len(pre.numeric),
+        "categorical": len(pre.categorical),
+        "outputs": pre.n_outputs,
+        "fitted_on": "train",
+    }
+    return out
+
+
+def _classes(frame: Any, label: str) -> list[Any]:
+    values = frame[label].dropna().unique().tolist()
+    try:
+        return sorted(values)
+    except TypeError:  # mixed types: order by text
+        return sorted(values, key=str)
+
+
+def train(
+    train_path: str,
+    val_path: str,
+    preprocessor_path: str,
+    label: str,
+    config: TrainConfig,
+    model_dir: str,
+    model_name: str = "",
+    checkpoint_dir: str | None = None,
+) -> tuple[list[dict[str, float]], dict[str, Any]]:
+    train_df = data_mod.read_parquet(train_path)
+    val_df = data_mod.read_parquet(val_path)
+    pre = Preprocessor.from_json(read_json(preprocessor_path))
+    classes = _classes(train_df, label)
+    x_train, y_train = pre.transform(train_df), encode_labels(train_df[label], classes)
+    x_val, y_val = pre.transform(val_df), encode_labels(val_df[label], classes)
+    keep = y_val >= 0  # a validation label unseen in train cannot be learned: leave it out
+    result = train_mlp(
+        x_train,
+        y_train,
+        x_val[keep],
+        y_val[keep],
+        len(classes),
+        config,
+        checkpoint_dir=checkpoint_dir,
+    )
+    best = result.history[result.best_epoch - 1] if result.best_epoch else result.history[-1]
+    meta = {
+        "name": model_name,
+        "train_config": config.to_json(),
+        "training": {
+            "rows": int(len(train_df)),
+            "data_sha256": data_mod.content_sha256(train_df),
+            "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history),
+            "val_loss": best["val_loss"],
+            "val_accuracy": best["val_accuracy"],
+            "device": result.device,
+            "precision": result.precision,
+            "seconds": round(result.seconds, 3),
+            "resumed_from_epoch": result.resumed_from_epoch,
+        },
+        "feature_statistics": feature_statistics(train_df, pre),
+    }
+    save_bundle(model_dir, result.network, pre, classes, label, extra=meta)
+    if checkpoint_dir:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the bundle now supersedes it
+    return result.history, meta["training"]
+
+
+@dataclass
+class Evaluation:
+    decision: Decision
+    classes: list[Any]
+    challenger: dict[str, float]
+    champion: dict[str, float]
+    confusion_challenger: list[list[int]]
+    confusion_champion: list[list[int]]
+    roc_challenger: dict[str, list[float]] | None = None
+    roc_champion: dict[str, list[float]] | None = None
+    champion_version: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def flat_metrics(self) -> dict[str, float]:
+        """Both models' metrics and the differences, for a KFP Metrics artifact."""
+        out: dict[str, float] = {}
+        for who, values in (("challenger", self.challenger), ("champion", self.champion)):
+            for k, v in values.items():
+                out[f"{who}_{k}"] = float(v)
+        for k in self.challenger:
+            out[f"difference_{k}"] = float(self.challenger[k] - self.champion[k])
+        low = self.decision.effect.get("accuracy_lower_bound")
+        if low is not None:
+            out["difference_accuracy_lower_bound"] = float(low)
+        out["p_value"] = float(self.decision.p_value)
+        out["deploy"] = float(self.decision.deploy)
+        out["test_rows"] = float(self.decision.counts["test_rows"])
+        return out
+
+
+def evaluate(
+    model_dir: str,
+    train_path: str,
+    test_path: str,
+    registry: str,
+    model_name: str,
+    policy: GatePolicy,
+    decision_path: str,
+    report_html: str | None = None,
+    report_md: str | None = None,
+) -> Evaluation:
+    challenger = load_bundle(model_dir)
+    test_df = data_mod.read_parquet(test_path)
+    label = challenger.label
+    challenger.check_schema(test_df, what=f"test data for model '{model_name}'")
+    reg = open_registry(registry, model_name)
+    current = reg.champion()
+    classes = challenger.classes
+    y = encode_labels(test_df[label], classes)
+    if (y < 0).any():
+        raise DataError(
+            f"test split: {int((y < 0).sum())} row(s) have a label the challenger "
+            "never saw in training; add such rows to the training data"
+        )
+    proba_new = challenger.predict_proba(test_df)
+    if current is None:
+        train_df = data_mod.read_parquet(train_path)
+        baseline = Baseline(policy.baseline).fit(
+            challenger.transform(train_df), encode_labels(train_df[label], classes), classes
+        )
+        proba_old = baseline.predict_proba_matrix(challenger.transform(test_df))
+        champion_name = baseline.describe()
+    else:
+        champ = load_bundle(current.path)
+        champ.check_schema(test_df, what=f"champion version {current.version} of '{model_name}'")
+        proba_old = align_proba(champ.predict_proba(test_df), champ.classes, classes)
+        champion_name = f"version {current.version}"
+    m_new, m_old = classification_metrics(y, proba_new), classification_metrics(y, proba_old)
+    decision = decide(
+        policy,
+        y,
+        proba_new,
+        proba_old,
+        champion_name=champion_name,
+        first_run=current is None,
+        metrics={"challenger": m_new, "champion": m_old},
+    )
+    k = len(classes)
+    ev = Evaluation(
+        decision=decision,
+        classes=classes,
+        challenger=m_new,
+        champion=m_old,
+        confusion_challenger=confusion_matrix(y, proba_new.argmax(1), k),
+        confusion_champion=confusion_matrix(y, proba_old.argmax(1), k),
+        roc_challenger=roc_points(y, proba_new[:, 1]) if k == 2 else None,
+        roc_champion=roc_points(y, proba_old[:, 1]) if k == 2 else None,
+        champion_version=current.version if current else None,
+    )
+    payload = decision.to_json() | {
+        "model_name": model_name,
+        "registry": registry,
+        "champion_version": ev.champion_version,
+        "challenger_training": challenger.meta.get("training", {}),
+        "policy": policy.to_json(),
+    }
+    write_json(decision_path, payload)
+    if report_html:
+        report_mod.write_html(report_html, ev, model_name)
+    if report_md:
+        report_mod.write_markdown(report_md, ev, model_name)
+    if not decision.deploy:
+        reg.record(payload)
+    return ev
+
+
+def deploy(model_dir: str, decision_path: str, registry: str, model_name: str) -> dict[str, Any]:
+    decision = read_json(decision_path)
+    if not decision.get("deploy"):
+        raise DataError(f"decision '{decision_path}' says not to deploy; refusing to register")
+    champion = open_registry(registry, model_name).register(model_dir, decision)
+    return {"version": champion.version, "uri": champion.uri, "model_name": model_name}

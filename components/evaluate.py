@@ -1,0 +1,77 @@
+"""evaluate: champion vs challenger on the SAME raw test rows; the significance gate."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import (
+    HTML,
+    Artifact,
+    ClassificationMetrics,
+    Dataset,
+    Input,
+    Markdown,
+    Metrics,
+    Model,
+    Output,
+)
+
+from components.images import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def evaluate(
+    model: Input[Model],
+    train_data: Input[Dataset],
+    test_data: Input[Dataset],
+    registry: str,
+    model_name: str,
+    alpha: float,
+    primary_metrics: str,
+    margin: float,
+    guardrails: str,
+    min_test_rows: int,
+    baseline: str,
+    accuracy_floor: float,
+    metrics: Output[Metrics],
+    challenger_metrics: Output[ClassificationMetrics],
+    champion_metrics: Output[ClassificationMetrics],
+    decision: Output[Artifact],
+    report: Output[HTML],
+    summary: Output[Markdown],
+) -> NamedTuple("Outputs", [("deploy", bool), ("p_value", float)]):
+    from typing import NamedTuple
+
+    from components.core import steps
+    from components.core.gate import GatePolicy
+
+    policy = GatePolicy.from_params(
+        alpha, primary_metrics, margin, guardrails, min_test_rows, baseline, accuracy_floor
+    )
+    ev = steps.evaluate(
+        model.path,
+        train_data.path,
+        test_data.path,
+        registry,
+        model_name,
+        policy,
+        decision.path,
+        report.path,
+        summary.path,
+    )
+    for key, value in ev.flat_metrics().items():
+        metrics.log_metric(key, value)
+    names = [str(c) for c in ev.classes]
+    challenger_metrics.log_confusion_matrix(names, ev.confusion_challenger)
+    champion_metrics.log_confusion_matrix(names, ev.confusion_champion)
+    for artifact, roc in (
+        (challenger_metrics, ev.roc_challenger),
+        (champion_metrics, ev.roc_champion),
+    ):
+        if roc:
+            artifact.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
+    decision.metadata.update(
+        {"deploy": ev.decision.deploy, "p_value": ev.decision.p_value, "reason": ev.decision.reason}
+    )
+    return NamedTuple("Outputs", [("deploy", bool), ("p_value", float)])(
+        ev.decision.deploy, ev.decision.p_value
+    )

@@ -1,0 +1,57 @@
+"""train: the PyTorch MLP, as ONE model bundle plus per-epoch metrics."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+
+from components.images import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def train(
+    train_data: Input[Dataset],
+    val_data: Input[Dataset],
+    preprocessor: Input[Artifact],
+    label: str,
+    model_name: str,
+    hidden_sizes: str,
+    dropout: float,
+    learning_rate: float,
+    weight_decay: float,
+    batch_size: int,
+    max_epochs: int,
+    patience: int,
+    seed: int,
+    model: Output[Model],
+    metrics: Output[Metrics],
+):
+    import os
+
+    from components.core import steps
+    from components.core.training import TrainConfig
+
+    config = TrainConfig(
+        hidden_sizes=tuple(int(h) for h in hidden_sizes.split(",") if h.strip()),
+        dropout=dropout,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        max_epochs=max_epochs,
+        patience=patience,
+        seed=seed,
+    )
+    # Beside the output, so a retry of this task (same output URI) resumes from it.
+    checkpoints = os.path.join(os.path.dirname(model.path), "checkpoints")
+    history, summary = steps.train(
+        train_data.path,
+        val_data.path,
+        preprocessor.path,
+        label,
+        config,
+        model.path,
+        model_name,
+        checkpoints,
+    )
+    for row in history:
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+            metrics.log_metric(f"epoch{row['epoch']:03d}_{key}", round(row[key], 6))
+    model.metadata.update({"framework": "pytorch", "name": model_name} | summary)

@@ -1,0 +1,142 @@
+"""Compiling the pipeline, reading the compiled spec back, and checking parameters against it.
+
+Used by compile.py, ``sigdeploy run`` and the submit commands, so that a bad parameter name or
+type is refused before any runner starts or any request is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from components.core.errors import ConfigError
+from components.core.io import atomic_path
+
+PARAM_TYPES = {
+    "STRING": str,
+    "NUMBER_INTEGER": int,
+    "NUMBER_DOUBLE": float,
+    "BOOLEAN": bool,
+}
+IMAGE_ENV = "SIGDEPLOY_COMPONENT_IMAGE"
+
+
+def compile_pipeline(
+    target_name: str = "local",
+    output: str | os.PathLike[str] = "pipeline.json",
+    image: str | None = None,
+    **target_options: Any,
+) -> Path:
+    """Compile for one target and write the IR atomically; JSON unless the path says YAML.
+
+    The image comes from ``image``, else the SIGDEPLOY_COMPONENT_IMAGE environment variable,
+    else the default in components/images.py. Output bytes are stable: two compiles with the
+    same inputs give identical files.
+    """
+    from kfp import compiler
+
+    from pipelines.targets import get_target
+    from pipelines.training import build_pipeline
+
+    target = get_target(
+        target_name, image=image or os.environ.get(IMAGE_ENV) or None, **target_options
+    )
+    out = Path(output)
+    suffix = out.suffix.lower()
+    if suffix not in (".json", ".yaml", ".yml"):
+        raise ConfigError(f"output '{out}': use a .json or .yaml file name")
+    if target.image_pull_policy and suffix == ".json":
+        raise ConfigError(
+            f"target '{target_name}' adds Kubernetes settings, which KFP writes only "
+            "as YAML; use an output ending in .yaml"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / f"pipeline{suffix}"
+        compiler.Compiler().compile(build_pipeline(target), str(raw))
+        text = raw.read_text()
+    if suffix == ".json":
+        text = json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+    with atomic_path(out) as tmp_out:
+        tmp_out.write_text(text)
+    return out
+
+
+def load_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The pipeline spec as a dict (JSON, or the first YAML document)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"pipeline '{p}': no such file; run `python compile.py` first")
+    text = p.read_text()
+    if p.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"pipeline '{p}': not valid JSON ({exc.msg}); recompile it") from exc
+    import yaml
+
+    docs = list(yaml.safe_load_all(text))
+    if not docs or not isinstance(docs[0], dict):
+        raise ConfigError(f"pipeline '{p}': empty or not a pipeline spec; recompile it")
+    return docs[0]
+
+
+def parameter_types(spec: dict[str, Any]) -> dict[str, str]:
+    params = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
+    return {name: p["parameterType"] for name, p in params.items()}
+
+
+def coerce_value(name: str, value: Any, kind: str) -> Any:
+    want = PARAM_TYPES.get(kind, str)
+    if want is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise ConfigError(f"parameter {name}={value!r}: expected true or false")
+    if want is int:
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(str(value).strip()) if not isinstance(value, (int, float)) else int(value)
+        except ValueError as exc:
+            raise ConfigError(f"parameter {name}={value!r}: expected an integer") from exc
+    if want is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"parameter {name}={value!r}: expected a number") from exc
+    return str(value)
+
+
+def check_parameters(spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Refuse unknown names and coerce values to the compiled parameter types."""
+    types = parameter_types(spec)
+    out = {}
+    for name, value in values.items():
+        if name not in types:
+            close = [
+                n for n in types if n.replace("_", "") == name.replace("_", "").replace("-", "")
+            ]
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(
+                f"parameter '{name}' is not a pipeline parameter{hint}; known: "
+                + ", ".join(sorted(types))
+            )
+        out[name] = coerce_value(name, value, types[name])
+    return out
+
+
+def parse_pairs(pairs: list[str] | None, what: str = "--param") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{what} {pair!r}: write NAME=VALUE")
+        out[key.strip()] = value
+    return out
