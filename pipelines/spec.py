@@ -58,10 +58,29 @@ def compile_pipeline(
         compiler.Compiler().compile(build_pipeline(target), str(raw))
         text = raw.read_text()
     if suffix == ".json":
-        text = json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+        spec = json.loads(text)
+        _set_images(spec, target.image)
+        text = json.dumps(spec, indent=2, sort_keys=True) + "\n"
+    else:
+        import yaml
+
+        docs = list(yaml.safe_load_all(text))
+        _set_images(docs[0], target.image)
+        text = yaml.safe_dump_all(docs, sort_keys=True)
     with atomic_path(out) as tmp_out:
         tmp_out.write_text(text)
     return out
+
+
+def _set_images(spec: dict[str, Any], image: str) -> None:
+    """Every executor runs the target's component image.
+
+    The components are declared with the default image (components/images.py); the target,
+    a compile flag or SIGDEPLOY_COMPONENT_IMAGE picks the real one here, at compile time.
+    """
+    for executor in spec.get("deploymentSpec", {}).get("executors", {}).values():
+        if "container" in executor:
+            executor["container"]["image"] = image
 
 
 def load_spec(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -36,10 +36,21 @@ class SplitConfig:
         return 1.0 - self.train_fraction - self.val_fraction
 
 
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """A bijective 64-bit mixer: every input bit affects every output bit."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
 def row_unit_hash(frame: pd.DataFrame, salt: str) -> np.ndarray:
     """Map every row to a number in [0, 1) from its content and the salt."""
-    key = hashlib.sha256(salt.encode()).hexdigest()[:16]
-    hashes = pd.util.hash_pandas_object(frame, index=False, hash_key=key).to_numpy(np.uint64)
+    # pandas ignores hash_key for numeric columns, so the salt is mixed in afterwards.
+    content = pd.util.hash_pandas_object(frame, index=False).to_numpy(np.uint64)
+    salt_bits = np.uint64(int(hashlib.sha256(salt.encode()).hexdigest()[:16], 16))
+    hashes = _splitmix64(content ^ salt_bits)
     # The top 53 bits keep full float64 precision.
     return (hashes >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 

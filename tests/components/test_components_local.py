@@ -1,0 +1,194 @@
+"""Each component run through the KFP local runner (SubprocessRunner, use_venv=False)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typing import NamedTuple
+
+from kfp import dsl, local
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Metrics, Model
+
+from components.deploy import deploy
+from components.evaluate import evaluate
+from components.ingest import ingest
+from components.preprocess import preprocess
+from components.train import train
+
+pytestmark = pytest.mark.slow
+
+
+SPLIT = {"train_fraction": 0.6, "val_fraction": 0.2, "split_salt": "sigdeploy-v1"}
+GATE = {
+    "alpha": 0.05,
+    "primary_metrics": "accuracy",
+    "margin": 0.0,
+    "guardrails": "",
+    "min_test_rows": 10,
+    "baseline": "majority",
+    "accuracy_floor": 0.0,
+}
+
+
+# The local runner takes input artifacts only inside a pipeline, so the components that
+# consume artifacts run in this small test pipeline, which exposes every output to check.
+@dsl.pipeline(name="component-chain")
+def component_chain(registry: str) -> NamedTuple(
+    "Outputs",
+    [
+        ("dataset", Dataset),
+        ("train_data", Dataset),
+        ("val_data", Dataset),
+        ("test_data", Dataset),
+        ("preprocessor", Artifact),
+        ("model", Model),
+        ("train_metrics", Metrics),
+        ("decision", Artifact),
+        ("report", HTML),
+        ("challenger_metrics", ClassificationMetrics),
+        ("deploy", bool),
+        ("p_value", float),
+        ("deployed_uri", str),
+    ],
+):
+    ing = ingest(
+        source="sklearn:wine", label="label", image_size=28, row_limit=0, query="", **SPLIT
+    )
+    prep = preprocess(dataset=ing.outputs["dataset"], label="label", **SPLIT)
+    tr = train(
+        train_data=prep.outputs["train_data"],
+        val_data=prep.outputs["val_data"],
+        preprocessor=prep.outputs["preprocessor"],
+        label="label",
+        model_name="wine",
+        hidden_sizes="32",
+        dropout=0.0,
+        learning_rate=0.01,
+        weight_decay=0.0,
+        batch_size=32,
+        max_epochs=20,
+        patience=5,
+        seed=0,
+    )
+    ev = evaluate(
+        model=tr.outputs["model"],
+        train_data=prep.outputs["train_data"],
+        test_data=prep.outputs["test_data"],
+        registry=registry,
+        model_name="wine",
+        **GATE,
+    )
+    dep = deploy(
+        model=tr.outputs["model"],
+        decision=ev.outputs["decision"],
+        registry=registry,
+        model_name="wine",
+    )
+    outputs = NamedTuple(
+        "Outputs",
+        [
+            ("dataset", Dataset),
+            ("train_data", Dataset),
+            ("val_data", Dataset),
+            ("test_data", Dataset),
+            ("preprocessor", Artifact),
+            ("model", Model),
+            ("train_metrics", Metrics),
+            ("decision", Artifact),
+            ("report", HTML),
+            ("challenger_metrics", ClassificationMetrics),
+            ("deploy", bool),
+            ("p_value", float),
+            ("deployed_uri", str),
+        ],
+    )
+    return outputs(
+        ing.outputs["dataset"],
+        prep.outputs["train_data"],
+        prep.outputs["val_data"],
+        prep.outputs["test_data"],
+        prep.outputs["preprocessor"],
+        tr.outputs["model"],
+        tr.outputs["metrics"],
+        ev.outputs["decision"],
+        ev.outputs["report"],
+        ev.outputs["challenger_metrics"],
+        ev.outputs["deploy"],
+        ev.outputs["p_value"],
+        dep.output,
+    )
+
+
+@pytest.fixture(scope="module")
+def runner_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kfp")
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(root / "root"),
+        raise_on_error=True,
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def chain(runner_root):
+    registry = str(runner_root / "registry")
+    return {"registry": registry, **component_chain(registry=registry).outputs}
+
+
+def test_ingest_alone_on_the_local_runner(runner_root):
+    task = ingest(
+        source="sklearn:breast_cancer", label="label", image_size=28, row_limit=0, query="", **SPLIT
+    )
+    dataset = task.outputs["dataset"]
+    assert dataset.metadata["rows"] == 569
+    assert dataset.metadata["class_counts"] == {"0": 212, "1": 357}
+
+
+def test_ingest_writes_parquet_with_metadata(chain):
+    dataset = chain["dataset"]
+    assert Path(dataset.path).is_file()
+    assert dataset.metadata["rows"] == 178
+    assert dataset.metadata["label"] == "label"
+    assert len(dataset.metadata["sha256"]) == 64
+    assert sum(dataset.metadata["class_counts"].values()) == 178
+
+
+def test_preprocess_writes_raw_splits_that_add_up(chain):
+    outs = chain
+    rows = [outs[k].metadata["rows"] for k in ("train_data", "val_data", "test_data")]
+    assert sum(rows) == 178 and min(rows) > 0
+    pre = json.loads(Path(outs["preprocessor"].path).read_text())
+    assert len(pre["numeric"]) == 13 and pre["categorical"] == []
+
+
+def test_train_writes_one_bundle_and_epoch_metrics(chain):
+    model = chain["model"]
+    assert sorted(p.name for p in Path(model.path).iterdir()) == [
+        "bundle.json",
+        "model.safetensors",
+        "preprocessor.json",
+    ]
+    metrics = chain["train_metrics"].metadata
+    assert "epoch001_train_loss" in metrics and "epoch001_val_accuracy" in metrics
+
+
+def test_evaluate_outputs_deploy_p_value_and_decision(chain):
+    assert chain["deploy"] is True
+    assert 0 <= chain["p_value"] < 0.05
+    decision = json.loads(Path(chain["decision"].path).read_text())
+    assert decision["test"].startswith("one-sided exact McNemar")
+    assert decision["champion"] == "majority-class baseline"
+    assert decision["reason"].startswith("Deployed")
+    conf = chain["challenger_metrics"].metadata["confusionMatrix"]
+    assert len(conf["rows"]) == 3
+    assert "<svg" in Path(chain["report"].path).read_text()
+
+
+def test_deploy_registers_champion(chain):
+    from components.core.registry import LocalRegistry
+
+    uri = chain["deployed_uri"]
+    champion = LocalRegistry(chain["registry"], "wine").champion()
+    assert champion is not None and champion.version == "1"
+    assert uri == str(champion.path)

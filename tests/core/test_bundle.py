@@ -1,0 +1,71 @@
+"""The model bundle: round trip gives identical predictions; nothing is unpickled."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from components.core.bundle import load_bundle
+from components.core.errors import RegistryError, SchemaMismatchError
+
+
+def test_round_trip_gives_identical_predictions(trained_bundle, digits_parts, tmp_path):
+    test = digits_parts["test"]
+    first = load_bundle(trained_bundle)
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_bundle, copy)
+    second = load_bundle(copy)
+    np.testing.assert_array_equal(first.predict_proba(test), second.predict_proba(test))
+    assert (first.predict(test) == second.predict(test)).all()
+
+
+def test_bundle_holds_schema_labels_config_and_versions(trained_bundle):
+    meta = json.loads((trained_bundle / "bundle.json").read_text())
+    assert meta["schema"]["label"] == "label"
+    assert len(meta["schema"]["features"]) == 64
+    assert meta["classes"] == list(range(10))
+    assert meta["model_config"]["in_features"] == 64
+    assert {"torch", "numpy", "scikit-learn"} <= set(meta["library_versions"])
+    files = sorted(p.name for p in trained_bundle.iterdir())
+    assert files == ["bundle.json", "model.safetensors", "preprocessor.json"]
+
+
+def test_digits_model_is_accurate(trained_bundle, digits_parts):
+    test = digits_parts["test"]
+    bundle = load_bundle(trained_bundle)
+    accuracy = float((bundle.predict(test) == test["label"].to_numpy()).mean())
+    assert accuracy >= 0.9
+
+
+def test_incomplete_bundle_is_refused(trained_bundle, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_bundle, broken)
+    (broken / "model.safetensors").unlink()
+    with pytest.raises(RegistryError, match="model.safetensors is missing"):
+        load_bundle(broken)
+
+
+def test_schema_check_names_missing_and_extra_columns(trained_bundle, digits_parts):
+    bundle = load_bundle(trained_bundle)
+    frame = digits_parts["test"].drop(columns=["pixel_0_0"]).assign(extra=1.0)
+    with pytest.raises(SchemaMismatchError, match="missing pixel_0_0; unexpected extra"):
+        bundle.check_schema(frame)
+
+
+def test_failed_save_leaves_nothing(tmp_path, trained_bundle, monkeypatch):
+    from components.core import bundle as bundle_mod
+
+    loaded = load_bundle(trained_bundle)
+    target = tmp_path / "out" / "model"
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("safetensors.torch.save_file", boom)
+    with pytest.raises(OSError):
+        bundle_mod.save_bundle(target, loaded.network, loaded.preprocessor, loaded.classes, "label")
+    assert not target.exists()
+    assert list((tmp_path / "out").iterdir()) == []

@@ -1,0 +1,102 @@
+"""Compile tests: load the IR back and check its structure (not the SDK version string)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components import images
+from pipelines.spec import IMAGE_ENV, compile_pipeline, load_spec
+
+ROOT_TASKS = {"ingest", "preprocess", "train", "evaluate", "promote"}
+
+
+def _executor(spec, task_name, dag=None):
+    dag = dag or spec["root"]["dag"]
+    component = dag["tasks"][task_name]["componentRef"]["name"]
+    executor = spec["components"][component]["executorLabel"]
+    return spec["deploymentSpec"]["executors"][executor]["container"]
+
+
+@pytest.fixture(scope="module")
+def specs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("compile")
+    return {t: load_spec(compile_pipeline(t, tmp / f"{t}.json")) for t in ("local", "vertex")}
+
+
+def test_task_graph(specs):
+    spec = specs["local"]
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == ROOT_TASKS
+    assert tasks["preprocess"]["dependentTasks"] == ["ingest"]
+    assert set(tasks["evaluate"]["dependentTasks"]) == {"preprocess", "train"}
+    assert set(tasks["promote"]["dependentTasks"]) == {"evaluate", "train"}
+    deploy_input = tasks["promote"]["inputs"]["parameters"]["deploy_model"]
+    assert deploy_input["taskOutputParameter"] == {
+        "outputParameterKey": "deploy",
+        "producerTask": "evaluate",
+    }
+
+
+def test_deploy_sits_inside_a_dsl_if_on_the_gate(specs):
+    spec = specs["local"]
+    promote = spec["components"]["comp-promote"]["dag"]["tasks"]
+    (cond_name,) = promote
+    cond = promote[cond_name]
+    assert "deploy_model" in cond["triggerPolicy"]["condition"]
+    assert "== true" in cond["triggerPolicy"]["condition"]
+    inner = spec["components"][cond["componentRef"]["name"]]["dag"]["tasks"]
+    assert set(inner) == {"deploy"}
+
+
+def test_evaluate_exposes_deploy_and_p_value(specs):
+    params = specs["local"]["components"]["comp-evaluate"]["outputDefinitions"]["parameters"]
+    assert params["deploy"]["parameterType"] == "BOOLEAN"
+    assert params["p_value"]["parameterType"] == "NUMBER_DOUBLE"
+
+
+def test_vertex_trains_on_a_gpu_and_local_does_not(specs):
+    vertex = _executor(specs["vertex"], "train")["resources"]
+    assert vertex["accelerator"]["resourceType"] == "NVIDIA_TESLA_T4"
+    assert vertex["accelerator"]["resourceCount"] in ("1", 1)
+    assert "accelerator" not in _executor(specs["local"], "train").get("resources", {})
+
+
+def test_fresh_data_and_champion_never_come_from_cache(specs):
+    tasks = specs["vertex"]["root"]["dag"]["tasks"]
+    assert tasks["ingest"]["cachingOptions"].get("enableCache", False) is False
+    assert tasks["evaluate"]["cachingOptions"].get("enableCache", False) is False
+    assert tasks["train"]["cachingOptions"]["enableCache"] is True
+
+
+def test_every_component_uses_the_project_image(specs):
+    for container in specs["local"]["deploymentSpec"]["executors"].values():
+        assert container["container"]["image"] == images.COMPONENT_IMAGE
+
+
+def test_two_compiles_give_identical_bytes(tmp_path):
+    a = compile_pipeline("vertex", tmp_path / "a.json").read_bytes()
+    b = compile_pipeline("vertex", tmp_path / "b.json").read_bytes()
+    assert a == b
+
+
+def test_image_from_flag_then_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(IMAGE_ENV, "example.org/env-image:1")
+    env_spec = json.loads(compile_pipeline("local", tmp_path / "e.json").read_text())
+    flag_spec = json.loads(
+        compile_pipeline("local", tmp_path / "f.json", image="example.org/flag:2").read_text()
+    )
+    for spec, want in ((env_spec, "example.org/env-image:1"), (flag_spec, "example.org/flag:2")):
+        found = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+        assert found == {want}
+
+
+def test_pipeline_defaults_come_from_the_core_configs(specs):
+    from components.core.gate import GatePolicy
+    from components.core.training import TrainConfig
+
+    params = specs["local"]["root"]["inputDefinitions"]["parameters"]
+    assert params["alpha"]["defaultValue"] == GatePolicy().alpha
+    assert params["max_epochs"]["defaultValue"] == TrainConfig().max_epochs
+    assert params["source"]["defaultValue"] == "sklearn:digits"

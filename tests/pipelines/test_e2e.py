@@ -1,0 +1,100 @@
+"""End to end: `sigdeploy run` twice on the embedded digits data.
+
+The first run deploys (the challenger beats the majority-class baseline); the second trains
+the same model again and must NOT deploy: it is no better than the champion it just became.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SIGDEPLOY = str(Path(sys.executable).with_name("sigdeploy"))
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [SIGDEPLOY, *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env
+    )
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    work = tmp_path_factory.mktemp("e2e")
+    common = [
+        "run",
+        "--registry",
+        str(work / "registry"),
+        "--output-dir",
+        str(work / "runs"),
+        "--json",
+    ]
+    first = run_cli(*common, cwd=work)
+    second = run_cli(*common, cwd=work)
+    return work, first, second
+
+
+def test_first_run_deploys_against_the_baseline(two_runs):
+    work, first, _ = two_runs
+    assert first.returncode == 0, first.stderr[-3000:]
+    summary = json.loads(first.stdout)
+    assert summary["deployed"] is True
+    assert summary["compared_with"] == "majority-class baseline"
+    assert summary["p_value"] < 0.05
+    assert summary["challenger"]["accuracy"] >= 0.9
+    assert summary["champion_version"] == "1"
+    assert Path(summary["paths"]["report"]).read_text().startswith("<!doctype html>")
+    for task in ("ingest", "preprocess", "train", "evaluate", "deploy"):
+        assert task in first.stderr
+
+
+def test_second_run_does_not_deploy_and_says_why(two_runs):
+    work, _, second = two_runs
+    assert second.returncode == 0, second.stderr[-3000:]
+    summary = json.loads(second.stdout)
+    assert summary["deployed"] is False
+    assert summary["compared_with"] == "version 1"
+    assert summary["p_value"] >= 0.05
+    assert summary["reason"].startswith("Not deployed")
+    assert summary["champion_version"] == "1"
+    # Both models were scored on the very same test rows.
+    assert summary["counts"]["test_rows"] == json.loads(two_runs[1].stdout)["counts"]["test_rows"]
+
+
+def test_registry_after_two_runs(two_runs):
+    from components.core.registry import LocalRegistry
+
+    work = two_runs[0]
+    reg = LocalRegistry(work / "registry", "digits-mlp")
+    assert reg.versions() == [1]
+    assert reg.champion().version == "1"
+    assert [h["event"] for h in reg.history()] == ["deployed", "kept"]
+
+
+def test_schema_mismatch_with_champion_fails_clearly_and_keeps_it(two_runs):
+    work = two_runs[0]
+    pointer = work / "registry" / "digits-mlp" / "champion"
+    before = pointer.read_bytes()
+    result = run_cli(
+        "run",
+        "--data",
+        "sklearn:wine",
+        "--registry",
+        str(work / "registry"),
+        "--output-dir",
+        str(work / "runs-wine"),
+        cwd=work,
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("sigdeploy: error:")
+    assert "feature schema differs" in last and "Traceback" not in result.stderr
+    assert pointer.read_bytes() == before
