@@ -10,26 +10,21 @@ from __future__ import annotations
 import logging
 import shutil
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.core import data as data_mod
-from components.core import report as report_mod
-from components.core.bundle import load_bundle, save_bundle
 from components.core.errors import DataError
-from components.core.features import Preprocessor, feature_statistics, fit_preprocessor
-from components.core.gate import Decision, GatePolicy, decide
 from components.core.io import read_json, write_json
-from components.core.metrics import (
-    Baseline,
-    align_proba,
-    classification_metrics,
-    confusion_matrix,
-    encode_labels,
-    roc_points,
-)
 from components.core.registry import open_registry
 from components.core.split import SplitConfig, split_frame
-from components.core.training import TrainConfig, train_mlp
+
+if TYPE_CHECKING:
+    from components.core.gate import Decision, GatePolicy
+    from components.core.training import TrainConfig
+
+# Each pipeline task is a fresh interpreter that runs one of these functions, so heavy
+# libraries (torch, scikit-learn, scipy) are imported inside the functions that use them:
+# deploy imports none, ingest and preprocess no torch. That is most of a task's start-up.
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +58,8 @@ def preprocess(
     test_path: str,
     preprocessor_path: str,
 ) -> dict[str, Any]:
+    from components.core.features import fit_preprocessor
+
     frame = data_mod.read_parquet(dataset_path)
     parts = split_frame(frame, label, split)
     pre = fit_preprocessor(parts["train"], label)
@@ -98,6 +95,11 @@ def train(
     model_name: str = "",
     checkpoint_dir: str | None = None,
 ) -> tuple[list[dict[str, float]], dict[str, Any]]:
+    from components.core.bundle import save_bundle
+    from components.core.features import Preprocessor, feature_statistics
+    from components.core.metrics import encode_labels
+    from components.core.training import train_mlp
+
     train_df = data_mod.read_parquet(train_path)
     val_df = data_mod.read_parquet(val_path)
     pre = Preprocessor.from_json(read_json(preprocessor_path))
@@ -179,6 +181,18 @@ def evaluate(
     report_html: str | None = None,
     report_md: str | None = None,
 ) -> Evaluation:
+    from components.core import report as report_mod
+    from components.core.bundle import load_bundle
+    from components.core.gate import decide
+    from components.core.metrics import (
+        Baseline,
+        align_proba,
+        classification_metrics,
+        confusion_matrix,
+        encode_labels,
+        roc_points,
+    )
+
     challenger = load_bundle(model_dir)
     test_df = data_mod.read_parquet(test_path)
     label = challenger.label

@@ -2,10 +2,9 @@
 
 import json
 from pathlib import Path
-
-import pytest
 from typing import NamedTuple
 
+import pytest
 from kfp import dsl, local
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Metrics, Model
 
