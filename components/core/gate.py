@@ -107,7 +107,7 @@ class Decision:
     margin: float
     counts: dict[str, int]
     effect: dict[str, Any]
-    power: dict[str, float]
+    power: dict[str, float | None]
     checks: list[dict[str, Any]] = field(default_factory=list)
     champion: str = ""
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -145,10 +145,13 @@ def decide(
     champion_name: str,
     first_run: bool,
     metrics: dict[str, dict[str, float]] | None = None,
+    report_power: bool = True,
 ) -> Decision:
     """Compare two models' predictions on the same rows and decide whether to deploy.
 
     ``y`` holds class indices; the probability matrices share the same class order.
+    ``report_power=False`` skips the power figures (they explain a decision, they never
+    change it), which the null simulation uses to run thousands of decisions quickly.
     """
     from components.core import stats  # scipy is only needed once a decision is made
 
@@ -286,19 +289,7 @@ def decide(
         {"check": f"at least {policy.min_test_rows} test rows", "test_rows": n, "passed": size_ok}
     )
 
-    disc_rate = (b + c) / n if n else 0.0
-    power = {
-        "observed_power": float(stats.mcnemar_power(b / n, c / n, n, policy.alpha)) if n else 0.0,
-        "minimum_detectable_improvement": float(
-            stats.mcnemar_minimum_detectable_effect(
-                n, max(disc_rate, 2.0 / max(n, 1)), policy.alpha, TARGET_POWER
-            )
-        )
-        if n
-        else 1.0,
-        "target_power": TARGET_POWER,
-        "discordant_rate": disc_rate,
-    }
+    power = _power_report(b, c, n, policy.alpha) if report_power else {}
 
     deploy = bool(significant) and margin_ok and rails_ok and floor_ok and size_ok
     reason = _reason(
@@ -329,6 +320,29 @@ def decide(
         champion=champion_name,
         metrics=metrics or {},
     )
+
+
+def _power_report(b: int, c: int, n: int, alpha: float) -> dict[str, float | None]:
+    """Power for the observed effect and the smallest improvement detectable at this size.
+
+    The minimum detectable improvement is taken at the observed discordant rate (at least
+    two rows' worth, so identical models still get a meaningful figure); None when no
+    improvement at all is detectable with TARGET_POWER at this test size.
+    """
+    from components.core import stats
+
+    if n == 0:
+        return {"observed_power": 0.0, "minimum_detectable_improvement": None,
+                "target_power": TARGET_POWER, "discordant_rate": 0.0}
+    disc_rate = (b + c) / n
+    mde = float(stats.mcnemar_minimum_detectable_effect(
+        n, min(1.0, max(disc_rate, 2.0 / n)), alpha, TARGET_POWER))
+    return {
+        "observed_power": float(stats.mcnemar_power(b / n, c / n, n, alpha)),
+        "minimum_detectable_improvement": mde if np.isfinite(mde) else None,
+        "target_power": TARGET_POWER,
+        "discordant_rate": disc_rate,
+    }
 
 
 def _reason(
@@ -384,9 +398,11 @@ def _reason(
             f"Not deployed: the challenger is significantly better (p = {_fmt_p(p_value)}) "
             f"but failed: {'; '.join(failed)}. {disagreement}; {acc}."
         )
-    mde = power["minimum_detectable_improvement"]
+    mde = power.get("minimum_detectable_improvement")
     if diff <= 0:
         verdict = "the challenger is no better"
+    elif mde is None:
+        verdict = f"the test set is too small to tell: at {n} rows no improvement is detectable"
     elif diff >= mde:
         verdict = (
             "the observed gain would usually be detected at this size, so it is most likely chance"

@@ -27,6 +27,11 @@ def _f(x: Any, digits: int = 4) -> str:
         return "–"
 
 
+def _mde(power: dict[str, Any]) -> str:
+    mde = power.get("minimum_detectable_improvement")
+    return "none at this test size" if mde is None else f"{mde * 100:.1f} points"
+
+
 def _confusion_svg(matrix: list[list[int]], classes: list[Any], title: str) -> str:
     k = len(classes)
     cell = max(18, min(40, 360 // max(k, 1)))
@@ -148,7 +153,7 @@ th{{background:#f0f2f5}} td:first-child,th:first-child{{text-align:left}} td.up{
 <tr><th>margin</th><td>{d.margin}</td></tr>
 <tr><th>both right / only challenger / only champion / both wrong</th><td>{counts["both_right"]} / {counts["only_challenger_right"]} / {counts["only_champion_right"]} / {counts["both_wrong"]}</td></tr>
 <tr><th>power for the observed effect</th><td>{d.power["observed_power"]:.2f}</td></tr>
-<tr><th>smallest improvement detectable with {int(d.power["target_power"] * 100)}% power</th><td>{d.power["minimum_detectable_improvement"] * 100:.1f} points</td></tr>
+<tr><th>smallest improvement detectable with {int(d.power["target_power"] * 100)}% power</th><td>{_mde(d.power)}</td></tr>
 </table>
 <h2>Checks</h2><ul>{checks}</ul>
 <h2>Confusion matrices (rows: true class, columns: predicted)</h2>
@@ -179,7 +184,7 @@ def render_markdown(ev: Evaluation, model_name: str) -> str:
         "",
         f"- test: {d.test}; p = {d.p_value:.4g}; alpha = {d.alpha}; margin = {d.margin}",
         f"- power for the observed effect: {d.power['observed_power']:.2f}; smallest detectable "
-        f"improvement: {d.power['minimum_detectable_improvement'] * 100:.1f} points",
+        f"improvement: {_mde(d.power)}",
         "",
     ]
     return "\n".join(lines)

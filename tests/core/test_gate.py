@@ -1,0 +1,156 @@
+"""The deploy gate: its promise under the null, margins, guardrails, first run, reasons."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from components.core.errors import ConfigError
+from components.core.gate import GatePolicy, decide
+from components.core.gate_sim import Scenario, _proba, simulate
+
+
+def paired(n_both, n_new, n_old, n_wrong, k=10, seed=0):
+    """Probability matrices with exactly these agreement cells."""
+    rng = np.random.default_rng(seed)
+    n = n_both + n_new + n_old + n_wrong
+    y = rng.integers(0, k, n)
+    new = np.r_[np.ones(n_both + n_new, bool), np.zeros(n_old + n_wrong, bool)]
+    old = np.r_[np.ones(n_both, bool), np.zeros(n_new, bool), np.ones(n_old, bool),
+                np.zeros(n_wrong, bool)]
+    return y, _proba(y, new, k), _proba(y, old, k)
+
+
+def run(policy=None, cells=(300, 20, 4, 36), first_run=False, **kw):
+    y, new, old = paired(*cells, **kw)
+    return decide(policy or GatePolicy(), y, new, old, champion_name="version 1",
+                  first_run=first_run)
+
+
+def test_false_deploy_rate_under_the_null_is_at_most_alpha():
+    result = simulate(GatePolicy(), Scenario(), comparisons=800, seed=11)
+    assert result.gate_rate <= 0.05 + 3 * result.gate_mc_error
+    # ...while the naive "higher is better" rule deploys a no-better model far more often.
+    assert result.naive_rate > 0.3
+    assert result.gate_rate < result.naive_rate / 4
+
+
+def test_power_at_a_real_effect():
+    result = simulate(GatePolicy(), Scenario(effect=0.05), comparisons=300, seed=3)
+    assert result.gate_rate > 0.85
+
+
+def test_clear_win_deploys_with_plain_reason():
+    d = run()
+    assert d.deploy and d.p_value < 0.01
+    assert d.counts == {"test_rows": 360, "both_right": 300, "only_challenger_right": 20,
+                        "only_champion_right": 4, "both_wrong": 36}
+    assert d.reason.startswith("Deployed: the challenger is significantly better")
+    assert "right on 20 where the champion (version 1) was wrong, and wrong on 4" in d.reason
+    assert d.effect["accuracy_lower_bound"] > 0
+
+
+def test_identical_models_never_pass():
+    d = run(cells=(300, 0, 0, 60))
+    assert not d.deploy and d.p_value == 1.0
+    assert "same answer on all 360 test rows" in d.reason
+
+
+def test_small_observed_gain_reads_as_too_small_to_tell():
+    d = run(cells=(300, 7, 5, 48))
+    assert not d.deploy
+    assert "too small to tell" in d.reason
+    mde = d.power["minimum_detectable_improvement"]
+    assert mde is not None and mde > 2 / 360
+
+
+def test_worse_challenger_reads_as_no_better():
+    d = run(cells=(300, 3, 9, 48))
+    assert not d.deploy and d.p_value > 0.5
+    assert "no better" in d.reason
+
+
+def test_margin_blocks_a_significant_but_small_gain():
+    d = run(GatePolicy(margin=0.03), cells=(300, 20, 4, 36))
+    assert not d.deploy
+    failed = [c for c in d.checks if not c["passed"]]
+    assert failed and "margin 0.03" in failed[0]["check"]
+    assert "failed" in d.reason and "margin" in d.reason
+
+
+def test_guardrail_on_log_loss_blocks_a_badly_calibrated_challenger():
+    y, new, old = paired(300, 20, 4, 36)
+    overconfident = np.where(new == new.max(1, keepdims=True), 1.0 - 1e-9, 1e-9 / 9)
+    overconfident[np.argmax(new, 1) != y] = np.eye(10)[(y + 1) % 10][np.argmax(new, 1) != y]
+    policy = GatePolicy(guardrails=(("log_loss", 0.01),))
+    d = decide(policy, y, overconfident, old, champion_name="v1", first_run=False)
+    rail = [c for c in d.checks if c["check"].startswith("log_loss")]
+    assert rail and not rail[0]["passed"] and not d.deploy
+
+
+def test_minimum_test_size_refuses_to_promote():
+    d = run(GatePolicy(min_test_rows=500))
+    assert not d.deploy
+    assert d.reason.startswith("Not deployed: only 360 test rows")
+
+
+def test_first_run_accuracy_floor():
+    ok = run(GatePolicy(accuracy_floor=0.7), first_run=True)
+    assert ok.deploy
+    high = run(GatePolicy(accuracy_floor=0.88), first_run=True)  # accuracy is 320/360
+    assert not high.deploy
+    floor = [c for c in high.checks if "floor" in c["check"]][0]
+    assert not floor["passed"] and floor["p_value"] >= 0.05
+
+
+def test_auc_primary_uses_delong_and_holm_with_two_metrics():
+    rng = np.random.default_rng(5)
+    n = 400
+    y = rng.integers(0, 2, n)
+    strong = np.clip(y * 0.6 + rng.normal(0.2, 0.25, n), 0, 1)
+    weak = np.clip(y * 0.2 + rng.normal(0.4, 0.25, n), 0, 1)
+    new, old = np.c_[1 - strong, strong], np.c_[1 - weak, weak]
+    one = decide(GatePolicy(primary_metrics=("auc",)), y, new, old, champion_name="v",
+                 first_run=False)
+    assert one.deploy and "DeLong" in one.test
+    assert one.effect["auc_challenger"] > one.effect["auc_champion"]
+    two = decide(GatePolicy(primary_metrics=("accuracy", "auc")), y, new, old,
+                 champion_name="v", first_run=False)
+    adjusted = {c["check"]: c["p_adjusted"] for c in two.checks if "p_adjusted" in c}
+    raw = {c["check"]: c["p_value"] for c in two.checks if "p_adjusted" in c}
+    assert "Holm" in two.test
+    assert min(adjusted.values()) == pytest.approx(min(2 * min(raw.values()), 1.0))
+
+
+def test_auc_needs_a_binary_label():
+    with pytest.raises(ConfigError, match="binary"):
+        run(GatePolicy(primary_metrics=("auc",)))
+
+
+def test_decision_is_strict_json():
+    d = run(cells=(300, 0, 0, 60))
+    json.dumps(d.to_json(), allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        ({"alpha": 0.0}, "alpha"),
+        ({"primary_metrics": "f2"}, "primary metric 'f2'"),
+        ({"guardrails": "log_loss:abc"}, "guardrail"),
+        ({"guardrails": "nope:0.1"}, "guardrail nope"),
+        ({"margin": -0.1}, "margin"),
+        ({"accuracy_floor": 1.0}, "accuracy_floor"),
+    ],
+)
+def test_policy_from_params_rejects_bad_values(kwargs, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        GatePolicy.from_params(**kwargs)
+
+
+def test_policy_from_params_parses_lists():
+    p = GatePolicy.from_params(primary_metrics="accuracy, auc", guardrails="log_loss:0.05,macro_f1")
+    assert p.primary_metrics == ("accuracy", "auc")
+    assert p.guardrails == (("log_loss", 0.05), ("macro_f1", 0.0))
