@@ -30,22 +30,32 @@ def main() -> int:
     started = time.perf_counter()
     null = simulate(policy, Scenario(n_rows=args.rows), args.comparisons, seed=1)
     took = time.perf_counter() - started
-    print(f"# null: {args.comparisons} comparisons of {args.rows} rows, accuracy 0.90, "
-          f"discordant 6%, {took:.1f} s")
-    print(f"gate_false_deploy_null: ours={null.gate_rate:.4f} rate naive={null.naive_rate:.4f} "
-          f"rate ratio={null.gate_rate / max(null.naive_rate, 1e-9):.3f}")
-    print(f"gate_vs_alpha_null: ours={null.gate_rate:.4f} rate alpha={policy.alpha:.4f} rate "
-          f"ratio={null.gate_rate / policy.alpha:.3f}")
+    print(
+        f"# null: {args.comparisons} comparisons of {args.rows} rows, accuracy 0.90, "
+        f"discordant 6%, {took:.1f} s"
+    )
+    print(
+        f"gate_false_deploy_null: ours={null.gate_rate:.4f} rate naive={null.naive_rate:.4f} "
+        f"rate ratio={null.gate_rate / max(null.naive_rate, 1e-9):.3f}"
+    )
+    print(
+        f"gate_vs_alpha_null: ours={null.gate_rate:.4f} rate alpha={policy.alpha:.4f} rate "
+        f"ratio={null.gate_rate / policy.alpha:.3f}"
+    )
     ok = null.gate_rate <= policy.alpha + 3 * null.gate_mc_error
-    print(f"# gate false-deploy rate {null.gate_rate:.4f} +- {null.gate_mc_error:.4f} (MC s.e.) "
-          f"{'<=' if ok else '>'} alpha {policy.alpha} + 3 s.e.: {'KEPT' if ok else 'BROKEN'}")
+    print(
+        f"# gate false-deploy rate {null.gate_rate:.4f} +- {null.gate_mc_error:.4f} (MC s.e.) "
+        f"{'<=' if ok else '>'} alpha {policy.alpha} + 3 s.e.: {'KEPT' if ok else 'BROKEN'}"
+    )
 
     scenario = Scenario(n_rows=args.rows, effect=args.effect)
     alt = simulate(policy, scenario, args.comparisons, seed=2)
     cells = cell_probabilities(scenario)
     analytic = stats.mcnemar_power(float(cells[2]), float(cells[1]), args.rows, policy.alpha)
-    print(f"gate_power_effect_{round(args.effect * 100)}pts: ours={alt.gate_rate:.4f} rate "
-          f"analytic={analytic:.4f} rate ratio={alt.gate_rate / max(analytic, 1e-9):.3f}")
+    print(
+        f"gate_power_effect_{round(args.effect * 100)}pts: ours={alt.gate_rate:.4f} rate "
+        f"analytic={analytic:.4f} rate ratio={alt.gate_rate / max(analytic, 1e-9):.3f}"
+    )
     print(f"# naive rule under the same effect deploys {alt.naive_rate:.4f}")
     return 0 if ok else 1
 

@@ -57,12 +57,25 @@ def main() -> int:
     ours, peer = [], []
     for i in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:
-            ours.append(timed([sigdeploy, "run", "--registry", f"{tmp}/registry",
-                               "--output-dir", f"{tmp}/runs", "--json"]))
+            ours.append(
+                timed(
+                    [
+                        sigdeploy,
+                        "run",
+                        "--registry",
+                        f"{tmp}/registry",
+                        "--output-dir",
+                        f"{tmp}/runs",
+                        "--json",
+                    ]
+                )
+            )
         with tempfile.TemporaryDirectory() as tmp:
             peer.append(timed([sys.executable, "-c", IN_PROCESS, tmp]))
-        print(f"# repeat {i + 1}: sigdeploy run {ours[-1]:.1f} s, in one process {peer[-1]:.1f} s",
-              file=sys.stderr)
+        print(
+            f"# repeat {i + 1}: sigdeploy run {ours[-1]:.1f} s, in one process {peer[-1]:.1f} s",
+            file=sys.stderr,
+        )
     o, p = statistics.median(ours), statistics.median(peer)
     print(f"local_run_digits: ours={o:.1f} s in_process={p:.1f} s ratio={o / p:.2f}")
     print(f"local_run_digits_target: ours={o:.1f} s target=60.0 s ratio={o / 60:.2f}")

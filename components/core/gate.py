@@ -332,11 +332,18 @@ def _power_report(b: int, c: int, n: int, alpha: float) -> dict[str, float | Non
     from components.core import stats
 
     if n == 0:
-        return {"observed_power": 0.0, "minimum_detectable_improvement": None,
-                "target_power": TARGET_POWER, "discordant_rate": 0.0}
+        return {
+            "observed_power": 0.0,
+            "minimum_detectable_improvement": None,
+            "target_power": TARGET_POWER,
+            "discordant_rate": 0.0,
+        }
     disc_rate = (b + c) / n
-    mde = float(stats.mcnemar_minimum_detectable_effect(
-        n, min(1.0, max(disc_rate, 2.0 / n)), alpha, TARGET_POWER))
+    mde = float(
+        stats.mcnemar_minimum_detectable_effect(
+            n, min(1.0, max(disc_rate, 2.0 / n)), alpha, TARGET_POWER
+        )
+    )
     return {
         "observed_power": float(stats.mcnemar_power(b / n, c / n, n, alpha)),
         "minimum_detectable_improvement": mde if np.isfinite(mde) else None,

@@ -54,8 +54,9 @@ def _proba(y: np.ndarray, correct: np.ndarray, k: int) -> np.ndarray:
     return p
 
 
-def simulate(policy: GatePolicy, scenario: Scenario, comparisons: int = 2000,
-             seed: int = 0) -> SimResult:
+def simulate(
+    policy: GatePolicy, scenario: Scenario, comparisons: int = 2000, seed: int = 0
+) -> SimResult:
     rng = np.random.default_rng(seed)
     cells = rng.choice(4, size=(comparisons, scenario.n_rows), p=cell_probabilities(scenario))
     labels = rng.integers(0, scenario.n_classes, size=(comparisons, scenario.n_rows))
@@ -65,10 +66,20 @@ def simulate(policy: GatePolicy, scenario: Scenario, comparisons: int = 2000,
     deployed = np.zeros(comparisons, dtype=bool)
     for i in range(comparisons):
         y = labels[i]
-        d = decide(policy, y, _proba(y, new_right[i], scenario.n_classes),
-                   _proba(y, old_right[i], scenario.n_classes), champion_name="champion",
-                   first_run=False, report_power=False)
+        d = decide(
+            policy,
+            y,
+            _proba(y, new_right[i], scenario.n_classes),
+            _proba(y, old_right[i], scenario.n_classes),
+            champion_name="champion",
+            first_run=False,
+            report_power=False,
+        )
         deployed[i] = d.deploy
     rate = float(deployed.mean())
-    return SimResult(comparisons=comparisons, gate_rate=rate, naive_rate=float(naive.mean()),
-                     gate_mc_error=math.sqrt(max(rate * (1 - rate), 1e-12) / comparisons))
+    return SimResult(
+        comparisons=comparisons,
+        gate_rate=rate,
+        naive_rate=float(naive.mean()),
+        gate_mc_error=math.sqrt(max(rate * (1 - rate), 1e-12) / comparisons),
+    )

@@ -27,6 +27,10 @@ def _f(x: Any, digits: int = 4) -> str:
         return "–"
 
 
+def _p(p: float) -> str:
+    return f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}"
+
+
 def _mde(power: dict[str, Any]) -> str:
     mde = power.get("minimum_detectable_improvement")
     return "none at this test size" if mde is None else f"{mde * 100:.1f} points"
@@ -86,7 +90,8 @@ def _roc_svg(curves: list[tuple[str, dict[str, list[float]], str]]) -> str:
     ]
     for idx, (name, curve, color) in enumerate(curves):
         pts = " ".join(
-            f"{m + fx * w:.1f},{10 + h - ty * h:.1f}" for fx, ty in zip(curve["fpr"], curve["tpr"], strict=False)
+            f"{m + fx * w:.1f},{10 + h - ty * h:.1f}"
+            for fx, ty in zip(curve["fpr"], curve["tpr"], strict=False)
         )
         parts.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"/>')
         parts.append(
@@ -107,15 +112,17 @@ def render_html(ev: Evaluation, model_name: str) -> str:
         new, old = ev.challenger.get(key), ev.champion.get(key)
         diff = (new - old) if new is not None and old is not None else None
         better = diff is not None and ((diff > 0) if higher else (diff < 0))
+        ci = ev.improvement_ci.get(key)
+        ci_text = f"{_f(ci['estimate'])} [{_f(ci['low'])}, {_f(ci['high'])}]" if ci else "–"
+        cls = "up" if better else ""
         rows.append(
             f"<tr><td>{name}</td><td>{_f(new)}</td><td>{_f(old)}</td>"
-            f"<td class='{'up' if better else ''}'>{_f(diff, 4) if diff is not None else '–'}"
-            "</td></tr>"
+            f"<td class='{cls}'>{_f(diff) if diff is not None else '–'}</td><td>{ci_text}</td></tr>"
         )
     low = d.effect.get("accuracy_lower_bound")
     checks = "".join(
         f"<li>{'✔' if c['passed'] else '✘'} {html.escape(c['check'])}"
-        + (f" (p = {_f(c['p_value'], 4)})" if "p_value" in c else "")
+        + (f" (p = {_p(c['p_value'])})" if "p_value" in c else "")
         + (f" (lower bound {_f(c['lower_bound'], 4)})" if "lower_bound" in c else "")
         + "</li>"
         for c in d.checks
@@ -141,8 +148,9 @@ th{{background:#f0f2f5}} td:first-child,th:first-child{{text-align:left}} td.up{
 <p class="verdict">{verdict}</p>
 <p class="reason">{html.escape(d.reason)}</p>
 <h2>Metrics on the same {counts["test_rows"]} test rows</h2>
-<table><tr><th>metric</th><th>challenger</th><th>champion ({html.escape(d.champion)})</th><th>difference</th></tr>
+<table><tr><th>metric</th><th>challenger</th><th>champion ({html.escape(d.champion)})</th><th>difference</th><th>improvement, {ci_pct}% CI</th></tr>
 {"".join(rows)}</table>
+<p class="muted">Improvement: positive favours the challenger (for log loss, the champion's loss minus the challenger's); paired bootstrap over the test rows, {ci_pct}% percentile interval.</p>
 <p>Accuracy difference {_f(d.effect["accuracy_difference"])}; one-sided {ci_pct}% lower bound
 {_f(low) if low is not None else "–"} (paired bootstrap).</p>
 <h2>Test</h2>

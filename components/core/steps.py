@@ -151,7 +151,8 @@ class Evaluation:
     roc_challenger: dict[str, list[float]] | None = None
     roc_champion: dict[str, list[float]] | None = None
     champion_version: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # improvement (positive = challenger better) per metric: estimate, low, high
+    improvement_ci: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def flat_metrics(self) -> dict[str, float]:
         """Both models' metrics and the differences, for a KFP Metrics artifact."""
@@ -164,10 +165,46 @@ class Evaluation:
         low = self.decision.effect.get("accuracy_lower_bound")
         if low is not None:
             out["difference_accuracy_lower_bound"] = float(low)
+        for k, ci in self.improvement_ci.items():
+            out[f"improvement_{k}_ci_low"] = ci["low"]
+            out[f"improvement_{k}_ci_high"] = ci["high"]
         out["p_value"] = float(self.decision.p_value)
         out["deploy"] = float(self.decision.deploy)
         out["test_rows"] = float(self.decision.counts["test_rows"])
         return out
+
+
+def improvement_intervals(
+    y: Any, proba_new: Any, proba_old: Any, confidence: float, n_resamples: int, seed: int
+) -> dict[str, dict[str, float]]:
+    """Two-sided paired-bootstrap intervals of each metric's improvement.
+
+    Positive always favours the challenger (for log loss: champion loss minus challenger
+    loss). ROC AUC gets an interval only for a binary label.
+    """
+    from components.core import stats
+
+    out = {}
+    binary = proba_new.shape[1] == 2
+    for key, metric in (
+        ("accuracy", "accuracy"),
+        ("macro_f1", "macro_f1"),
+        ("log_loss", "log_loss"),
+        ("roc_auc", "auc"),
+    ):
+        if metric in ("accuracy", "macro_f1"):
+            a, b = proba_new.argmax(1), proba_old.argmax(1)
+        elif metric == "auc":
+            if not binary:
+                continue
+            a, b = proba_new[:, 1], proba_old[:, 1]
+        else:
+            a, b = proba_new, proba_old
+        r = stats.bootstrap_difference(
+            metric, y, a, b, confidence=confidence, n_resamples=n_resamples, seed=seed
+        )
+        out[key] = {"estimate": float(r.estimate), "low": float(r.low), "high": float(r.high)}
+    return out
 
 
 def evaluate(
@@ -240,8 +277,12 @@ def evaluate(
         roc_challenger=roc_points(y, proba_new[:, 1]) if k == 2 else None,
         roc_champion=roc_points(y, proba_old[:, 1]) if k == 2 else None,
         champion_version=current.version if current else None,
+        improvement_ci=improvement_intervals(
+            y, proba_new, proba_old, 1 - policy.alpha, policy.n_resamples, policy.seed
+        ),
     )
     payload = decision.to_json() | {
+        "improvement_ci": ev.improvement_ci,
         "model_name": model_name,
         "registry": registry,
         "champion_version": ev.champion_version,

@@ -18,15 +18,17 @@ def paired(n_both, n_new, n_old, n_wrong, k=10, seed=0):
     n = n_both + n_new + n_old + n_wrong
     y = rng.integers(0, k, n)
     new = np.r_[np.ones(n_both + n_new, bool), np.zeros(n_old + n_wrong, bool)]
-    old = np.r_[np.ones(n_both, bool), np.zeros(n_new, bool), np.ones(n_old, bool),
-                np.zeros(n_wrong, bool)]
+    old = np.r_[
+        np.ones(n_both, bool), np.zeros(n_new, bool), np.ones(n_old, bool), np.zeros(n_wrong, bool)
+    ]
     return y, _proba(y, new, k), _proba(y, old, k)
 
 
 def run(policy=None, cells=(300, 20, 4, 36), first_run=False, **kw):
     y, new, old = paired(*cells, **kw)
-    return decide(policy or GatePolicy(), y, new, old, champion_name="version 1",
-                  first_run=first_run)
+    return decide(
+        policy or GatePolicy(), y, new, old, champion_name="version 1", first_run=first_run
+    )
 
 
 def test_false_deploy_rate_under_the_null_is_at_most_alpha():
@@ -45,8 +47,13 @@ def test_power_at_a_real_effect():
 def test_clear_win_deploys_with_plain_reason():
     d = run()
     assert d.deploy and d.p_value < 0.01
-    assert d.counts == {"test_rows": 360, "both_right": 300, "only_challenger_right": 20,
-                        "only_champion_right": 4, "both_wrong": 36}
+    assert d.counts == {
+        "test_rows": 360,
+        "both_right": 300,
+        "only_challenger_right": 20,
+        "only_champion_right": 4,
+        "both_wrong": 36,
+    }
     assert d.reason.startswith("Deployed: the challenger is significantly better")
     assert "right on 20 where the champion (version 1) was wrong, and wrong on 4" in d.reason
     assert d.effect["accuracy_lower_bound"] > 0
@@ -112,12 +119,19 @@ def test_auc_primary_uses_delong_and_holm_with_two_metrics():
     strong = np.clip(y * 0.6 + rng.normal(0.2, 0.25, n), 0, 1)
     weak = np.clip(y * 0.2 + rng.normal(0.4, 0.25, n), 0, 1)
     new, old = np.c_[1 - strong, strong], np.c_[1 - weak, weak]
-    one = decide(GatePolicy(primary_metrics=("auc",)), y, new, old, champion_name="v",
-                 first_run=False)
+    one = decide(
+        GatePolicy(primary_metrics=("auc",)), y, new, old, champion_name="v", first_run=False
+    )
     assert one.deploy and "DeLong" in one.test
     assert one.effect["auc_challenger"] > one.effect["auc_champion"]
-    two = decide(GatePolicy(primary_metrics=("accuracy", "auc")), y, new, old,
-                 champion_name="v", first_run=False)
+    two = decide(
+        GatePolicy(primary_metrics=("accuracy", "auc")),
+        y,
+        new,
+        old,
+        champion_name="v",
+        first_run=False,
+    )
     adjusted = {c["check"]: c["p_adjusted"] for c in two.checks if "p_adjusted" in c}
     raw = {c["check"]: c["p_value"] for c in two.checks if "p_adjusted" in c}
     assert "Holm" in two.test
