@@ -1,0 +1,77 @@
+"""The step functions the components call, without KFP: evaluate's champion paths."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.core import steps
+from components.core.errors import SchemaMismatchError
+from components.core.gate import GatePolicy
+from components.core.registry import LocalRegistry
+
+
+@pytest.fixture()
+def split_files(tmp_path, digits_parts):
+    paths = {}
+    for name, frame in digits_parts.items():
+        paths[name] = str(tmp_path / f"{name}.parquet")
+        frame.to_parquet(paths[name], index=False)
+    return paths
+
+
+def _evaluate(tmp_path, bundle, files, registry, policy=None):
+    return steps.evaluate(
+        str(bundle),
+        files["train"],
+        files["test"],
+        str(registry),
+        "digits-mlp",
+        policy or GatePolicy(),
+        str(tmp_path / "decision.json"),
+        str(tmp_path / "report.html"),
+        str(tmp_path / "summary.md"),
+    )
+
+
+def test_first_run_against_a_logistic_baseline(tmp_path, trained_bundle, split_files):
+    ev = _evaluate(
+        tmp_path, trained_bundle, split_files, tmp_path / "reg", GatePolicy(baseline="logistic")
+    )
+    assert ev.decision.champion == "logistic-regression baseline"
+    assert ev.champion["accuracy"] > 0.9  # a real baseline, not the majority class
+    decision = json.loads((tmp_path / "decision.json").read_text())
+    assert decision["champion_version"] is None
+    assert set(decision["improvement_ci"]) == {"accuracy", "macro_f1", "log_loss"}
+    assert (tmp_path / "report.html").read_text().startswith("<!doctype html>")
+
+
+def test_same_model_as_champion_is_not_deployed_and_recorded(tmp_path, trained_bundle, split_files):
+    reg = LocalRegistry(tmp_path / "reg", "digits-mlp")
+    reg.register(trained_bundle, {"deploy": True})
+    ev = _evaluate(tmp_path, trained_bundle, split_files, tmp_path / "reg")
+    assert not ev.decision.deploy and ev.decision.p_value == 1.0
+    assert ev.champion_version == "1"
+    assert [h["event"] for h in reg.history()] == ["deployed", "kept"]
+    with pytest.raises(Exception, match="says not to deploy"):
+        steps.deploy(
+            str(trained_bundle),
+            str(tmp_path / "decision.json"),
+            str(tmp_path / "reg"),
+            "digits-mlp",
+        )
+    assert reg.champion().version == "1"
+
+
+def test_champion_with_other_features_is_refused(tmp_path, trained_bundle, split_files):
+    reg = LocalRegistry(tmp_path / "reg", "digits-mlp")
+    champ = reg.register(trained_bundle, {"deploy": True})
+    meta = json.loads((champ.path / "bundle.json").read_text())
+    meta["schema"]["features"][0] = "renamed_pixel"
+    (champ.path / "bundle.json").write_text(json.dumps(meta))
+    before = reg.pointer.read_bytes()
+    with pytest.raises(SchemaMismatchError, match="champion version 1 .*renamed_pixel"):
+        _evaluate(tmp_path, trained_bundle, split_files, tmp_path / "reg")
+    assert reg.pointer.read_bytes() == before
+    assert not (tmp_path / "decision.json").exists()
