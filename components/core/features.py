@@ -113,7 +113,8 @@ class Preprocessor:
 
 
 def split_columns(frame: pd.DataFrame, label: str) -> tuple[list[str], list[str]]:
-    numeric, categorical = [], []
+    numeric: list[str] = []
+    categorical: list[str] = []
     for col in frame.columns:
         if col == label:
             continue

@@ -189,13 +189,13 @@ def decide(
                 raise ConfigError(
                     f"primary metric 'auc' needs a binary label; use accuracy for {k} classes"
                 )
-            res = stats.delong(
+            dl = stats.delong(
                 y, proba_challenger[:, 1], proba_champion[:, 1], alternative="greater"
             )
-            primary_p[metric] = float(res.pvalue)
-            effect["auc_challenger"] = float(res.auc_challenger)
-            effect["auc_champion"] = float(res.auc_champion)
-            effect["auc_difference"] = float(res.auc_challenger - res.auc_champion)
+            primary_p[metric] = float(dl.pvalue)
+            effect["auc_challenger"] = float(dl.auc_challenger)
+            effect["auc_champion"] = float(dl.auc_champion)
+            effect["auc_difference"] = float(dl.auc_challenger - dl.auc_champion)
             tests.append("one-sided DeLong test on ROC AUC")
     metric_names = list(primary_p)
     adjusted = (
@@ -360,7 +360,7 @@ def _reason(
     p_value: float,
     significant: list[str],
     effect: dict[str, Any],
-    power: dict[str, float],
+    power: dict[str, float | None],
     checks: list[dict[str, Any]],
     champion: str,
     first_run: bool,

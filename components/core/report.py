@@ -161,7 +161,7 @@ th{{background:#f0f2f5}} td:first-child,th:first-child{{text-align:left}} td.up{
 <tr><th>margin</th><td>{d.margin}</td></tr>
 <tr><th>both right / only challenger / only champion / both wrong</th><td>{counts["both_right"]} / {counts["only_challenger_right"]} / {counts["only_champion_right"]} / {counts["both_wrong"]}</td></tr>
 <tr><th>power for the observed effect</th><td>{d.power["observed_power"]:.2f}</td></tr>
-<tr><th>smallest improvement detectable with {int(d.power["target_power"] * 100)}% power</th><td>{_mde(d.power)}</td></tr>
+<tr><th>smallest improvement detectable with {int(float(d.power["target_power"] or 0.8) * 100)}% power</th><td>{_mde(d.power)}</td></tr>
 </table>
 <h2>Checks</h2><ul>{checks}</ul>
 <h2>Confusion matrices (rows: true class, columns: predicted)</h2>

@@ -117,7 +117,7 @@ def train(
         checkpoint_dir=checkpoint_dir,
     )
     best = result.history[result.best_epoch - 1] if result.best_epoch else result.history[-1]
-    meta = {
+    meta: dict[str, Any] = {
         "name": model_name,
         "train_config": config.to_json(),
         "training": {
