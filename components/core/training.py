@@ -64,7 +64,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the network (CUDA only; slow to start)
     device: str = "auto"  # auto = cuda when present, else cpu
     deterministic: bool = True  # deterministic kernels: same seed and data, same weights
-    cpu_threads: int = 0  # 0 = the cores this process may use that others are not busy on
+    cpu_threads: int = 0  # 0 = the cores this process may use (affinity and cgroup quota)
     cuda_graphs: bool = True  # CUDA: capture the whole train step once, replay it per batch
     data_budget_mb: int = 0  # data above this streams from pinned host memory; 0 = half the
     # free GPU memory on CUDA, never on CPU
@@ -193,10 +193,12 @@ class Runtime:
 def cpu_thread_count(requested: int = 0) -> int:
     """Threads for CPU training.
 
-    The cores this process may use (affinity, capped by a cgroup CPU quota); without a quota,
-    less the cores other processes are running on right now. Oversubscribing shared cores is
-    far worse than leaving one idle: each OpenMP barrier then waits for a descheduled thread
-    (measured on a shared 2-core host: 2 threads ran 40x slower than 1).
+    The cores this process may use (affinity, capped by a cgroup CPU quota). It does not
+    depend on the momentary load, so the same run on the same host gets the same thread
+    count and therefore the same weights. On a host shared with other busy processes set
+    ``cpu_threads`` explicitly: oversubscribed cores are far worse than an idle one (each
+    OpenMP barrier waits for a descheduled thread; 2 threads ran 40x slower than 1 on a
+    shared 2-core host).
     """
     if requested > 0:
         return requested
@@ -207,7 +209,7 @@ def cpu_thread_count(requested: int = 0) -> int:
     quota = _cgroup_cpu_quota()
     if quota is not None:
         return max(1, min(cores, math.floor(quota)))
-    return max(1, cores - _other_runnable())
+    return max(1, cores)
 
 
 def _cgroup_cpu_quota() -> float | None:
@@ -223,20 +225,6 @@ def _cgroup_cpu_quota() -> float | None:
         return None if quota_us <= 0 else quota_us / period_us
     except (OSError, ValueError):
         return None
-
-
-def _other_runnable(samples: int = 5) -> int:
-    """Runnable tasks of other processes now (median of a few reads of /proc/loadavg)."""
-    counts = []
-    for i in range(samples):
-        try:
-            running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
-        except (OSError, ValueError, IndexError):
-            return 0
-        counts.append(max(0, running - 1))  # the reading thread itself is running
-        if i + 1 < samples:
-            time.sleep(0.01)
-    return sorted(counts)[len(counts) // 2]
 
 
 def _configure_torch(config: TrainConfig, runtime: Runtime) -> None:
