@@ -1,0 +1,313 @@
+"""Strict request decoding: JSON ``{"instances": [...]}`` straight into numpy matrices.
+
+Each instance is either an object keyed by feature name or a list in schema order (the
+order of ``bundle.json`` ``schema.features``). Numeric features take JSON numbers, and
+``null`` means missing: the preprocessor imputes it with the training median, exactly as
+it does for a missing value offline. Categorical features take strings, and ``null`` means
+missing (imputed with the most frequent training category); a string never seen in
+training is accepted and encodes to all zeros, as offline. Anything else is a
+:class:`BadRequest` that names the instance index and the field, never a server error.
+
+No DataFrame is built: a request of plain numbers in schema order is checked on its raw
+bytes and converted by one ``np.array`` call; everything else takes a per-row path that
+finds the first offending value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+
+from components.serving import fastjson
+
+MISSING = -1  # category code: null in the request
+UNSEEN = -2  # category code: a string the model never saw in training
+
+# Every byte a JSON array of plain numbers may contain; a body that has nothing else
+# besides the "instances" key holds numbers only (no strings, true/false/null, NaN).
+_NUMBER_BYTES = b"0123456789+-.eE,[] \t\r\n"
+_NUMBERS_ONLY_SKELETON = b'{"instances":}'.translate(None, _NUMBER_BYTES)
+_TOP_LEVEL_KEYS = frozenset({"instances", "parameters"})
+
+
+class BadRequest(Exception):
+    """A request the server refuses; ``status`` is a 4xx, ``index``/``field`` locate it."""
+
+    def __init__(
+        self, status: int, message: str, index: int | None = None, field: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.index = index
+        self.field = field
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": self.message, "instance": self.index, "field": self.field}
+
+
+class _NonFinite:
+    """What the JSON parser returns for NaN / Infinity literals, so that the decoder can
+    say which instance and field carried one."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+@dataclass(frozen=True)
+class Rows:
+    numeric: np.ndarray  # (n, n_numeric) float64 raw values, NaN where the request had null
+    codes: np.ndarray  # (n, n_categorical) int32 category index, MISSING or UNSEEN
+
+    def __len__(self) -> int:
+        return int(self.numeric.shape[0])
+
+
+def parse_body(body: bytes, max_instances: int) -> list[Any]:
+    """The ``instances`` list of a request body, or BadRequest."""
+    if not body.strip():
+        raise BadRequest(400, 'request body is empty; send {"instances": [...]}', field="body")
+    try:
+        obj = fastjson.loads(body, parse_constant=_NonFinite)
+    except RecursionError:
+        raise BadRequest(400, "request body is nested too deeply", field="body") from None
+    except UnicodeDecodeError:
+        raise BadRequest(400, "request body is not UTF-8 text", field="body") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(
+            400,
+            f"request body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+            field="body",
+        ) from None
+    if not isinstance(obj, dict) or "instances" not in obj:
+        raise BadRequest(
+            400, 'request body must be a JSON object with an "instances" list', field="instances"
+        )
+    for key in obj:
+        if key not in _TOP_LEVEL_KEYS:
+            raise BadRequest(
+                400,
+                f'unknown top-level key {key!r}; send only "instances" (and "parameters")',
+                field=key,
+            )
+    instances = obj["instances"]
+    if not isinstance(instances, list):
+        raise BadRequest(
+            400, f'"instances" must be a list, got {_kind(instances)}', field="instances"
+        )
+    if not instances:
+        raise BadRequest(400, '"instances" is empty; send at least one instance', field="instances")
+    if len(instances) > max_instances:
+        raise BadRequest(
+            413,
+            f"{len(instances)} instances exceed the limit of {max_instances} per request; "
+            "split the request",
+            field="instances",
+        )
+    return instances
+
+
+class InstanceDecoder:
+    """Turns parsed instances into :class:`Rows` following one model's feature schema."""
+
+    def __init__(
+        self,
+        features: Sequence[str],
+        numeric: Sequence[str],
+        categorical: Sequence[str],
+        categories: Sequence[Sequence[str]],
+    ) -> None:
+        self.features = tuple(features)
+        self.numeric = tuple(numeric)
+        self.categorical = tuple(categorical)
+        if sorted(self.features) != sorted(self.numeric + self.categorical):
+            raise ValueError("schema features must be the numeric plus the categorical ones")
+        self._feature_set = frozenset(self.features)
+        position = {f: i for i, f in enumerate(self.features)}
+        self._num_pos = [position[f] for f in self.numeric]
+        self._cat_pos = [position[f] for f in self.categorical]
+        self._by_name = _getter(self.features)
+        # Plain numbers in schema order can go straight into the matrix.
+        self._numbers_only = list(self.numeric) == list(self.features)
+        self._num_of = None if self._numbers_only else _getter_pos(self._num_pos)
+        self._cat_of = _getter_pos(self._cat_pos)
+        self._cat_index = [{c: i for i, c in enumerate(cats)} for cats in categories]
+
+    def decode(self, body: bytes, max_instances: int) -> Rows:
+        instances = parse_body(body, max_instances)
+        if self._numbers_only and body.translate(None, _NUMBER_BYTES) == _NUMBERS_ONLY_SKELETON:
+            fast = self._numbers_matrix(instances)
+            if fast is not None:
+                return Rows(fast, np.zeros((fast.shape[0], 0), np.int32))
+        return self.encode(instances)
+
+    def _numbers_matrix(self, instances: list[Any]) -> np.ndarray | None:
+        """One conversion for a body known to hold plain numbers; None if its shape or
+        values are wrong, and the per-row path then names the offending instance."""
+        try:
+            matrix = np.array(instances, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
+            return None
+        if matrix.shape != (len(instances), len(self.features)):
+            return None
+        if not np.isfinite(matrix).all():
+            return None
+        return matrix
+
+    def encode(self, instances: list[Any]) -> Rows:
+        n, d = len(instances), len(self.features)
+        numeric_rows: list[Sequence[Any]] = []
+        cat_rows: list[Sequence[Any]] = []
+        for i, inst in enumerate(instances):
+            kind = type(inst)
+            if kind is dict:
+                if inst.keys() != self._feature_set:
+                    raise self._key_error(i, inst)
+                values = self._by_name(inst)
+            elif kind is list:
+                if len(inst) != d:
+                    raise self._count_error(i, len(inst))
+                values = inst
+            else:
+                raise BadRequest(
+                    400,
+                    f"instance {i}: must be an object keyed by feature name or a list of {d} "
+                    f"values in schema order, got {_kind(inst)}",
+                    index=i,
+                )
+            nums = values if self._num_of is None else self._num_of(values)
+            if not _NUMERIC_TYPES.issuperset(map(type, nums)):
+                raise self._numeric_error(i, nums)
+            numeric_rows.append(nums)
+            if self._cat_pos:
+                cat_rows.append(self._cat_of(values))
+        try:
+            numeric = np.array(numeric_rows, dtype=np.float64).reshape(n, len(self.numeric))
+        except OverflowError:
+            numeric = self._locate_overflow(numeric_rows)
+        if np.isinf(numeric).any():
+            i, j = np.argwhere(np.isinf(numeric))[0]
+            raise self._range_error(int(i), int(j))
+        codes = self._codes(cat_rows, n)
+        return Rows(numeric, codes)
+
+    def _codes(self, cat_rows: list[Sequence[Any]], n: int) -> np.ndarray:
+        codes = np.empty((n, len(self.categorical)), np.int32)
+        for j, (name, index) in enumerate(zip(self.categorical, self._cat_index, strict=True)):
+            column = codes[:, j]
+            for i, row in enumerate(cat_rows):
+                v = row[j]
+                if type(v) is str:
+                    column[i] = index.get(v, UNSEEN)
+                elif v is None:
+                    column[i] = MISSING
+                else:
+                    raise BadRequest(
+                        400,
+                        f"instance {i}, field {name!r}: expected a category string or null, "
+                        f"got {_kind(v)}",
+                        index=i,
+                        field=name,
+                    )
+        return codes
+
+    # --- errors: found on the slow path, each names the instance and the field ---
+
+    def _key_error(self, i: int, inst: dict[str, Any]) -> BadRequest:
+        unknown = [k for k in inst if k not in self._feature_set]
+        if unknown:
+            return BadRequest(
+                400,
+                f"instance {i}, field {unknown[0]!r}: unknown feature; the model expects "
+                f"{len(self.features)} features as in its schema",
+                index=i,
+                field=str(unknown[0]),
+            )
+        missing = [f for f in self.features if f not in inst]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        return BadRequest(
+            400,
+            f"instance {i}, field {missing[0]!r}: missing feature{more}; send every feature, "
+            "null for a missing value",
+            index=i,
+            field=missing[0],
+        )
+
+    def _count_error(self, i: int, got: int) -> BadRequest:
+        d = len(self.features)
+        field = self.features[got] if got < d else f"[{d}]"
+        return BadRequest(
+            400,
+            f"instance {i}, field {field!r}: expected {d} values in schema order, got {got}",
+            index=i,
+            field=field,
+        )
+
+    def _numeric_error(self, i: int, nums: Sequence[Any]) -> BadRequest:
+        for name, v in zip(self.numeric, nums, strict=True):
+            if type(v) not in _NUMERIC_TYPES:
+                what = (
+                    f"{v.text} is not a JSON number"
+                    if isinstance(v, _NonFinite)
+                    else f"expected a number or null, got {_kind(v)}"
+                )
+                return BadRequest(400, f"instance {i}, field {name!r}: {what}", index=i, field=name)
+        raise AssertionError("no bad value found")  # pragma: no cover
+
+    def _locate_overflow(self, numeric_rows: list[Sequence[Any]]) -> np.ndarray:
+        for i, row in enumerate(numeric_rows):
+            for j, v in enumerate(row):
+                try:
+                    float(v) if v is not None else None
+                except OverflowError:
+                    raise self._range_error(i, j) from None
+        raise AssertionError("no overflowing value found")  # pragma: no cover
+
+    def _range_error(self, i: int, j: int) -> BadRequest:
+        name = self.numeric[j]
+        return BadRequest(
+            400,
+            f"instance {i}, field {name!r}: number out of range (not a finite float)",
+            index=i,
+            field=name,
+        )
+
+
+_NUMERIC_TYPES = frozenset({int, float, type(None)})
+
+
+def _getter(keys: Sequence[str]) -> Any:
+    get = itemgetter(*keys)
+    return (lambda obj: (get(obj),)) if len(keys) == 1 else get
+
+
+def _getter_pos(positions: Sequence[int]) -> Any:
+    if not positions:
+        return lambda values: ()
+    get = itemgetter(*positions)
+    return (lambda values: (get(values),)) if len(positions) == 1 else get
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, _NonFinite):
+        return value.text
+    return type(value).__name__

@@ -1,0 +1,263 @@
+"""Which model is served, and hot swapping it.
+
+:class:`ModelHolder` owns one reference to the current :class:`ServingModel`. A background
+thread loads the first model (so that the server answers health checks, with 503, while it
+loads) and then:
+
+- registry mode: reads the champion pointer every ``poll_seconds``; when its contents
+  change (a deploy replaces it atomically with os.replace) the new bundle is loaded in the
+  thread, checked, and swapped in with one assignment. Requests take the reference once, so
+  each is answered wholly by one model, and none waits for a load;
+- storage mode (``AIP_STORAGE_URI``, as on Vertex AI): the bundle is copied down once
+  (gs://, through google-cloud-storage, which honours STORAGE_EMULATOR_HOST) or read in
+  place (a local path) and served until the process ends.
+
+A model that fails to load is logged with its reason and the previous one keeps serving;
+the load is retried with back-off.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from components.core.errors import RegistryError, SigdeployError
+from components.serving.config import ServeConfig
+from components.serving.model import ServingModel, load_serving_model
+
+if TYPE_CHECKING:
+    from components.core.registry import LocalRegistry
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_SECONDS = 60.0
+
+
+class ModelHolder:
+    """The current model (``current``, None until the first load) and its poller thread."""
+
+    def __init__(
+        self, config: ServeConfig, loader: Callable[..., ServingModel] = load_serving_model
+    ) -> None:
+        self.config = config
+        self._loader = loader
+        self.current: ServingModel | None = None
+        self.last_error: str | None = None
+        self.swaps = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._download_dir: Path | None = None
+        self._pointer_seen: bytes | None = None
+        self._retry_at = 0.0
+        self._retry_delay = config.poll_seconds
+        self._drift_checked = time.monotonic()
+        self._registry: LocalRegistry | None = None
+        if not config.storage_uri:
+            from components.core.registry import LocalRegistry
+
+            # checks the model name now, so that a bad one fails at start-up, not per poll
+            self._registry = LocalRegistry(config.registry, config.model_name)
+
+    # --- lifecycle ---
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, name="sigdeploy-model-poller", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self._download_dir is not None:
+            shutil.rmtree(self._download_dir, ignore_errors=True)
+            self._download_dir = None
+
+    def wait_loaded(self, timeout: float) -> ServingModel | None:
+        deadline = time.monotonic() + timeout
+        while self.current is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.current
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll()
+            except Exception:  # noqa: BLE001 - the poller must outlive any one failure
+                log.exception("model poller failed; retrying")
+            self._stop.wait(self.config.poll_seconds)
+
+    # --- one poll ---
+
+    def poll(self) -> None:
+        """Load or swap the model if needed; also run the periodic drift check."""
+        if self.config.storage_uri:
+            if self.current is None and time.monotonic() >= self._retry_at:
+                self._attempt(self._load_from_storage)
+        else:
+            self._poll_registry()
+        self._maybe_check_drift()
+
+    def _poll_registry(self) -> None:
+        registry = self._registry
+        assert registry is not None
+        try:
+            pointer = registry.pointer.read_bytes()
+        except FileNotFoundError:
+            if self._pointer_seen != b"":
+                log.warning(
+                    "registry '%s' has no champion for %s yet; waiting for a deploy",
+                    registry.root,
+                    self.config.model_name,
+                )
+                self._pointer_seen = b""
+            return
+        changed = pointer != self._pointer_seen
+        if not changed and (self.last_error is None or time.monotonic() < self._retry_at):
+            return
+        if changed:
+            self._retry_delay = self.config.poll_seconds
+        self._pointer_seen = pointer
+
+        def load() -> ServingModel | None:
+            champion = registry.champion()
+            if champion is None:
+                return None
+            if self.current is not None and self.current.version == champion.version:
+                return self.current
+            return self._load(champion.path, champion.version)
+
+        self._attempt(load)
+
+    def _attempt(self, load: Callable[[], ServingModel | None]) -> bool:
+        try:
+            model = load()
+        except SigdeployError as exc:
+            self._failed(str(exc))
+            return False
+        except Exception as exc:  # noqa: BLE001 - a bad bundle must not stop serving
+            log.debug("model load failed", exc_info=True)
+            self._failed(f"{type(exc).__name__}: {exc}")
+            return False
+        self.last_error = None
+        self._retry_delay = self.config.poll_seconds
+        if model is not None and model is not self.current:
+            previous = self.current
+            self.current = model  # the swap: one reference assignment
+            if previous is not None:
+                self.swaps += 1
+                log.info(
+                    "now serving %s version %s (was version %s)",
+                    model.name,
+                    model.version,
+                    previous.version,
+                )
+            else:
+                log.info("now serving %s version %s", model.name, model.version)
+        return True
+
+    def _failed(self, reason: str) -> None:
+        keeping = f"; still serving version {self.current.version}" if self.current else ""
+        log.error(
+            "cannot load the model: %s%s (retrying in %.0f s)", reason, keeping, self._retry_delay
+        )
+        self.last_error = reason
+        self._retry_at = time.monotonic() + self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, MAX_RETRY_SECONDS)
+
+    def _load(self, path: Path, version: str | None) -> ServingModel:
+        c = self.config
+        return self._loader(
+            path,
+            version,
+            backend=c.backend,
+            threads=c.threads,
+            drift={
+                "window": c.drift_window,
+                "min_rows": c.drift_min_rows,
+                "psi_threshold": c.psi_threshold,
+                "shift_threshold": c.shift_threshold,
+            },
+        )
+
+    def _load_from_storage(self) -> ServingModel:
+        uri = self.config.storage_uri
+        if uri.startswith("gs://"):
+            if self._download_dir is None:
+                self._download_dir = Path(tempfile.mkdtemp(prefix="sigdeploy-model-"))
+            path = download_gcs(uri, self._download_dir / "bundle")
+        else:
+            path = Path(uri.removeprefix("file://")).expanduser()
+            if not path.is_dir():
+                raise RegistryError(
+                    f"AIP_STORAGE_URI '{uri}': no such directory; point it at a "
+                    "model bundle (gs://... or a local path)"
+                )
+        return self._load(path, None)
+
+    def _maybe_check_drift(self) -> None:
+        model = self.current
+        now = time.monotonic()
+        if model is None or now - self._drift_checked < self.config.drift_check_seconds:
+            return
+        self._drift_checked = now
+        model.monitor.check_if_new_rows()
+
+    def status(self) -> dict[str, Any]:
+        model = self.current
+        out: dict[str, Any] = {"status": "ok" if model else "loading"}
+        if model is not None:
+            out.update(model.describe())
+        if self.last_error:
+            out["last_error"] = self.last_error
+        return out
+
+
+def download_gcs(uri: str, dest: Path) -> Path:
+    """Copy every object under the gs:// prefix into ``dest`` (a fresh directory)."""
+    from google.cloud import storage  # type: ignore[attr-defined]
+
+    bucket_name, _, prefix = uri.removeprefix("gs://").partition("/")
+    prefix = prefix.strip("/")
+    if not bucket_name:
+        raise RegistryError(f"AIP_STORAGE_URI '{uri}': no bucket; use gs://BUCKET/PATH")
+    client = storage.Client()
+    tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=dest.parent))
+    count = 0
+    try:
+        for blob in client.list_blobs(bucket_name, prefix=f"{prefix}/" if prefix else None):
+            relative = blob.name[len(prefix) :].lstrip("/") if prefix else blob.name
+            if not relative or relative.endswith("/"):
+                continue
+            target = (tmp / relative).resolve()
+            if tmp.resolve() not in target.parents:
+                raise RegistryError(
+                    f"AIP_STORAGE_URI '{uri}': object {blob.name!r} escapes the "
+                    "model directory; refusing it"
+                )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            blob.download_to_filename(str(target))
+            count += 1
+        if not count:
+            raise RegistryError(
+                f"AIP_STORAGE_URI '{uri}': no objects under it; point it at a "
+                "model bundle directory"
+            )
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.replace(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("copied %d file(s) of %s to %s", count, uri, dest)
+    return dest

@@ -1,0 +1,468 @@
+"""A model bundle loaded for serving: numpy and ONNX Runtime only, no torch, no pandas.
+
+``components.core.bundle`` loads a bundle into torch for training and evaluation; serving
+reads the same three files (``bundle.json``, ``preprocessor.json``, ``model.safetensors``)
+without torch so that the serving image stays small:
+
+- the weights are read with ``safetensors.numpy``; at load time the numeric preprocessing
+  (median imputation and standardisation in float64, then float32: exactly what
+  ``components.core.features.Preprocessor.transform`` computes) and the network are built
+  into one ONNX graph and run with ONNX Runtime; categorical one-hot columns are encoded
+  with numpy. The graph's output is checked against a float64 numpy forward pass of the
+  same parameters (the math torch runs, in more precision); if the maximum absolute
+  difference is 1e-5 or more, or ONNX Runtime is missing, the model is served by a
+  float32 numpy implementation instead and the reason is logged.
+
+A :class:`ServingModel` is immutable once built: the server swaps whole models, so one
+request never sees parts of two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from components.core.errors import RegistryError
+from components.serving import fastjson
+from components.serving.drift import DriftMonitor
+from components.serving.instances import MISSING, UNSEEN, BadRequest, InstanceDecoder, Rows
+
+log = logging.getLogger(__name__)
+
+# The bundle layout of components.core.bundle (which imports torch, so it is not imported
+# here); keep these in step with it.
+BUNDLE_JSON = "bundle.json"
+PREPROCESSOR_JSON = "preprocessor.json"
+WEIGHTS = "model.safetensors"
+FORMAT = "sigdeploy-bundle/v1"
+PREPROCESSOR_KIND = "column-transformer/v1"
+
+ONNX_TOLERANCE = 1e-5  # max |onnx - float64 reference| over the probe rows
+PROBE_ROWS = 256
+DECIMALS = 9  # probabilities are rounded to 1e-9 in responses (float32 carries ~7 digits)
+_SCALE = 10.0**DECIMALS
+SMALL_BATCH = 8  # up to this many rows, responses are built without numpy calls
+
+_LAYER_KEY = re.compile(r"^net\.(\d+)\.(weight|bias)$")
+
+
+@dataclass(frozen=True)
+class ServingPreprocessor:
+    """The fitted preprocessor as numpy arrays (from preprocessor.json)."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    medians: np.ndarray
+    means: np.ndarray
+    scales: np.ndarray
+    categories: tuple[tuple[str, ...], ...]
+    fill_codes: tuple[int, ...]  # category code that a missing value is imputed with
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.numeric) + sum(len(c) for c in self.categories)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> ServingPreprocessor:
+        if obj.get("kind") != PREPROCESSOR_KIND:
+            raise ValueError(f"preprocessor kind {obj.get('kind')!r} is not {PREPROCESSOR_KIND}")
+        categories = tuple(tuple(str(c) for c in cats) for cats in obj["categories"])
+        fills = [str(f) for f in obj["fill_values"]]
+        fill_codes = tuple(
+            cats.index(fill) if fill in cats else UNSEEN
+            for fill, cats in zip(fills, categories, strict=True)
+        )
+        return cls(
+            numeric=tuple(obj["numeric"]),
+            categorical=tuple(obj["categorical"]),
+            medians=np.asarray(obj["medians"], np.float64),
+            means=np.asarray(obj["means"], np.float64),
+            scales=np.asarray(obj["scales"], np.float64),
+            categories=categories,
+            fill_codes=fill_codes,
+        )
+
+    def scaled(self, rows: Rows) -> np.ndarray:
+        """Numeric part: impute the median, standardise (float64), then float32."""
+        x = rows.numeric
+        if np.isnan(x).any():
+            x = np.where(np.isnan(x), self.medians, x)
+        with np.errstate(over="ignore"):  # huge inputs: caught by predict_body
+            return ((x - self.means) / self.scales).astype(np.float32)
+
+    def onehot(self, rows: Rows) -> np.ndarray:
+        """Categorical part: missing -> the training mode, unseen -> all zeros."""
+        out = np.zeros((len(rows), self.n_outputs - len(self.numeric)), np.float32)
+        offset = 0
+        for j, cats in enumerate(self.categories):
+            codes = rows.codes[:, j]
+            codes = np.where(codes == MISSING, self.fill_codes[j], codes)
+            hit = np.nonzero(codes >= 0)[0]
+            out[hit, offset + codes[hit]] = 1.0
+            offset += len(cats)
+        return out
+
+    def transform(self, rows: Rows) -> np.ndarray:
+        """The network's input matrix, as Preprocessor.transform computes it."""
+        if not self.categorical:
+            return self.scaled(rows)
+        return np.hstack([self.scaled(rows), self.onehot(rows)])
+
+
+class Network(Protocol):
+    def __call__(self, rows: Rows) -> np.ndarray: ...
+
+
+class NumpyNetwork:
+    """Preprocessor and MLP in numpy: float32 to serve, float64 as the reference."""
+
+    def __init__(
+        self, layers: Sequence[tuple[np.ndarray, np.ndarray]], pre: ServingPreprocessor
+    ) -> None:
+        self.pre = pre
+        self._layers32 = [
+            (np.ascontiguousarray(w.T, np.float32), b.astype(np.float32)) for w, b in layers
+        ]
+        self._layers64 = [(w.T.astype(np.float64), b.astype(np.float64)) for w, b in layers]
+
+    def __call__(self, rows: Rows) -> np.ndarray:
+        return _forward(self.pre.transform(rows), self._layers32)
+
+    def reference(self, rows: Rows) -> np.ndarray:
+        return _forward(self.pre.transform(rows).astype(np.float64), self._layers64)
+
+
+def _forward(h: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    for i, (w, b) in enumerate(layers):
+        h = h @ w + b
+        if i < len(layers) - 1:
+            np.maximum(h, 0, out=h)
+    h = h - h.max(axis=1, keepdims=True)
+    np.exp(h, out=h)
+    h /= h.sum(axis=1, keepdims=True)
+    return h
+
+
+class OnnxNetwork:
+    """Numeric preprocessing and MLP in one ONNX Runtime session (thread-safe: requests
+    call it concurrently); categorical one-hot columns are built by numpy."""
+
+    def __init__(
+        self,
+        layers: Sequence[tuple[np.ndarray, np.ndarray]],
+        pre: ServingPreprocessor,
+        threads: int,
+    ) -> None:
+        import onnxruntime as ort
+
+        from components.serving.onnx_graph import NUMERIC, ONEHOT, OUTPUT, mlp_to_onnx
+
+        self.pre = pre
+        self._numeric = NUMERIC if pre.numeric else None
+        self._onehot = ONEHOT if pre.categorical else None
+        model = mlp_to_onnx(
+            layers, pre.medians, pre.means, pre.scales, pre.n_outputs - len(pre.numeric)
+        )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        # Spinning worker threads burn idle cores that the HTTP server needs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self._outputs = [OUTPUT]
+
+    def __call__(self, rows: Rows) -> np.ndarray:
+        feeds = {}
+        if self._numeric:
+            feeds[self._numeric] = rows.numeric
+        if self._onehot:
+            feeds[self._onehot] = self.pre.onehot(rows)
+        return self._session.run(self._outputs, feeds)[0]
+
+
+def probe_rows(pre: ServingPreprocessor, n: int = PROBE_ROWS, seed: int = 0) -> Rows:
+    """Raw rows around the training distribution, with missing and unseen values."""
+    rng = np.random.default_rng(seed)
+    numeric = pre.means + pre.scales * rng.standard_normal((n, len(pre.numeric))) * 2
+    numeric[rng.random(numeric.shape) < 0.05] = np.nan
+    codes = (
+        np.stack([rng.integers(UNSEEN, len(c), n) for c in pre.categories], axis=1)
+        if pre.categories
+        else np.zeros((n, 0))
+    )
+    return Rows(np.ascontiguousarray(numeric), codes.astype(np.int32))
+
+
+def build_network(
+    layers: Sequence[tuple[np.ndarray, np.ndarray]],
+    pre: ServingPreprocessor,
+    backend: str = "auto",
+    threads: int = 1,
+) -> tuple[Network, str]:
+    """ONNX Runtime when it agrees with the float64 reference, else numpy (logged)."""
+    reference = NumpyNetwork(layers, pre)
+    if backend == "numpy":
+        return reference, "numpy"
+    try:
+        network = OnnxNetwork(layers, pre, threads)
+        probe = probe_rows(pre)
+        diff = float(np.max(np.abs(network(probe) - reference.reference(probe))))
+    except Exception as exc:  # noqa: BLE001 - any failure means: do not use ONNX
+        reason = f"ONNX export or ONNX Runtime failed ({type(exc).__name__}: {exc})"
+    else:
+        if diff < ONNX_TOLERANCE:
+            log.debug("ONNX Runtime output matches the reference (max abs diff %.2e)", diff)
+            return network, "onnx"
+        reason = f"ONNX Runtime output differs from the reference by {diff:.2e}"
+    if backend == "onnx":
+        raise RegistryError(f"serving backend onnx: {reason}; use backend auto or numpy")
+    log.warning("%s; serving this model with numpy instead", reason)
+    return reference, "numpy"
+
+
+def read_layers(
+    weights: dict[str, np.ndarray], config: dict[str, Any], where: str
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(weight, bias) per Linear layer in order, checked against the model config."""
+    found: dict[int, dict[str, np.ndarray]] = {}
+    for key, value in weights.items():
+        match = _LAYER_KEY.match(key)
+        if not match:
+            raise RegistryError(
+                f"model bundle '{where}': unexpected weight {key!r} in {WEIGHTS}; "
+                "serving knows only the MLP of components.core.model"
+            )
+        found.setdefault(int(match.group(1)), {})[match.group(2)] = value
+    layers = []
+    for index in sorted(found):
+        pair = found[index]
+        if set(pair) != {"weight", "bias"}:
+            raise RegistryError(f"model bundle '{where}': layer {index} lacks weight or bias")
+        layers.append(
+            (np.asarray(pair["weight"], np.float32), np.asarray(pair["bias"], np.float32))
+        )
+    widths = [
+        int(config["in_features"]),
+        *(int(h) for h in config["hidden_sizes"]),
+        int(config["n_classes"]),
+    ]
+    shapes = [w.shape for w, _ in layers]
+    expected = [(widths[i + 1], widths[i]) for i in range(len(widths) - 1)]
+    if shapes != expected or any(b.shape != (w.shape[0],) for w, b in layers):
+        raise RegistryError(
+            f"model bundle '{where}': weight shapes {shapes} do not match the "
+            f"model config {expected}; the bundle is damaged, re-register it"
+        )
+    return layers
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """Everything one prediction needs; never mutated after load (swap, don't edit)."""
+
+    version: str
+    name: str
+    path: Path
+    meta: dict[str, Any]
+    classes: tuple[Any, ...]
+    decoder: InstanceDecoder
+    preprocessor: ServingPreprocessor
+    network: Network
+    backend: str
+    monitor: DriftMonitor
+    _row_template: str = field(repr=False, default="")
+    _labels_json: tuple[str, ...] = field(repr=False, default=())
+    _class_keys: tuple[str, ...] = field(repr=False, default=())
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.decoder.features
+
+    def predict_proba(self, rows: Rows) -> np.ndarray:
+        return self.network(rows)
+
+    def predict_body(self, body: bytes, max_instances: int) -> bytes:
+        """A request body in, a response body out; BadRequest for anything invalid."""
+        rows = self.decoder.decode(body, max_instances)
+        return self.answer(rows, self.network(rows))
+
+    def answer(self, rows: Rows, proba: np.ndarray) -> bytes:
+        """The response body for decoded rows and their probabilities (from ``network``,
+        alone or batched with other requests' rows); records the rows for /stats."""
+        if not np.isfinite(proba).all():
+            raise self._overflow(rows, np.isfinite(proba).all(axis=1))
+        self.monitor.observe(rows)
+        return self.format(proba)
+
+    def format(self, proba: np.ndarray) -> bytes:
+        labels = self.classes
+        if len(proba) <= SMALL_BATCH:
+            # A few rows: plain Python is cheaper than numpy's per-call cost; it rounds
+            # exactly as ndarray.round does (scale, round half to even, unscale).
+            plain = proba.tolist()
+            rounded = [[round(v * _SCALE) / _SCALE for v in row] for row in plain]
+            winners = [row.index(max(row)) for row in plain]
+        else:
+            winners = proba.argmax(axis=1).tolist()
+            rounded = proba.astype(np.float64).round(DECIMALS).tolist()
+        if fastjson.HAVE_ORJSON:
+            keys = self._class_keys
+            return fastjson.dumps(
+                {
+                    "predictions": [
+                        {"label": labels[i], "probabilities": dict(zip(keys, row, strict=True))}
+                        for i, row in zip(winners, rounded, strict=True)
+                    ],
+                    "model_version": self.version,
+                }
+            )
+        # The standard library's encoder is slow on many small dicts: fill a template.
+        labels_json = self._labels_json
+        template = self._row_template
+        parts = [template % (labels_json[i], *row) for i, row in zip(winners, rounded, strict=True)]
+        return b"".join(
+            (
+                b'{"predictions":[',
+                ",".join(parts).encode(),
+                b'],"model_version":',
+                json.dumps(self.version).encode(),
+                b"}",
+            )
+        )
+
+    def _overflow(self, rows: Rows, row_ok: np.ndarray) -> BadRequest:
+        i = int(np.nonzero(~row_ok)[0][0])
+        x = self.preprocessor.scaled(rows)
+        j = int(np.argmax(np.abs(np.nan_to_num(x[i], nan=np.inf)))) if x.shape[1] else 0
+        names = self.preprocessor.numeric
+        name = names[j] if j < len(names) else None
+        return BadRequest(
+            400,
+            f"instance {i}, field {name!r}: value too far outside the "
+            "training range; the network output overflowed",
+            index=i,
+            field=name,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model_name": self.name,
+            "model_version": self.version,
+            "backend": self.backend,
+            "features": len(self.features),
+            "classes": len(self.classes),
+        }
+
+
+def load_serving_model(
+    path: str | Path,
+    version: str | None = None,
+    *,
+    backend: str = "auto",
+    threads: int = 1,
+    drift: dict[str, Any] | None = None,
+) -> ServingModel:
+    """Load a bundle directory for serving; RegistryError (one line) if it cannot be used.
+
+    ``version`` is the registry version; without one (a bundle given by path or
+    AIP_STORAGE_URI) it is ``sha256:`` and the first 12 hex digits of the weights' hash.
+    ``drift`` holds DriftMonitor keyword arguments (window, min_rows, thresholds).
+    """
+    root = Path(path)
+    for name in (BUNDLE_JSON, PREPROCESSOR_JSON, WEIGHTS):
+        if not (root / name).is_file():
+            raise RegistryError(
+                f"model bundle '{root}': {name} is missing; the bundle is "
+                "incomplete, register a complete one"
+            )
+    try:
+        meta = json.loads((root / BUNDLE_JSON).read_text(encoding="utf-8"))
+        pre = ServingPreprocessor.from_json(
+            json.loads((root / PREPROCESSOR_JSON).read_text(encoding="utf-8"))
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RegistryError(
+            f"model bundle '{root}': unreadable bundle.json or preprocessor.json "
+            f"({exc}); re-register it"
+        ) from exc
+    if meta.get("format") != FORMAT:
+        raise RegistryError(
+            f"model bundle '{root}': format {meta.get('format')!r} is not "
+            f"{FORMAT}; retrain it with this sigdeploy"
+        )
+    try:
+        from safetensors.numpy import load_file
+
+        weights = load_file(str(root / WEIGHTS))
+        layers = read_layers(weights, meta["model_config"], str(root))
+    except RegistryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several kinds
+        raise RegistryError(
+            f"model bundle '{root}': {WEIGHTS} unreadable ({exc}); re-register it"
+        ) from exc
+    schema = meta.get("schema", {})
+    features = [str(f) for f in schema.get("features", [])]
+    if sorted(features) != sorted(pre.features) or layers[0][0].shape[1] != pre.n_outputs:
+        raise RegistryError(
+            f"model bundle '{root}': schema features and preprocessor disagree; "
+            "the bundle is damaged, re-register it"
+        )
+    classes = tuple(meta["classes"])
+    if layers[-1][0].shape[0] != len(classes):
+        raise RegistryError(
+            f"model bundle '{root}': {len(classes)} classes but the network has "
+            f"{layers[-1][0].shape[0]} outputs; re-register it"
+        )
+    if version is None:
+        version = "sha256:" + hashlib.sha256((root / WEIGHTS).read_bytes()).hexdigest()[:12]
+    name = str(meta.get("name") or root.name)
+    network, used = build_network(layers, pre, backend, threads)
+    monitor = DriftMonitor(
+        meta.get("feature_statistics"),
+        pre.numeric,
+        pre.categorical,
+        pre.categories,
+        model=f"{name} version {version}",
+        **(drift or {}),
+    )
+    keys = [json.dumps(str(c)).replace("%", "%%") for c in classes]
+    template = '{"label":%s,"probabilities":{' + ",".join(f"{k}:%r" for k in keys) + "}}"
+    log.info(
+        "loaded %s version %s from %s (%d features, %d classes, %s)",
+        name,
+        version,
+        root,
+        len(features),
+        len(classes),
+        used,
+    )
+    return ServingModel(
+        version=str(version),
+        name=name,
+        path=root,
+        meta=meta,
+        classes=classes,
+        decoder=InstanceDecoder(features, pre.numeric, pre.categorical, pre.categories),
+        preprocessor=pre,
+        network=network,
+        backend=used,
+        monitor=monitor,
+        _row_template=template,
+        _labels_json=tuple(json.dumps(c) for c in classes),
+        _class_keys=tuple(str(c) for c in classes),
+    )

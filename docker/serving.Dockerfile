@@ -1,0 +1,30 @@
+# The serving image: `python -m components.serving` (the Vertex AI custom-container
+# contract: AIP_HTTP_PORT, AIP_HEALTH_ROUTE, AIP_PREDICT_ROUTE, AIP_STORAGE_URI) on
+# ONNX Runtime and numpy; no torch, pandas or scikit-learn.
+#
+#   docker build -f docker/serving.Dockerfile -t sigdeploy/python-serving:0.1.0 .
+#   docker run -p 8080:8080 -e AIP_STORAGE_URI=gs://BUCKET/PATH sigdeploy/python-serving:0.1.0
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONPATH=/app
+
+WORKDIR /app
+
+COPY docker/serving-requirements.txt /tmp/serving-requirements.txt
+RUN pip install --no-cache-dir -r /tmp/serving-requirements.txt \
+    && rm /tmp/serving-requirements.txt \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin serving
+
+# The package root, the core (serving imports only its registry, errors and io modules,
+# which need no torch) and the serving package.
+COPY components/__init__.py components/
+COPY components/core/ components/core/
+COPY components/serving/ components/serving/
+
+USER 10001
+EXPOSE 8080
+ENTRYPOINT ["python", "-m", "components.serving", "--host", "0.0.0.0"]
