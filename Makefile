@@ -14,6 +14,9 @@ TARGET ?= local
 OUTPUT ?= pipeline.json
 RUN_ARGS ?=
 PYTEST_ARGS ?=
+REGISTRY ?=
+KIND_CLUSTER ?= sigdeploy
+KIND_ENV ?= $(HOME)/.cache/sigdeploy/kind-$(KIND_CLUSTER).env
 
 .PHONY: help venv run compile test test-fast lint format typecheck bench serve clean images kind-up kind-down run-kind
 
@@ -56,6 +59,21 @@ bench: $(STAMP) ## run every benchmark and print its comparison lines
 
 serve: $(STAMP) ## serve the champion that `make run` registered, on port 8080
 	$(VENV)/bin/sigdeploy serve --registry registry --model-name digits-mlp --port 8080
+
+images: ## build + push both images with buildx: REGISTRY=REGION-docker.pkg.dev/PROJECT/sigdeploy
+	REGISTRY="$(REGISTRY)" scripts/build-images.sh
+
+kind-up: ## kind cluster + pinned standalone KFP + our images; KFP UI/API on localhost:8080
+	CLUSTER="$(KIND_CLUSTER)" IMAGES_ENV="$(KIND_ENV)" scripts/kind-up.sh
+
+kind-down: ## stop the port-forward and delete the kind cluster
+	CLUSTER="$(KIND_CLUSTER)" scripts/kind-down.sh
+
+run-kind: $(STAMP) ## compile for kind and submit to the KFP of `make kind-up` (RUN_ARGS=--wait)
+	set -a && . "$(KIND_ENV)" && set +a && \
+	$(PY) compile.py --target kind --output pipeline-kind.yaml && \
+	$(VENV)/bin/sigdeploy submit kfp --pipeline pipeline-kind.yaml \
+		--param serving_image="$$SIGDEPLOY_SERVING_IMAGE" $(RUN_ARGS)
 
 clean: ## remove runs, the local registry and compiled pipelines (keeps .venv)
 	rm -rf runs registry pipeline.json pipeline-*.json pipeline-*.yaml

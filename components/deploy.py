@@ -1,4 +1,8 @@
-"""deploy: register the bundle and move the champion pointer (runs only inside dsl.If)."""
+"""deploy: register the bundle and serve it (runs only inside dsl.If).
+
+``platform`` is fixed per compile target: local (the local registry; `sigdeploy serve`),
+vertex (Model Registry version + endpoint), kind (shared registry + Deployment/Service).
+"""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Model
@@ -12,8 +16,28 @@ def deploy(
     decision: Input[Artifact],
     registry: str,
     model_name: str,
+    platform: str = "local",
+    serving_image: str = "",
+    endpoint_name: str = "",
+    machine_type: str = "n1-standard-2",
+    min_replicas: int = 1,
+    max_replicas: int = 1,
+    canary_percent: int = 100,
 ) -> str:
-    from components.core import steps
+    if platform == "vertex":
+        from components.core import vertex_registry as vr
 
-    result = steps.deploy(model.path, decision.path, registry, model_name)
+        config = vr.EndpointConfig(
+            endpoint_name, machine_type, min_replicas, max_replicas, canary_percent
+        )
+        result = vr.deploy(model.path, decision.path, registry, model_name, serving_image, config)
+    elif platform == "kind":
+        from components.core import kube
+
+        serving = kube.KubeServing(serving_image, replicas=min_replicas)
+        result = kube.deploy(model.path, decision.path, registry, model_name, serving)
+    else:
+        from components.core import steps
+
+        result = steps.deploy(model.path, decision.path, registry, model_name)
     return result["uri"]

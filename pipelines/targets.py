@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from components import images
+from components.core import kube
 from components.core.errors import ConfigError
 
 TARGETS = ("local", "vertex", "kind")
@@ -25,6 +26,8 @@ class Target:
     cpu_limit: str = ""  # train task CPU limit, e.g. "8"
     memory_limit: str = ""  # train task memory limit, e.g. "32G"
     image_pull_policy: str = ""  # kind: IfNotPresent for images loaded with `kind load`
+    shared_pvc: str = ""  # kind: claim every task mounts (the registry lives on it)
+    shared_mount: str = ""  # kind: where tasks see that claim
 
     def configure_train(self, task: Any) -> None:
         if self.accelerator_count > 0 and self.accelerator_type:
@@ -41,6 +44,10 @@ class Target:
             from kfp import kubernetes
 
             kubernetes.set_image_pull_policy(task, self.image_pull_policy)
+        if self.shared_pvc:
+            from kfp import kubernetes
+
+            kubernetes.mount_pvc(task, pvc_name=self.shared_pvc, mount_path=self.shared_mount)
 
 
 def get_target(
@@ -67,7 +74,13 @@ def get_target(
             memory_limit="30G",
         )
     else:
-        target = Target("kind", images.COMPONENT_IMAGE, image_pull_policy="IfNotPresent")
+        target = Target(
+            "kind",
+            images.COMPONENT_IMAGE,
+            image_pull_policy="IfNotPresent",
+            shared_pvc=kube.SHARED_PVC,
+            shared_mount=kube.SHARED_MOUNT,
+        )
         if gpu:
             target = replace(target, accelerator_type=KIND_GPU_RESOURCE, accelerator_count=1)
     overrides: dict[str, Any] = {}

@@ -8,9 +8,11 @@ from typing import Any, NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Input, Markdown, Model
 
+from components import images
 from components.core.gate import GatePolicy
 from components.core.split import SplitConfig
 from components.core.training import TrainConfig
+from components.core.vertex_registry import EndpointConfig
 from components.deploy import deploy
 from components.evaluate import evaluate
 from components.ingest import ingest
@@ -19,7 +21,7 @@ from components.train import train
 from pipelines.targets import Target
 
 PIPELINE_NAME = "sigdeploy-training"
-_T, _G, _S = TrainConfig(), GatePolicy(), SplitConfig()
+_T, _G, _S, _E = TrainConfig(), GatePolicy(), SplitConfig(), EndpointConfig()
 
 
 def build_pipeline(target: Target) -> Any:
@@ -32,13 +34,29 @@ def build_pipeline(target: Target) -> Any:
         decision: Input[Artifact],
         registry: str,
         model_name: str,
+        serving_image: str,
+        endpoint_name: str,
+        machine_type: str,
+        min_replicas: int,
+        max_replicas: int,
+        canary_percent: int,
     ):
         # The dsl.If sits in its own small pipeline so that its condition reads a pipeline
         # input: the KFP local runner (2.17) cannot resolve a condition on a named output of
         # a sibling task, while Vertex and KFP resolve both forms.
         with dsl.If(deploy_model == True, name="significantly-better"):  # noqa: E712
             deploy_task = deploy(
-                model=model, decision=decision, registry=registry, model_name=model_name
+                model=model,
+                decision=decision,
+                registry=registry,
+                model_name=model_name,
+                platform=target.name,  # how to serve is fixed per compile target
+                serving_image=serving_image,
+                endpoint_name=endpoint_name,
+                machine_type=machine_type,
+                min_replicas=min_replicas,
+                max_replicas=max_replicas,
+                canary_percent=canary_percent,
             ).set_display_name("deploy")
             deploy_task.set_caching_options(False)
             target.configure_task(deploy_task)
@@ -74,6 +92,14 @@ def build_pipeline(target: Target) -> Any:
         min_test_rows: int = _G.min_test_rows,
         baseline: str = _G.baseline,
         accuracy_floor: float = _G.accuracy_floor,
+        # serving (vertex: Model Registry + endpoint; kind: Deployment/Service); see
+        # components/core/vertex_registry.EndpointConfig and components/core/kube.KubeServing
+        serving_image: str = images.SERVING_IMAGE,
+        endpoint_name: str = _E.endpoint_name,
+        machine_type: str = _E.machine_type,
+        min_replicas: int = _E.min_replicas,
+        max_replicas: int = _E.max_replicas,
+        canary_percent: int = _E.canary_percent,
     ) -> NamedTuple(
         "Outputs",
         [("model", Model), ("decision", Artifact), ("report", HTML), ("summary", Markdown)],
@@ -115,6 +141,8 @@ def build_pipeline(target: Target) -> Any:
             seed=seed,
         ).set_display_name("train")
         target.configure_train(train_task)
+        # A preempted GPU node is retried; the retry resumes from the epoch checkpoint.
+        train_task.set_retry(num_retries=3, backoff_duration="60s", backoff_factor=2.0)
 
         eval_task = evaluate(
             model=train_task.outputs["model"],
@@ -138,6 +166,12 @@ def build_pipeline(target: Target) -> Any:
             decision=eval_task.outputs["decision"],
             registry=registry,
             model_name=model_name,
+            serving_image=serving_image,
+            endpoint_name=endpoint_name,
+            machine_type=machine_type,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            canary_percent=canary_percent,
         ).set_display_name("promote")
         promote_task.set_caching_options(False)
 

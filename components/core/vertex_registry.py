@@ -1,0 +1,472 @@
+"""Vertex AI Model Registry as the sigdeploy registry, and deployment to a Vertex endpoint.
+
+Registry URI: ``vertex://PROJECT/REGION[?artifacts=gs://BUCKET/PREFIX][&api_endpoint=URL]``.
+
+- The champion is the version of the parent model (display name = model name) that carries
+  the ``champion`` alias; evaluate copies its artifact directory (gs://) to a local cache.
+- ``register`` copies the bundle to ``<artifacts>/<model>/<stamp>/``, uploads it as a new
+  version of the parent model with the serving image as its custom container, moves the
+  ``champion`` alias to it, and imports the evaluation onto the version.
+- ``deploy_endpoint`` gets or creates the endpoint by display name and deploys the version
+  with a canary share of the traffic; the rest stays on the old champion.
+- Decisions that did not deploy are kept as JSON objects under ``<artifacts>/<model>/history/``.
+
+``api_endpoint`` is for private endpoints and for tests: an ``http://`` endpoint is a local
+test server, so requests go over REST and carry no credentials.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+import tempfile
+import time
+import urllib.parse
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.core import gcp
+from components.core.errors import ConfigError, RegistryError
+from components.core.io import read_json
+from components.core.registry import Champion, check_model_name
+
+log = logging.getLogger(__name__)
+
+CHAMPION_ALIAS = "champion"
+SERVING_PORT = 8080
+HEALTH_ROUTE = "/health"
+PREDICT_ROUTE = "/predict"
+CLASSIFICATION_METRICS_SCHEMA = (
+    "gs://google-cloud-aiplatform/schema/modelevaluation/classification_metrics_1.0.0.yaml"
+)
+REGION_RE = re.compile(r"^[a-z]+-[a-z]+\d+$")
+PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+LABEL_VALUE = re.compile(r"[^a-z0-9_-]")
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """How the champion is served on Vertex; fields map onto pipeline parameters."""
+
+    endpoint_name: str = ""  # endpoint display name; empty = the model name
+    machine_type: str = "n1-standard-2"  # serving machine per replica
+    min_replicas: int = 1  # replicas always up
+    max_replicas: int = 1  # autoscaling ceiling
+    canary_percent: int = 100  # traffic the new version gets; the rest stays on the old one
+
+    def __post_init__(self) -> None:
+        if self.min_replicas < 1:
+            raise ConfigError(f"min_replicas={self.min_replicas}: must be at least 1")
+        if self.max_replicas < self.min_replicas:
+            raise ConfigError(
+                f"max_replicas={self.max_replicas}: must be >= min_replicas={self.min_replicas}"
+            )
+        if not 1 <= self.canary_percent <= 100:
+            raise ConfigError(
+                f"canary_percent={self.canary_percent}: must be 1-100 (100 = all traffic)"
+            )
+        if not self.machine_type:
+            raise ConfigError("machine_type is empty: use e.g. n1-standard-2")
+
+
+def parse_uri(uri: str) -> tuple[str, str, dict[str, str]]:
+    """``vertex://PROJECT/REGION?k=v`` -> (project, region, options)."""
+    parts = urllib.parse.urlsplit(uri)
+    region = parts.path.strip("/")
+    if parts.scheme != "vertex" or not parts.netloc or not region or "/" in region:
+        raise RegistryError(
+            f"registry {uri!r}: write vertex://PROJECT/REGION[?artifacts=gs://BUCKET/PREFIX]"
+        )
+    if not PROJECT_RE.match(parts.netloc):
+        raise RegistryError(f"registry {uri!r}: '{parts.netloc}' is not a project id")
+    if not REGION_RE.match(region):
+        raise RegistryError(f"registry {uri!r}: '{region}' is not a region, e.g. us-central1")
+    options = dict(urllib.parse.parse_qsl(parts.query))
+    unknown = set(options) - {"artifacts", "api_endpoint"}
+    if unknown:
+        raise RegistryError(
+            f"registry {uri!r}: unknown option(s) {', '.join(sorted(unknown))}; "
+            "use artifacts= and api_endpoint="
+        )
+    if options.get("artifacts") and not options["artifacts"].startswith("gs://"):
+        raise RegistryError(f"registry {uri!r}: artifacts= must be a gs:// prefix")
+    return parts.netloc, region, options
+
+
+def registry_uri(project: str, region: str, artifacts: str = "") -> str:
+    query = f"?{urllib.parse.urlencode({'artifacts': artifacts}, safe=':/')}" if artifacts else ""
+    return f"vertex://{project}/{region}{query}"
+
+
+def init_aiplatform(project: str, region: str, api_endpoint: str = "") -> None:
+    """Point the SDK at the project; an http:// endpoint is a local server: REST, no token."""
+    from google.cloud import aiplatform
+
+    kwargs: dict[str, Any] = {"project": project, "location": region}
+    if api_endpoint:
+        kwargs["api_endpoint"] = api_endpoint
+        if api_endpoint.startswith("http://"):
+            from google.auth.credentials import AnonymousCredentials
+
+            kwargs |= {"api_transport": "rest", "credentials": AnonymousCredentials()}
+    aiplatform.init(**kwargs)
+
+
+def _label(value: Any) -> str:
+    return LABEL_VALUE.sub("-", str(value).lower())[:63]
+
+
+def _stamp() -> str:
+    """A time-ordered, unique name for an object or a version's directory on gs://."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}"
+
+
+class VertexRegistry:
+    """Versions of one parent model in Vertex AI Model Registry, with a ``champion`` alias."""
+
+    def __init__(
+        self,
+        project: str,
+        region: str,
+        model_name: str,
+        *,
+        artifacts: str = "",
+        serving_image: str = "",
+        api_endpoint: str = "",
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        self.project, self.region = project, region
+        self.model_name = check_model_name(model_name)
+        self.artifacts = artifacts.rstrip("/")
+        self.serving_image = serving_image
+        self.api_endpoint = api_endpoint
+        self.cache_dir = Path(cache_dir or Path(tempfile.gettempdir()) / "sigdeploy-vertex")
+        init_aiplatform(project, region, api_endpoint)
+
+    @classmethod
+    def from_uri(cls, uri: str, model_name: str, **kwargs: Any) -> VertexRegistry:
+        project, region, options = parse_uri(uri)
+        return cls(
+            project,
+            region,
+            model_name,
+            artifacts=options.get("artifacts", ""),
+            api_endpoint=options.get("api_endpoint", ""),
+            **kwargs,
+        )
+
+    @property
+    def uri(self) -> str:
+        return registry_uri(self.project, self.region, self.artifacts)
+
+    # ---------------------------------------------------------------- lookups
+
+    def parent(self) -> Any:
+        """The parent model (its default version), or None before the first register."""
+        from google.cloud import aiplatform
+
+        found = self._call(
+            "list models",
+            aiplatform.Model.list,
+            filter=f'display_name="{self.model_name}"',
+            order_by="create_time",
+        )
+        if len(found) > 1:
+            log.warning(
+                "%d models are named %s; using the oldest, %s",
+                len(found),
+                self.model_name,
+                found[0].resource_name,
+            )
+        return found[0] if found else None
+
+    def champion_model(self, parent: Any = None) -> Any:
+        from google.api_core import exceptions as gexc
+        from google.cloud.aiplatform.models import ModelRegistry
+
+        parent = parent or self.parent()
+        if parent is None:
+            return None
+        try:
+            return ModelRegistry(parent.resource_name).get_model(version=CHAMPION_ALIAS)
+        except gexc.NotFound:
+            return None
+
+    def champion(self) -> Champion | None:
+        """The version with the ``champion`` alias, copied to a local directory."""
+        model = self._call("get the champion", self.champion_model)
+        if model is None:
+            return None
+        uri = model.uri  # the version's artifact directory
+        if not uri or not uri.startswith("gs://"):
+            raise RegistryError(
+                f"Vertex model {model.versioned_resource_name}: artifact URI {uri!r} is not on "
+                "gs://; re-register the champion with sigdeploy"
+            )
+        model_id = model.resource_name.rsplit("/", 1)[1]
+        local = self.cache_dir / f"{model_id}-v{model.version_id}"
+        if not (local / "bundle.json").is_file():
+            gcp.download_dir(uri, local)
+        if not (local / "bundle.json").is_file():
+            raise RegistryError(
+                f"Vertex model {model.versioned_resource_name}: {uri} holds no bundle.json; "
+                "it was not registered by sigdeploy"
+            )
+        return Champion(
+            version=str(model.version_id), path=local, uri=model.versioned_resource_name
+        )
+
+    # ---------------------------------------------------------------- changes
+
+    def _stage(self, bundle_dir: Path) -> str:
+        """A gs:// directory holding the bundle: a copy under ``artifacts`` or, without one,
+        the pipeline's own artifact when it sits on the gcsfuse mount (/gcs/BUCKET/...)."""
+        if self.artifacts:
+            uri = f"{self.artifacts}/{self.model_name}/{_stamp()}"
+            gcp.upload_dir(bundle_dir, uri)
+            return uri
+        text = str(bundle_dir.resolve())
+        if text.startswith("/gcs/"):  # a Vertex pipeline artifact, mounted through gcsfuse
+            return "gs://" + text[len("/gcs/") :]
+        raise RegistryError(
+            f"registry {self.uri!r}: no artifacts= location for the bundle; use "
+            "vertex://PROJECT/REGION?artifacts=gs://BUCKET/PREFIX"
+        )
+
+    def register(self, bundle_dir: str | Path, decision: dict[str, Any]) -> Champion:
+        """Upload a new version, move the ``champion`` alias to it, attach the evaluation."""
+        from google.cloud import aiplatform
+        from google.cloud.aiplatform.models import ModelRegistry
+
+        src = Path(bundle_dir)
+        if not (src / "bundle.json").is_file():
+            raise RegistryError(f"model bundle '{src}': bundle.json missing; nothing registered")
+        if not self.serving_image:
+            raise ConfigError(
+                "serving_image is empty: Vertex needs a serving container image for the model, "
+                "e.g. REGION-docker.pkg.dev/PROJECT/sigdeploy/python-serving:TAG"
+            )
+        artifact_uri = self._stage(src)
+        parent = self.parent()
+        previous = self._call("get the champion", self.champion_model, parent) if parent else None
+        model = self._call(
+            "upload the model",
+            aiplatform.Model.upload,
+            display_name=self.model_name,
+            parent_model=parent.resource_name if parent else None,
+            is_default_version=True,
+            artifact_uri=artifact_uri,
+            serving_container_image_uri=self.serving_image,
+            serving_container_predict_route=PREDICT_ROUTE,
+            serving_container_health_route=HEALTH_ROUTE,
+            serving_container_ports=[SERVING_PORT],
+            version_description=_description(decision, previous),
+            labels=_labels(decision),
+            sync=True,
+        )
+        self._call(
+            "move the champion alias",
+            ModelRegistry(model.resource_name).add_version_aliases,
+            [CHAMPION_ALIAS],
+            version=model.version_id,
+        )
+        self._import_evaluation(model, decision)
+        self._history(
+            "deployed",
+            decision,
+            version=model.version_id,
+            previous=previous.version_id if previous else None,
+        )
+        log.info("registered %s as champion", model.versioned_resource_name)
+        return Champion(version=str(model.version_id), path=src, uri=model.versioned_resource_name)
+
+    def record(self, decision: dict[str, Any]) -> None:
+        """Keep a decision that did not deploy; the champion is untouched."""
+        self._history("kept", decision)
+
+    def _history(self, event: str, decision: dict[str, Any], **extra: Any) -> None:
+        if not self.artifacts:
+            log.warning(
+                "no artifacts= location in %s: the %s decision is not kept", self.uri, event
+            )
+            return
+        stamp = _stamp()
+        entry = {"time": time.time(), "event": event, "decision": decision} | extra
+        gcp.write_json(f"{self.artifacts}/{self.model_name}/history/{stamp}-{event}.json", entry)
+
+    def _import_evaluation(self, model: Any, decision: dict[str, Any]) -> None:
+        """The challenger's test metrics as a model evaluation of the new version."""
+        from google.cloud.aiplatform_v1.types import model_evaluation as gca_eval
+        from google.protobuf import json_format, struct_pb2
+
+        evaluation = gca_eval.ModelEvaluation(
+            display_name=f"sigdeploy-gate-{model.version_id}",
+            metrics_schema_uri=CLASSIFICATION_METRICS_SCHEMA,
+            metrics=json_format.ParseDict(_schema_metrics(decision), struct_pb2.Value()),
+            metadata=json_format.ParseDict(_evaluation_metadata(decision), struct_pb2.Value()),
+        )
+        self._call(
+            "import the model evaluation",
+            model.api_client.import_model_evaluation,
+            parent=model.versioned_resource_name,
+            model_evaluation=evaluation,
+        )
+
+    # ---------------------------------------------------------------- serving
+
+    def endpoint(self, display_name: str) -> Any:
+        """Get the endpoint by display name, or create it."""
+        from google.cloud import aiplatform
+
+        found = self._call(
+            "list endpoints",
+            aiplatform.Endpoint.list,
+            filter=f'display_name="{display_name}"',
+            order_by="create_time",
+        )
+        if found:
+            return found[0]
+        log.info("creating endpoint %s", display_name)
+        return self._call(
+            "create the endpoint",
+            aiplatform.Endpoint.create,
+            display_name=display_name,
+            labels={"sigdeploy-model": _label(self.model_name)},
+            sync=True,
+        )
+
+    def deploy_endpoint(self, champion: Champion, config: EndpointConfig) -> dict[str, Any]:
+        """Serve ``champion`` on the endpoint with ``canary_percent`` of the traffic.
+
+        The rest of the traffic stays on the deployed model that had the most; models left with
+        no traffic are undeployed (they would only cost money).
+        """
+        from google.cloud import aiplatform
+
+        endpoint = self.endpoint(config.endpoint_name or self.model_name)
+        before = {d.id for d in endpoint.list_models()}
+        traffic = {k: int(v) for k, v in endpoint.traffic_split.items() if v}
+        old = max(traffic, key=lambda k: traffic[k]) if traffic else None
+        percent = config.canary_percent if old else 100
+        split = {"0": percent} | ({old: 100 - percent} if old and percent < 100 else {})
+        self._call(
+            "deploy the model",
+            endpoint.deploy,
+            model=aiplatform.Model(champion.uri),
+            deployed_model_display_name=f"{self.model_name}-v{champion.version}",
+            traffic_split=split,
+            machine_type=config.machine_type,
+            min_replica_count=config.min_replicas,
+            max_replica_count=config.max_replicas,
+            sync=True,
+        )
+        endpoint = aiplatform.Endpoint(endpoint.resource_name)
+        (new_id,) = {d.id for d in endpoint.list_models()} - before
+        final = {k: int(v) for k, v in endpoint.traffic_split.items()}
+        for deployed_id in sorted(before):
+            if not final.get(deployed_id):
+                log.info(
+                    "undeploying %s from %s: no traffic left", deployed_id, endpoint.display_name
+                )
+                self._call(
+                    "undeploy an old model", endpoint.undeploy, deployed_model_id=deployed_id
+                )
+        return {
+            "endpoint": endpoint.resource_name,
+            "deployed_model_id": new_id,
+            "traffic_split": final,
+            "previous_deployed_model_id": old,
+        }
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run one SDK call; a failure a user can act on becomes a one-line RegistryError."""
+        from google.api_core import exceptions as gexc
+        from google.auth.exceptions import DefaultCredentialsError
+
+        try:
+            return fn(*args, **kwargs)
+        except DefaultCredentialsError as exc:
+            raise RegistryError(
+                f"Vertex AI ({self.project}/{self.region}): no credentials to {what}; "
+                f"{gcp.CREDENTIALS_HINT}"
+            ) from exc
+        except (gexc.Forbidden, gexc.Unauthorized) as exc:
+            raise RegistryError(
+                f"Vertex AI ({self.project}/{self.region}): permission denied to {what}; grant "
+                "the pipeline's service account roles/aiplatform.user"
+            ) from exc
+        except gexc.NotFound:
+            raise
+        except gexc.GoogleAPICallError as exc:
+            raise RegistryError(
+                f"Vertex AI ({self.project}/{self.region}): could not {what}: "
+                f"{gcp._first_line(exc)}"
+            ) from exc
+
+
+# ---------------------------------------------------------------------- decision text
+
+
+def _description(decision: dict[str, Any], previous: Any) -> str:
+    against = f"version {previous.version_id}" if previous else "the baseline"
+    text = (
+        f"sigdeploy: deployed over {against}; {decision.get('test', 'test')} "
+        f"p={decision.get('p_value', float('nan')):.3g} (alpha {decision.get('alpha')}). "
+        f"{decision.get('reason', '')}"
+    )
+    return text[:1000]
+
+
+def _labels(decision: dict[str, Any]) -> dict[str, str]:
+    return {
+        "sigdeploy": "champion",
+        "gate-test": _label(decision.get("test", "unknown")),
+        "test-rows": _label(decision.get("counts", {}).get("test_rows", "")),
+    }
+
+
+def _schema_metrics(decision: dict[str, Any]) -> dict[str, Any]:
+    """The classification-metrics schema fields we have: AU-ROC and log loss."""
+    challenger = decision.get("metrics", {}).get("challenger", {})
+    out: dict[str, Any] = {}
+    for ours, theirs in (("roc_auc", "auRoc"), ("log_loss", "logLoss")):
+        value = challenger.get(ours)
+        if isinstance(value, int | float) and value == value:  # NaN has no JSON form
+            out[theirs] = float(value)
+    return out
+
+
+def _evaluation_metadata(decision: dict[str, Any]) -> dict[str, Any]:
+    """Everything else the gate decided, kept with the evaluation (a free-form field)."""
+    keep = ("deploy", "p_value", "test", "alpha", "margin", "reason", "counts", "champion")
+    out: dict[str, Any] = {k: decision[k] for k in keep if k in decision}
+    for who, values in decision.get("metrics", {}).items():
+        for name, value in values.items():
+            if isinstance(value, int | float) and value == value:
+                out[f"{who}_{name}"] = float(value)
+    return out
+
+
+# ---------------------------------------------------------------------- the deploy step
+
+
+def deploy(
+    model_dir: str,
+    decision_path: str,
+    registry: str,
+    model_name: str,
+    serving_image: str,
+    config: EndpointConfig,
+) -> dict[str, Any]:
+    """The deploy step on Vertex: register the bundle as champion, then serve it."""
+    decision = read_json(decision_path)
+    if not decision.get("deploy"):
+        raise RegistryError(f"decision '{decision_path}' says not to deploy; refusing to register")
+    reg = VertexRegistry.from_uri(registry, model_name, serving_image=serving_image)
+    champion = reg.register(model_dir, decision)
+    served = reg.deploy_endpoint(champion, config)
+    return {"version": champion.version, "uri": champion.uri, "model_name": model_name} | served

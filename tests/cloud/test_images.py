@@ -1,0 +1,129 @@
+"""Images and their build: Dockerfiles linted with hadolint, pins checked against pyproject,
+and the build script run against a stand-in `docker` that records its arguments.
+
+No Docker engine runs here, so the images themselves are not built by these tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+import yaml
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILES = sorted((ROOT / "docker").glob("*.Dockerfile"))
+HADOLINT = Path(sys.executable).with_name("hadolint")
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfiles_pass_hadolint(dockerfile):
+    result = subprocess.run(
+        [str(HADOLINT), "--no-color", str(dockerfile)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_component_image_is_cuda_torch_and_non_root():
+    text = (ROOT / "docker" / "component.Dockerfile").read_text()
+    base = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, re.M).group(1)
+    assert base.startswith("pytorch/pytorch:") and "cuda" in base
+    users = re.findall(r"^USER (\S+)$", text, re.M)
+    assert users and users[-1].split(":")[0] not in ("0", "root")
+
+
+def test_component_pins_cover_the_runtime_and_gcp_extra_within_pyproject_ranges():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {
+        Requirement(r).name: Requirement(r)
+        for r in project["dependencies"] + project["optional-dependencies"]["gcp"]
+    }
+    pins = {}
+    for line in (ROOT / "docker" / "component-requirements.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            req = Requirement(line)
+            (spec,) = req.specifier
+            assert spec.operator == "==", f"{line}: pin an exact version"
+            pins[req.name] = spec.version
+    assert set(pins) == set(wanted) - {"torch"}  # torch comes with the CUDA base image
+    for name, version in pins.items():
+        assert wanted[name].specifier.contains(version), f"{name}=={version} vs {wanted[name]}"
+
+
+@pytest.fixture()
+def fake_docker(tmp_path):
+    """A `docker` on PATH that records each call's arguments, one line per call."""
+    log = tmp_path / "docker.log"
+    stub = tmp_path / "bin" / "docker"
+    stub.parent.mkdir()
+    stub.write_text(f'#!/usr/bin/env bash\necho "$*" >> {log}\n')
+    stub.chmod(0o755)
+    env = os.environ | {"PATH": f"{stub.parent}:{os.environ['PATH']}", "GIT_SHA": "abc1234"}
+    env["PYTHON"] = sys.executable
+    return env, log
+
+
+def _version() -> str:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def test_build_script_pushes_version_sha_tags(fake_docker):
+    env, log = fake_docker
+    env["REGISTRY"] = "us-central1-docker.pkg.dev/p/sigdeploy"
+    out = subprocess.run(
+        ["bash", "scripts/build-images.sh"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    tag = f"{_version()}-abc1234"
+    assert out.stdout.splitlines() == [
+        f"component=us-central1-docker.pkg.dev/p/sigdeploy/python-component:{tag}",
+        f"serving=us-central1-docker.pkg.dev/p/sigdeploy/python-serving:{tag}",
+    ]
+    component, serving = log.read_text().splitlines()
+    assert component.startswith("buildx build --push --platform linux/amd64")
+    assert "--file docker/component.Dockerfile" in component
+    assert f"--tag us-central1-docker.pkg.dev/p/sigdeploy/python-component:{tag}" in component
+    assert "--file docker/serving.Dockerfile" in serving
+
+
+def test_build_script_loads_locally_for_kind_and_needs_a_registry_to_push(fake_docker):
+    env, log = fake_docker
+    out = subprocess.run(
+        ["bash", "scripts/build-images.sh", "--load"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (
+        out.stdout.splitlines()[0] == f"component=sigdeploy/python-component:{_version()}-abc1234"
+    )
+    assert all(
+        line.startswith("buildx build --load --file") for line in log.read_text().splitlines()
+    )
+    env.pop("REGISTRY", None)
+    refused = subprocess.run(
+        ["bash", "scripts/build-images.sh"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "set REGISTRY" in refused.stderr
+
+
+def test_cloud_build_runs_the_same_script():
+    config = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
+    (step,) = config["steps"]
+    assert step["args"] == ["scripts/build-images.sh"]
+    env = dict(e.split("=", 1) for e in step["env"])
+    assert env["REGISTRY"] == "${_REGION}-docker.pkg.dev/$PROJECT_ID/${_REPOSITORY}"
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "scripts").glob("*.sh")), ids=lambda p: p.name)
+def test_scripts_parse(script):
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    assert os.access(script, os.X_OK)

@@ -1,0 +1,240 @@
+"""The Vertex AI registry and endpoint deployment through the real aiplatform client.
+
+Model Registry and Endpoints are a recording server on 127.0.0.1; bundles live in the GCS
+emulator. What was verified here is the request sequence and bodies; the real service's
+behaviour (alias moves, evaluation schema checks, deployment) is taken from its API docs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+
+import pytest
+
+from components.core.bundle import load_bundle
+from components.core.errors import ConfigError, RegistryError
+from components.core.registry import open_registry
+from components.core.vertex_registry import (
+    CHAMPION_ALIAS,
+    CLASSIFICATION_METRICS_SCHEMA,
+    EndpointConfig,
+    VertexRegistry,
+    deploy,
+    parse_uri,
+)
+from tests.cloud import fakes
+from tests.cloud.conftest import PROJECT, REGION, SERVING
+
+MODEL = "digits-mlp"
+DECISION = {
+    "deploy": True,
+    "p_value": 0.0012,
+    "test": "mcnemar",
+    "alpha": 0.05,
+    "margin": 0.0,
+    "reason": "the challenger is right on 12 more test rows (p=0.0012 < 0.05)",
+    "counts": {"test_rows": 360},
+    "metrics": {
+        "challenger": {"accuracy": 0.97, "roc_auc": 0.998, "log_loss": 0.11, "macro_f1": 0.97},
+        "champion": {"accuracy": 0.93, "roc_auc": float("nan"), "log_loss": 0.2},
+    },
+}
+
+
+@pytest.fixture()
+def uri(vertex, gcs, tmp_path, monkeypatch):
+    gcs.create_bucket("reg-bucket")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the champion download cache
+    return (
+        f"vertex://{PROJECT}/{REGION}?artifacts=gs://reg-bucket/registry&api_endpoint={vertex.url}"
+    )
+
+
+@pytest.fixture()
+def registry(uri):
+    return VertexRegistry.from_uri(uri, MODEL, serving_image=SERVING)
+
+
+def _one(server, method, pattern):
+    calls = server.find(method, pattern)
+    assert len(calls) == 1, [c.path for c in server.calls]
+    return calls[0]
+
+
+def test_first_register_creates_the_model_moves_the_alias_and_attaches_the_evaluation(
+    registry, vertex, gcs, trained_bundle
+):
+    assert registry.champion() is None
+    champion = registry.register(trained_bundle, DECISION)
+    assert champion.version == "1"
+    assert re.fullmatch(rf"projects/{PROJECT}/locations/{REGION}/models/\d+@1", champion.uri)
+
+    upload = _one(vertex, "POST", r"/models:upload$").json()
+    assert "parentModel" not in upload
+    model = upload["model"]
+    assert model["displayName"] == MODEL
+    assert model["containerSpec"] == {
+        "imageUri": SERVING,
+        "predictRoute": "/predict",
+        "healthRoute": "/health",
+        "ports": [{"containerPort": 8080}],
+    }
+    artifact = model["artifactUri"]
+    assert artifact.startswith(f"gs://reg-bucket/registry/{MODEL}/")
+    names = {
+        b.name for b in gcs.list_blobs("reg-bucket", prefix=artifact[len("gs://reg-bucket/") :])
+    }
+    assert {n.rsplit("/", 1)[1] for n in names} >= {"bundle.json", "model.safetensors"}
+    assert "p=0.0012" in model["versionDescription"]
+    assert model["labels"]["gate-test"] == "mcnemar"
+
+    alias = _one(vertex, "POST", r"@1:mergeVersionAliases$").json()
+    assert alias == {"versionAliases": [CHAMPION_ALIAS]}
+
+    evaluation = _one(vertex, "POST", r"@1/evaluations:import$").json()["modelEvaluation"]
+    assert evaluation["metricsSchemaUri"] == CLASSIFICATION_METRICS_SCHEMA
+    assert evaluation["metrics"] == {"auRoc": 0.998, "logLoss": 0.11}
+    meta = evaluation["metadata"]
+    assert meta["p_value"] == 0.0012 and meta["test"] == "mcnemar"
+    assert meta["challenger_accuracy"] == 0.97 and "champion_roc_auc" not in meta  # NaN left out
+
+    history = [b.name for b in gcs.list_blobs("reg-bucket", prefix=f"registry/{MODEL}/history/")]
+    assert len(history) == 1 and history[0].endswith("-deployed.json")
+
+
+def test_next_register_is_a_new_version_of_the_same_parent(registry, vertex, trained_bundle):
+    first = registry.register(trained_bundle, DECISION)
+    second = registry.register(trained_bundle, DECISION)
+    assert (first.version, second.version) == ("1", "2")
+    uploads = [c.json() for c in vertex.find("POST", r"/models:upload$")]
+    assert uploads[1]["parentModel"] == first.uri.split("@")[0]
+    assert uploads[1]["model"]["artifactUri"] != uploads[0]["model"]["artifactUri"]
+    (model_id,) = vertex.models
+    aliases = {v["versionId"]: v["versionAliases"] for v in vertex.models[model_id]}
+    assert CHAMPION_ALIAS in aliases["2"] and CHAMPION_ALIAS not in aliases["1"]
+    assert registry.champion().version == "2"
+
+
+def test_evaluate_finds_the_champion_through_open_registry(uri, registry, trained_bundle):
+    """What the evaluate step does: open_registry(vertex://...).champion() -> a local bundle."""
+    registry.register(trained_bundle, DECISION)
+    champion = open_registry(uri, MODEL).champion()
+    assert champion.version == "1"
+    assert champion.path != trained_bundle  # downloaded from the version's artifact URI
+    bundle = load_bundle(champion.path)
+    assert bundle.classes == load_bundle(trained_bundle).classes
+
+
+def test_record_keeps_the_decision_and_leaves_the_champion(registry, vertex, gcs, trained_bundle):
+    registry.register(trained_bundle, DECISION)
+    registry.record(DECISION | {"deploy": False, "reason": "not significant"})
+    blobs = sorted(
+        gcs.list_blobs("reg-bucket", prefix=f"registry/{MODEL}/history/"), key=lambda b: b.name
+    )
+    assert [b.name.rsplit("-", 1)[1] for b in blobs] == ["deployed.json", "kept.json"]
+    kept = json.loads(blobs[-1].download_as_bytes())
+    assert kept["event"] == "kept" and kept["decision"]["reason"] == "not significant"
+    assert len(vertex.find("POST", r"/models:upload$")) == 1
+
+
+def test_deploy_creates_the_endpoint_then_canaries_and_retires(registry, vertex, trained_bundle):
+    config = EndpointConfig(
+        endpoint_name="digits", machine_type="n1-standard-4", min_replicas=1, max_replicas=3
+    )
+    v1 = registry.register(trained_bundle, DECISION)
+    first = registry.deploy_endpoint(v1, config)
+    created = _one(vertex, "POST", r"/endpoints$").json()
+    assert created["displayName"] == "digits"
+    body = vertex.find("POST", r":deployModel$")[0].json()
+    assert body["trafficSplit"] == {"0": 100}  # nothing to share traffic with yet
+    deployed = body["deployedModel"]
+    assert deployed["model"] == v1.uri
+    assert deployed["dedicatedResources"] == {
+        "machineSpec": {"machineType": "n1-standard-4"},
+        "minReplicaCount": 1,
+        "maxReplicaCount": 3,
+    }
+    assert first["traffic_split"] == {first["deployed_model_id"]: 100}
+
+    canary = EndpointConfig(endpoint_name="digits", canary_percent=10)
+    v2 = registry.register(trained_bundle, DECISION)
+    second = registry.deploy_endpoint(v2, canary)
+    body = vertex.find("POST", r":deployModel$")[1].json()
+    assert body["trafficSplit"] == {"0": 10, first["deployed_model_id"]: 90}
+    assert second["previous_deployed_model_id"] == first["deployed_model_id"]
+    assert len(vertex.find("POST", r"/endpoints$")) == 1  # found by display name, not re-made
+    assert vertex.find("POST", r":undeployModel$") == []
+
+    v3 = registry.register(trained_bundle, DECISION)
+    third = registry.deploy_endpoint(v3, canary)
+    # the old champion (90 %) keeps its share; the v2 canary is left with nothing: retired
+    assert third["traffic_split"] == {
+        third["deployed_model_id"]: 10,
+        first["deployed_model_id"]: 90,
+    }
+    (undeploy,) = vertex.find("POST", r":undeployModel$")
+    assert undeploy.json()["deployedModelId"] == second["deployed_model_id"]
+
+
+def test_the_deploy_step_registers_and_serves(uri, vertex, trained_bundle, tmp_path):
+    decision = tmp_path / "decision.json"
+    decision.write_text(json.dumps(DECISION))
+    result = deploy(str(trained_bundle), str(decision), uri, MODEL, SERVING, EndpointConfig())
+    assert result["version"] == "1" and result["uri"].endswith("@1")
+    endpoint = _one(vertex, "POST", r"/endpoints$").json()
+    assert endpoint["displayName"] == MODEL  # empty endpoint_name: the model's name
+    decision.write_text(json.dumps(DECISION | {"deploy": False}))
+    with pytest.raises(RegistryError, match="says not to deploy"):
+        deploy(str(trained_bundle), str(decision), uri, MODEL, SERVING, EndpointConfig())
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("vertex://test-proj", "write vertex://PROJECT/REGION"),
+        ("vertex://test-proj/Central", "'Central' is not a region"),
+        ("vertex://P/us-central1", "'P' is not a project id"),
+        ("vertex://test-proj/us-central1?bucket=x", "unknown option(s) bucket"),
+        ("vertex://test-proj/us-central1?artifacts=/tmp/x", "artifacts= must be a gs:// prefix"),
+    ],
+)
+def test_bad_registry_uris_are_one_line(bad, message):
+    with pytest.raises(RegistryError) as info:
+        parse_uri(bad)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"canary_percent": 0}, "canary_percent=0: must be 1-100"),
+        ({"min_replicas": 2, "max_replicas": 1}, "max_replicas=1: must be >= min_replicas=2"),
+        ({"min_replicas": 0}, "min_replicas=0: must be at least 1"),
+    ],
+)
+def test_endpoint_config_is_checked(kwargs, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        EndpointConfig(**kwargs)
+
+
+def test_register_needs_a_serving_image_and_a_place_for_the_bundle(uri, vertex, trained_bundle):
+    with pytest.raises(ConfigError, match="serving_image is empty"):
+        VertexRegistry.from_uri(uri, MODEL).register(trained_bundle, DECISION)
+    no_artifacts = f"vertex://{PROJECT}/{REGION}?api_endpoint={vertex.url}"
+    reg = VertexRegistry.from_uri(no_artifacts, MODEL, serving_image=SERVING)
+    with pytest.raises(RegistryError, match="no artifacts= location for the bundle"):
+        reg.register(trained_bundle, DECISION)
+
+
+def test_permission_denied_is_one_line(registry, vertex):
+    vertex.routes.insert(
+        0, ("GET", re.compile(r".*/models$"), lambda c, m: fakes.error(403, "denied"))
+    )
+    with pytest.raises(RegistryError) as info:
+        registry.champion()
+    assert str(info.value) == (
+        f"Vertex AI ({PROJECT}/{REGION}): permission denied to list models; grant the "
+        "pipeline's service account roles/aiplatform.user"
+    )
