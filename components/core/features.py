@@ -209,11 +209,17 @@ def feature_statistics(frame: pd.DataFrame, pre: Preprocessor) -> dict[str, Any]
         edges = (
             np.unique(np.quantile(finite, np.linspace(0, 1, 11))) if finite.size else np.array([])
         )
+        # The training share of each bin between the edges: with tied deciles (most digits
+        # pixels) the bins are not tenths, and serving's PSI needs the real shares.
+        fractions = (
+            (np.histogram(finite, bins=edges)[0] / finite.size).tolist() if edges.size >= 2 else []
+        )
         stats["numeric"][col] = {
             "mean": float(finite.mean()) if finite.size else 0.0,
             "std": float(finite.std()) if finite.size else 0.0,
             "missing_rate": float(1 - finite.size / max(len(x), 1)),
             "quantiles": [float(e) for e in edges],
+            "fractions": [float(f) for f in fractions],
         }
     for col in pre.categorical:
         freq = pd.Series(_as_category_array(frame[col])).value_counts(normalize=True, dropna=False)

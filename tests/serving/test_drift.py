@@ -88,9 +88,9 @@ def test_ring_buffer_keeps_the_latest_rows():
     assert np.sort(monitor._snapshot()[0][:, 0]).tolist() == list(range(15, 25))
 
 
-def test_tied_deciles_report_no_psi_but_mean_shift(digits_bundles, digits_test):
-    """Digits pixels have point masses, so their decile bins' training shares are unknown:
-    PSI is null with a note, and the mean shift still catches a shift."""
+def test_tied_deciles_use_the_stored_bin_shares(digits_bundles, digits_test):
+    """Digits pixels have point masses, so their decile bins are not tenths: the bundle
+    stores each bin's training share, PSI uses it, and the mean shift agrees."""
     from components.serving.model import load_serving_model
 
     model = load_serving_model(digits_bundles[0], "1", drift={"min_rows": 100})
@@ -98,7 +98,7 @@ def test_tied_deciles_report_no_psi_but_mean_shift(digits_bundles, digits_test):
     model.monitor.observe(Rows(x, np.zeros((len(x), 0), np.int32)))
     calm = model.monitor.report()
     tied = calm["features"]["pixel_0_5"]
-    assert tied["psi"] is None and "tied" in tied["psi_note"]
+    assert tied["psi"] is not None and tied["psi"] < 0.2
     assert calm["drifting"] == []
     constant = calm["features"]["pixel_0_0"]  # always 0 in training: exact reference
     assert constant["psi"] == 0.0
@@ -108,6 +108,7 @@ def test_tied_deciles_report_no_psi_but_mean_shift(digits_bundles, digits_test):
     model.monitor.observe(Rows(shifted, np.zeros((len(x), 0), np.int32)))
     report = model.monitor.report()
     assert report["features"]["pixel_0_5"]["mean_shift_std"] > 0.5
+    assert report["features"]["pixel_0_5"]["psi"] > 0.2
     assert report["features"]["pixel_0_0"]["psi"] > 1.0
     assert {"pixel_0_5", "pixel_0_0"} <= set(report["drifting"])
 
