@@ -66,6 +66,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _arguments(args: argparse.Namespace) -> dict[str, Any]:
     from pipelines.spec import parse_pairs
 
+    if "://" in args.registry:
+        raise ConfigError(
+            f"--registry {args.registry}: sigdeploy run keeps its registry in a local "
+            "directory; use `sigdeploy submit vertex` for Vertex AI Model Registry"
+        )
     values: dict[str, Any] = dict(parse_pairs(args.param))
     values |= {
         "source": args.data,

@@ -27,6 +27,7 @@ SIGDEPLOY = str(Path(sys.executable).with_name("sigdeploy"))
         (["--param", "nosuch=1"], "parameter 'nosuch' is not a pipeline parameter"),
         (["--param", "max_epochs=ten"], "expected an integer"),
         (["--param", "train_fraction=0.9"], "split fractions"),
+        (["--registry", "vertex://p/r"], "keeps its registry in a local directory"),
     ],
 )
 def test_bad_input_one_line_and_registry_untouched(tmp_path, capsys, args, pattern):
@@ -42,7 +43,7 @@ def test_bad_input_one_line_and_registry_untouched(tmp_path, capsys, args, patte
     assert code == 2
     assert err[-1].startswith("sigdeploy: error:")
     assert pattern in err[-1]
-    assert not (tmp_path / "reg").exists()
+    assert not (tmp_path / "reg").exists() and not (tmp_path / "vertex:").exists()
     assert took < 30  # failed before the runner started (the runner alone takes ~20 s)
 
 

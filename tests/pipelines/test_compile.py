@@ -63,6 +63,12 @@ def test_vertex_trains_on_a_gpu_and_local_does_not(specs):
     assert "accelerator" not in _executor(specs["local"], "train").get("resources", {})
 
 
+def test_train_is_retried_after_preemption(specs):
+    retry = specs["vertex"]["root"]["dag"]["tasks"]["train"]["retryPolicy"]
+    assert retry["maxRetryCount"] == 3
+    assert retry["backoffDuration"] == "60s"
+
+
 def test_fresh_data_and_champion_never_come_from_cache(specs):
     tasks = specs["vertex"]["root"]["dag"]["tasks"]
     assert tasks["ingest"]["cachingOptions"].get("enableCache", False) is False
