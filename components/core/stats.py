@@ -24,6 +24,7 @@ message naming the argument. Everything is vectorized numpy/scipy; nothing here 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +41,9 @@ BOOTSTRAP_SIDES = ("two-sided", "lower", "upper")
 # while still giving a p-value that is 0 (or 1) to many digits.
 T_STATISTIC_CAP = 1e6
 
-# Elements (resamples x rows or resamples x cells) held in memory at once by the bootstrap.
-_BOOTSTRAP_CHUNK_ELEMENTS = 1 << 22
+# Elements (resamples x rows or resamples x cells) per bootstrap chunk: enough to amortise
+# the per-call overhead, small enough that temporaries stay in cache and are recycled.
+_BOOTSTRAP_CHUNK_ELEMENTS = 1 << 17
 
 
 # --------------------------------------------------------------------------------------
@@ -128,6 +130,15 @@ def _check_probability(name: str, value: Any, *, open_interval: bool = False) ->
     return p
 
 
+def _all_finite(arr: np.ndarray) -> bool:
+    # A sum is finite only if every term is (NaN and inf propagate), and it needs no
+    # row-sized mask; the elementwise check runs only when the sum is not finite, which
+    # also covers a sum that merely overflowed.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.sum(arr)
+    return bool(np.isfinite(total)) or bool(np.isfinite(arr).all())
+
+
 def _as_array(name: str, values: Any, *, ndim: tuple[int, ...] = (1,)) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim not in ndim:
@@ -135,7 +146,7 @@ def _as_array(name: str, values: Any, *, ndim: tuple[int, ...] = (1,)) -> np.nda
         raise ValueError(f"{name} must be {shapes}, got shape {arr.shape}")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty; pass at least one row")
-    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+    if arr.dtype.kind in "fc" and not _all_finite(arr):
         raise ValueError(f"{name} contains NaN or inf; drop or impute those rows first")
     if arr.dtype.kind == "O":
         raise ValueError(f"{name} has object dtype; pass a numeric, boolean or string array")
@@ -155,10 +166,7 @@ def _scores(name: str, values: Any) -> np.ndarray:
     arr = _as_array(name, values)
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold numeric scores, got dtype {arr.dtype}")
-    scores = np.asarray(arr, dtype=np.float64)
-    if arr.dtype.kind not in "fc" and not np.isfinite(scores).all():
-        raise ValueError(f"{name} contains NaN or inf; drop or impute those rows first")
-    return scores
+    return np.asarray(arr, dtype=np.float64)  # integers are always finite
 
 
 def _binary_labels(name: str, values: Any) -> np.ndarray:
@@ -167,9 +175,15 @@ def _binary_labels(name: str, values: Any) -> np.ndarray:
         return arr
     if arr.dtype.kind not in "iuf":
         raise ValueError(f"{name} must be 0/1 or boolean for a binary test, got dtype {arr.dtype}")
+    message = f"{name} must contain only 0 and 1 (or booleans) for a binary test"
+    if arr.dtype.kind in "iu":
+        # min/max need no row-sized temporaries; one-byte 0/1 integers are already booleans
+        if arr.min() < 0 or arr.max() > 1:
+            raise ValueError(message)
+        return arr.view(np.bool_) if arr.dtype.itemsize == 1 else arr.astype(np.bool_)
     positive = arr == 1
     if not (positive | (arr == 0)).all():
-        raise ValueError(f"{name} must contain only 0 and 1 (or booleans) for a binary test")
+        raise ValueError(message)
     return positive
 
 
@@ -342,75 +356,103 @@ def mcnemar_minimum_detectable_effect(
 # --------------------------------------------------------------------------------------
 
 
-class _Workspace:
-    """Row-sized buffers reused across both classifiers.
-
-    At millions of rows, touching fresh memory costs about as much as the arithmetic, so
-    DeLong keeps to two int64 and three bool buffers besides the argsort outputs.
-    """
-
-    def __init__(self, n: int) -> None:
-        self.work = np.empty(n, dtype=np.int64)
-        self.scratch = np.empty(n, dtype=np.int64)
-        self.sorted_pos = np.empty(n, dtype=bool)
-        self.not_pos = np.empty(n, dtype=bool)
-        self.new_group = np.empty(n, dtype=bool)
+# Rows per block when DeLong walks a sorted order. Block-sized temporaries stay in cache
+# and are recycled by the allocator; row-sized ones would be fresh memory, and at 10^7
+# rows first touching fresh memory costs about as much as the arithmetic itself.
+_DELONG_BLOCK = 1 << 16
 
 
-def _sorted_placements(
-    scores: np.ndarray, positive: np.ndarray, ws: _Workspace
-) -> tuple[np.ndarray, int]:
-    """Doubled DeLong placements in score order; returns (argsort order, 2 * Mann-Whitney U).
+def _placement_blocks(
+    scores: np.ndarray, packed: np.ndarray, order: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield (rows, twice, pos, packed[rows]) blocks of doubled placements in score order.
 
-    Leaves in ``ws.work``, for the row at each sorted position: for a positive,
-    2 * (negatives scored below) + (negatives tied) = 2 * n_neg * V10; for a negative,
-    2 * (positives below) + (positives tied), so V01 = 1 - value / (2 * n_pos). Doubling
-    keeps them exact integers. ``ws.sorted_pos`` / ``ws.not_pos`` hold the labels in the
-    same order; ``ws.scratch`` is overwritten.
+    ``packed`` holds each row's label in its lowest bit (the other bits are the caller's,
+    see :func:`delong`). ``rows`` are row indices, consecutive in ``order``; ``pos`` their
+    labels; ``twice`` the doubled DeLong placements: for a positive row,
+    2 * (negatives scored below) + (negatives tied) = 2 * n_neg * V10; for a negative row,
+    2 * (positives below) + (positives tied), so V01 = 1 - twice / (2 * n_pos). Doubling
+    keeps them exact integers.
 
     This is Sun & Xu's midrank formulation (V10 = (overall midrank - midrank among
-    positives) / n_neg) with the subtraction done on counts: one argsort and cumulative
-    class counts per tie group give all three midranks at once.
+    positives) / n_neg) with the subtraction done on counts: one sort plus running class
+    counts give all three midranks at once. A block's last tie group may continue in the
+    next block, so its rows are held back and yielded with the next block; a block without
+    ties takes a shortcut that needs no per-group arrays.
     """
     n = scores.size
-    order = np.argsort(scores)
-    sorted_scores = np.take(scores, order, out=ws.work.view(np.float64))
-    sorted_pos = np.take(positive, order, out=ws.sorted_pos)
-    not_pos = np.logical_not(sorted_pos, out=ws.not_pos)
-    new_group = ws.new_group
-    new_group[0] = True
-    np.not_equal(sorted_scores[1:], sorted_scores[:-1], out=new_group[1:])
-    pos_through = np.cumsum(sorted_pos, dtype=np.int64, out=ws.scratch)  # positives <= here
-    if new_group.all():
-        # No ties (typical for continuous scores): every row is its own group, and the
-        # sorted scores are no longer needed, so their buffer takes the placements.
-        twice = np.cumsum(not_pos, dtype=np.int64, out=ws.work)  # negatives <= here
-        np.copyto(twice, pos_through, where=not_pos)
-        twice += twice
-    else:
-        starts = np.flatnonzero(new_group)
-        ends = np.empty_like(starts)
-        ends[:-1] = starts[1:]
-        ends[-1] = n
-        pos_end = pos_through[ends - 1]
-        pos_before = np.empty_like(pos_end)
-        pos_before[0] = 0
-        pos_before[1:] = pos_end[:-1]
-        # Column 0: value for a negative row of the group, column 1: for a positive row.
-        per_group = np.empty((starts.size, 2), dtype=np.int64)
-        per_group[:, 0] = pos_before + pos_end
-        per_group[:, 1] = (starts - pos_before) + (ends - pos_end)
-        index = np.cumsum(new_group, dtype=np.int64, out=ws.scratch)  # group number + 1
-        index -= 1
-        index += index
-        index += sorted_pos
-        twice = np.take(per_group.ravel(), index, out=ws.work)
-    return order, int(np.sum(twice, where=sorted_pos))
+    pending = order[:0]  # rows of a tie group that may continue into the next block
+    pos_before = 0  # positives among the rows already yielded
+    rows_before = 0  # rows already yielded
+    for start in range(0, n, _DELONG_BLOCK):
+        stop = min(start + _DELONG_BLOCK, n)
+        rows = (
+            order[start:stop] if not pending.size else np.concatenate((pending, order[start:stop]))
+        )
+        sorted_scores = scores[rows]
+        k = rows.size
+        new_group = np.empty(k, dtype=bool)
+        new_group[0] = True  # every block starts a group: open groups were held back
+        np.not_equal(sorted_scores[1:], sorted_scores[:-1], out=new_group[1:])
+        if stop < n:
+            closed = k - 1 - int(np.argmax(new_group[::-1]))  # start of the last group
+            if closed == 0:  # the whole block is one tie group, still open
+                pending = rows
+                continue
+        else:
+            closed = k
+        pending = rows[closed:]
+        rows = rows[:closed]
+        packed_rows = packed[rows]
+        pos = (packed_rows & 1).astype(bool)
+        pos_through = np.cumsum(pos, dtype=np.int64)  # positives at or below each row
+        pos_through += pos_before
+        if new_group[:closed].all():
+            # No ties: negatives at or below a row = its 1-based rank - positives.
+            twice = np.arange(rows_before + 1, rows_before + closed + 1, dtype=np.int64)
+            twice -= pos_through
+            np.copyto(twice, pos_through, where=~pos)
+            twice += twice
+        else:
+            starts = np.flatnonzero(new_group[:closed])
+            ends = np.empty_like(starts)
+            ends[:-1] = starts[1:]
+            ends[-1] = closed
+            pos_end = pos_through[ends - 1]
+            pos_start = np.empty_like(pos_end)
+            pos_start[0] = pos_before
+            pos_start[1:] = pos_end[:-1]
+            # Column 0: the value for a negative row of the group, column 1: a positive row.
+            per_group = np.empty((starts.size, 2), dtype=np.int64)
+            per_group[:, 0] = pos_start + pos_end
+            per_group[:, 1] = (rows_before + starts - pos_start) + (rows_before + ends - pos_end)
+            index = np.repeat(np.arange(0, 2 * starts.size, 2), ends - starts)
+            index += pos
+            twice = per_group.ravel()[index]
+        pos_before = int(pos_through[-1])
+        rows_before += closed
+        yield rows, twice, pos, packed_rows
 
 
-def _twice_mann_whitney_u(scores: np.ndarray, positive: np.ndarray) -> int:
-    """2 * U (pairs ordered correctly, ties one half), so AUC = value / (2 n_pos n_neg)."""
-    return _sorted_placements(scores, positive, _Workspace(scores.size))[1]
+def _combined_m2(blocks: list[tuple[int, int, float]]) -> float:
+    """Centred sum of squares of all values from per-block (count, integer sum, block M2).
+
+    The overall mean is an exact integer sum over a count, so values that are all equal
+    give exactly 0.
+    """
+    count = sum(k for k, _, _ in blocks)
+    mean = sum(s for _, s, _ in blocks) / count
+    return float(sum(m2 + k * (s / k - mean) ** 2 for k, s, m2 in blocks if k))
+
+
+def _block_moments(values: np.ndarray) -> tuple[int, int, float]:
+    k = values.size
+    if k == 0:
+        return 0, 0, 0.0
+    total = int(values.sum())
+    centred = values - total / k
+    # Not np.dot: BLAS may start threads for a block this size, slower on a busy machine.
+    return k, total, float(np.square(centred, out=centred).sum())
 
 
 def delong(
@@ -447,25 +489,34 @@ def delong(
             "least two of each class"
         )
 
-    ws = _Workspace(positive.size)
-    order_a, u_a = _sorted_placements(a, positive, ws)
-    place_a = ws.scratch  # back to row order; pos_through in scratch is spent
-    place_a[order_a] = ws.work
-    ws.scratch = order_a  # the spent permutation buffer becomes the next scratch (both int64)
-    order_b, u_b = _sorted_placements(b, positive, ws)
-    # Pair the two classifiers row by row in b's sorted order (labels in ws.sorted_pos).
-    # The difference of integer placements is exact, so identical or equally perfect
-    # classifiers give a variance of exactly 0 rather than rounding noise.
-    diff = np.take(place_a, order_b, out=ws.scratch)
-    del order_b, place_a
-    diff -= ws.work  # 2 n_neg (V10_a - V10_b) on positives, 2 n_pos (V01_b - V01_a) on negatives
-    mean_pos = int(np.sum(diff, where=ws.sorted_pos)) / n_pos
-    mean_neg = int(np.sum(diff, where=ws.not_pos)) / n_neg
-    centred = np.subtract(diff, mean_neg, out=ws.work.view(np.float64))
-    np.subtract(centred, mean_pos - mean_neg, out=centred, where=ws.sorted_pos)
-    np.square(centred, out=centred)
-    var_pos = float(np.sum(centred, where=ws.sorted_pos)) / (n_pos - 1)
-    var_neg = float(np.sum(centred, where=ws.not_pos)) / (n_neg - 1)
+    # One row-sized int array carries the label in its low bit and, after the first
+    # classifier's pass, its doubled placement above it: every random access by sort order
+    # then fetches both at once, which at 10^7 rows matters as much as the sorting.
+    dtype = np.int32 if 4 * positive.size + 1 < 2**31 else np.int64
+    packed = positive.astype(dtype)
+    order_a = np.argsort(a)
+    u_a = 0
+    for rows, twice, pos, label in _placement_blocks(a, packed, order_a):
+        twice_label = twice << 1
+        twice_label |= label
+        packed[rows] = twice_label
+        u_a += int(np.sum(twice, where=pos))
+    del order_a
+    # Pair the classifiers row by row in b's sorted order. The difference of the integer
+    # placements is exact, so identical or equally perfect classifiers give a variance of
+    # exactly 0 rather than rounding noise.
+    order_b = np.argsort(b)
+    pos_blocks: list[tuple[int, int, float]] = []
+    neg_blocks: list[tuple[int, int, float]] = []
+    for _, twice, pos, twice_a_label in _placement_blocks(b, packed, order_b):
+        # 2 n_neg (V10_a - V10_b) on positives, 2 n_pos (V01_b - V01_a) on negatives
+        diff = (twice_a_label >> 1) - twice
+        pos_blocks.append(_block_moments(diff[pos]))
+        neg_blocks.append(_block_moments(diff[~pos]))
+    del order_b, packed
+    u_b = u_a - sum(total for _, total, _ in pos_blocks)  # the positives' diffs sum to u_a - u_b
+    var_pos = _combined_m2(pos_blocks) / (n_pos - 1)
+    var_neg = _combined_m2(neg_blocks) / (n_neg - 1)
     pairs = 2.0 * n_pos * n_neg
     auc_a, auc_b = u_a / pairs, u_b / pairs
     variance = var_pos / (4.0 * n_neg * n_neg * n_pos) + var_neg / (4.0 * n_pos * n_pos * n_neg)
@@ -586,32 +637,41 @@ def _auc_scores(name: str, pred: Any) -> np.ndarray:
     return _scores(name, arr)
 
 
-class _SortedScores:
-    """One classifier's scores sorted once, reused by every AUC bootstrap resample."""
+class _GroupedScores:
+    """One classifier's rows coded once by (tie group in score order, label).
+
+    A resample's AUC then needs only a count of its rows per code and a cumulative sum
+    over groups, O(n) with no sorting; ties between groups never arise and ties within a
+    group count one half.
+    """
 
     def __init__(self, scores: np.ndarray, positive: np.ndarray) -> None:
-        self.order = np.argsort(scores)
-        sorted_scores = scores[self.order]
-        self.sorted_pos = positive[self.order]
+        order = np.argsort(scores)
+        sorted_scores = scores[order]
         new_group = np.empty(scores.size, dtype=bool)
         new_group[0] = True
         np.not_equal(sorted_scores[1:], sorted_scores[:-1], out=new_group[1:])
-        self.starts = None if new_group.all() else np.flatnonzero(new_group)
+        group = np.cumsum(new_group, dtype=np.int64)
+        group -= 1
+        self.n_groups = int(group[-1]) + 1
+        self.code = np.empty(scores.size, dtype=np.int64)
+        self.code[order] = group + self.n_groups * positive[order]  # negatives first
 
-    def weighted_auc(self, row_weights: np.ndarray) -> np.ndarray:
-        """AUC for each row of ``row_weights`` (resamples x rows, multiplicities)."""
-        w = row_weights[:, self.order].astype(np.float64)
-        w_pos = np.where(self.sorted_pos, w, 0.0)
-        w_neg = w - w_pos
-        if self.starts is not None:
-            w_pos = np.add.reduceat(w_pos, self.starts, axis=1)
-            w_neg = np.add.reduceat(w_neg, self.starts, axis=1)
-        neg_below = np.cumsum(w_neg, axis=1) - w_neg
-        u = np.einsum("ij,ij->i", w_pos, neg_below + 0.5 * w_neg)
-        total_pos = w_pos.sum(axis=1)
-        total_neg = w_neg.sum(axis=1)
+    def auc(self, rows: np.ndarray) -> np.ndarray:
+        """AUC of each resample in ``rows`` (resamples x row indices); NaN if a class is missing."""
+        r, g = rows.shape[0], self.n_groups
+        codes = self.code[rows]
+        codes += (np.arange(r, dtype=np.int64) * (2 * g))[:, None]
+        counts = np.bincount(codes.ravel(), minlength=r * 2 * g).reshape(r, 2, g)
+        neg, pos = counts[:, 0, :], counts[:, 1, :]
+        # Doubled Mann-Whitney U: each positive beats the negatives in lower groups (2 each)
+        # and ties those in its own group (1 each); integer arithmetic keeps it exact.
+        twice_below = np.cumsum(neg, axis=1)
+        twice_below += twice_below
+        twice_below -= neg
+        twice_u = np.einsum("ij,ij->i", pos, twice_below)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return u / (total_pos * total_neg)
+            return twice_u / (2.0 * pos.sum(axis=1) * neg.sum(axis=1))
 
 
 def bootstrap_difference(
@@ -641,10 +701,10 @@ def bootstrap_difference(
       improvement champion loss - challenger loss, so positive still means "challenger
       better". Rows are resampled as indices in chunks: O(B x n) time, bounded memory.
     - ``"auc"``: binary label; ``pred_*`` are positive-class scores (or n x 2 matrices).
-      Each model is sorted once and every resample is scored from row multiplicities in
-      that order, O(B x n) in chunks; resamples that happen to miss a class are dropped and
-      ``n_resamples`` in the result reports how many were used. At millions of rows prefer
-      :func:`delong` or lower ``n_resamples``.
+      Each model's rows are coded once by tie group and label, so a resample is scored by
+      counting its rows per code: O(B x n) in chunks, no sorting. Resamples that happen to
+      miss a class are dropped and ``n_resamples`` in the result reports how many were
+      used. At millions of rows prefer :func:`delong` or lower ``n_resamples``.
 
     ``sided`` picks the interval: ``"two-sided"`` gives the (1-confidence)/2 and
     (1+confidence)/2 percentiles; ``"lower"`` gives a one-sided lower confidence bound
@@ -696,8 +756,8 @@ def _bootstrap_accuracy(
     n_b = int(np.count_nonzero(right_b))
     both = int(np.count_nonzero(right_a & right_b))
     only_a, only_b = n_a - both, n_b - both
-    # Only the two discordant cells move the difference; the concordant ones are lumped.
-    cells = np.array([only_a, only_b, n - only_a - only_b], dtype=np.float64) / n
+    # Resampling n rows with replacement = one multinomial draw of the four cell counts.
+    cells = np.array([only_a, only_b, both, n - only_a - only_b - both], dtype=np.float64) / n
     counts = rng.multinomial(n, cells, size=n_resamples)
     draws = (counts[:, 0] - counts[:, 1]) / n
     return draws, (only_a - only_b) / n
@@ -754,20 +814,15 @@ def _bootstrap_auc(
     n_pos = int(np.count_nonzero(positive))
     if n_pos == 0 or n_pos == n:
         raise ValueError("y_true has a single class; AUC needs both positives and negatives")
-    u_a = _twice_mann_whitney_u(a, positive)
-    u_b = _twice_mann_whitney_u(b, positive)
-    estimate = (u_a - u_b) / (2.0 * n_pos * (n - n_pos))
-    sorted_a, sorted_b = _SortedScores(a, positive), _SortedScores(b, positive)
+    grouped_a, grouped_b = _GroupedScores(a, positive), _GroupedScores(b, positive)
+    every_row_once = np.arange(n)[None, :]
+    estimate = grouped_a.auc(every_row_once)[0] - grouped_b.auc(every_row_once)[0]
     chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // n)
     draws = np.empty(n_resamples)
     for start in range(0, n_resamples, chunk):
         size = min(chunk, n_resamples - start)
-        idx = rng.integers(0, n, size=(size, n))
-        idx += (np.arange(size, dtype=np.int64) * n)[:, None]
-        weights = np.bincount(idx.ravel(), minlength=size * n).reshape(size, n)
-        draws[start : start + size] = sorted_a.weighted_auc(weights) - sorted_b.weighted_auc(
-            weights
-        )
+        rows = rng.integers(0, n, size=(size, n))
+        draws[start : start + size] = grouped_a.auc(rows) - grouped_b.auc(rows)
     draws = draws[np.isfinite(draws)]
     if draws.size == 0:
         raise ValueError("every bootstrap resample missed a class; y_true needs more of each class")
