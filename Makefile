@@ -18,7 +18,7 @@ REGISTRY ?=
 KIND_CLUSTER ?= sigdeploy
 KIND_ENV ?= $(HOME)/.cache/sigdeploy/kind-$(KIND_CLUSTER).env
 
-.PHONY: help venv run compile test test-fast lint format typecheck bench serve clean images kind-up kind-down run-kind
+.PHONY: help venv run compile test test-fast lint format bench bench-gpu serve clean images kind-up kind-down run-kind
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -54,8 +54,12 @@ format: $(STAMP) ## apply ruff formatting and fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP) ## run every benchmark and print its comparison lines
-	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+bench: $(STAMP) ## run the CPU benchmarks (minutes) and print their comparison lines
+	@for b in local_run gate_null stats_scale serve_load serve_size train_speed; do \
+		echo "== benchmarks/$$b.py"; $(PY) benchmarks/$$b.py || exit 1; done
+
+bench-gpu: $(STAMP) ## GPU training throughput (needs CUDA; never in CI)
+	$(PY) benchmarks/train_gpu.py
 
 serve: $(STAMP) ## serve the champion that `make run` registered, on port 8080
 	$(VENV)/bin/sigdeploy serve --registry registry --model-name digits-mlp --port 8080

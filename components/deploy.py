@@ -24,20 +24,19 @@ def deploy(
     max_replicas: int = 1,
     canary_percent: int = 100,
 ) -> str:
-    if platform == "vertex":
-        from components.core import vertex_registry as vr
+    from components.core import steps
 
-        config = vr.EndpointConfig(
-            endpoint_name, machine_type, min_replicas, max_replicas, canary_percent
-        )
-        result = vr.deploy(model.path, decision.path, registry, model_name, serving_image, config)
-    elif platform == "kind":
-        from components.core import kube
-
-        serving = kube.KubeServing(serving_image, replicas=min_replicas)
-        result = kube.deploy(model.path, decision.path, registry, model_name, serving)
-    else:
-        from components.core import steps
-
-        result = steps.deploy(model.path, decision.path, registry, model_name)
+    result = steps.deploy(
+        model.path,
+        decision.path,
+        registry,
+        model_name,
+        platform,
+        serving_image,
+        endpoint_name,
+        machine_type,
+        min_replicas,
+        max_replicas,
+        canary_percent,
+    )
     return result["uri"]

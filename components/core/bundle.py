@@ -22,17 +22,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from components.core.bundle_format import BUNDLE_JSON, FORMAT, PREPROCESSOR_JSON, WEIGHTS
 from components.core.errors import RegistryError, SchemaMismatchError
 from components.core.features import Preprocessor
 from components.core.io import atomic_dir
 from components.core.model import MLP, MLPConfig
 
 log = logging.getLogger(__name__)
-
-BUNDLE_JSON = "bundle.json"
-PREPROCESSOR_JSON = "preprocessor.json"
-WEIGHTS = "model.safetensors"
-FORMAT = "sigdeploy-bundle/v1"
 
 
 def library_versions() -> dict[str, str]:

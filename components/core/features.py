@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.core.bundle_format import PREPROCESSOR_KIND
 from components.core.errors import DataError, SchemaMismatchError
 
 
@@ -84,7 +85,7 @@ class Preprocessor:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kind": "column-transformer/v1",
+            "kind": PREPROCESSOR_KIND,
             "numeric": list(self.numeric),
             "categorical": list(self.categorical),
             "medians": list(self.medians),
@@ -96,7 +97,7 @@ class Preprocessor:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Preprocessor:
-        if obj.get("kind") != "column-transformer/v1":
+        if obj.get("kind") != PREPROCESSOR_KIND:
             raise SchemaMismatchError(
                 f"preprocessor kind {obj.get('kind')!r} is not understood by this sigdeploy; "
                 "retrain the model with this version"

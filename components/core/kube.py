@@ -276,7 +276,7 @@ def deploy(
     """The deploy step on kind: register in the shared registry, then serve that version."""
     from components.core import steps
 
-    result = steps.deploy(model_dir, decision_path, registry, model_name)
+    result = steps.register(model_dir, decision_path, registry, model_name)
     api = api or api_client()
     kserve = serving.kserve == "on" or (serving.kserve == "auto" and kserve_installed(api))
     objects = manifests(

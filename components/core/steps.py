@@ -12,19 +12,20 @@ import shutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from components.core import data as data_mod
 from components.core.errors import DataError
 from components.core.io import read_json, write_json
 from components.core.registry import open_registry
-from components.core.split import SplitConfig, split_frame
 
 if TYPE_CHECKING:
+    from components.core import data as data_mod
     from components.core.gate import Decision, GatePolicy
+    from components.core.split import SplitConfig
     from components.core.training import TrainConfig
 
 # Each pipeline task is a fresh interpreter that runs one of these functions, so heavy
-# libraries (torch, scikit-learn, scipy) are imported inside the functions that use them:
-# deploy imports none, ingest and preprocess no torch. That is most of a task's start-up.
+# libraries (pandas, torch, scikit-learn, scipy) are imported inside the functions that use
+# them: deploy imports none, ingest and preprocess no torch. That is most of a task's
+# start-up on the local runner.
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,9 @@ def check_source(
     source: str, label: str, options: data_mod.SourceOptions, split: SplitConfig
 ) -> Any:
     """Load and validate a source exactly as ingest does; returns the frame."""
+    from components.core import data as data_mod
+    from components.core.split import split_frame
+
     frame = data_mod.load_source(source, label, options)
     data_mod.validate_frame(frame, label, source)
     split_frame(frame, label, split)  # every class must reach every split
@@ -42,6 +46,8 @@ def check_source(
 def ingest(
     source: str, label: str, out_path: str, options: data_mod.SourceOptions, split: SplitConfig
 ) -> dict[str, Any]:
+    from components.core import data as data_mod
+
     frame = check_source(source, label, options, split)
     data_mod.write_parquet(frame, out_path)
     meta = data_mod.dataset_metadata(frame, label) | {"source": source}
@@ -58,7 +64,9 @@ def preprocess(
     test_path: str,
     preprocessor_path: str,
 ) -> dict[str, Any]:
+    from components.core import data as data_mod
     from components.core.features import fit_preprocessor
+    from components.core.split import split_frame
 
     frame = data_mod.read_parquet(dataset_path)
     parts = split_frame(frame, label, split)
@@ -95,6 +103,7 @@ def train(
     model_name: str = "",
     checkpoint_dir: str | None = None,
 ) -> tuple[list[dict[str, float]], dict[str, Any]]:
+    from components.core import data as data_mod
     from components.core.bundle import save_bundle
     from components.core.features import Preprocessor, feature_statistics
     from components.core.metrics import encode_labels
@@ -218,6 +227,7 @@ def evaluate(
     report_html: str | None = None,
     report_md: str | None = None,
 ) -> Evaluation:
+    from components.core import data as data_mod
     from components.core import report as report_mod
     from components.core.bundle import load_bundle
     from components.core.gate import decide
@@ -299,9 +309,46 @@ def evaluate(
     return ev
 
 
-def deploy(model_dir: str, decision_path: str, registry: str, model_name: str) -> dict[str, Any]:
+def register(model_dir: str, decision_path: str, registry: str, model_name: str) -> dict[str, Any]:
+    """Register the bundle as the new champion, if and only if the decision says deploy."""
     decision = read_json(decision_path)
     if not decision.get("deploy"):
         raise DataError(f"decision '{decision_path}' says not to deploy; refusing to register")
     champion = open_registry(registry, model_name).register(model_dir, decision)
     return {"version": champion.version, "uri": champion.uri, "model_name": model_name}
+
+
+def deploy(
+    model_dir: str,
+    decision_path: str,
+    registry: str,
+    model_name: str,
+    platform: str = "local",
+    serving_image: str = "",
+    endpoint_name: str = "",
+    machine_type: str = "n1-standard-2",
+    min_replicas: int = 1,
+    max_replicas: int = 1,
+    canary_percent: int = 100,
+) -> dict[str, Any]:
+    """Register the champion and serve it where the compile target runs.
+
+    local: the local registry (served by `sigdeploy serve`); vertex: a Model Registry version
+    with the champion alias and an endpoint with a canary split; kind: the shared registry and
+    a Deployment/Service. The serving fields apply to vertex (all) and kind (image, replicas).
+    """
+    if platform == "vertex":
+        from components.core import vertex_registry as vr
+
+        config = vr.EndpointConfig(
+            endpoint_name, machine_type, min_replicas, max_replicas, canary_percent
+        )
+        return vr.deploy(model_dir, decision_path, registry, model_name, serving_image, config)
+    if platform == "kind":
+        from components.core import kube
+
+        serving = kube.KubeServing(serving_image, replicas=min_replicas)
+        return kube.deploy(model_dir, decision_path, registry, model_name, serving)
+    if platform != "local":
+        raise DataError(f"platform {platform!r}: use local, vertex or kind")
+    return register(model_dir, decision_path, registry, model_name)

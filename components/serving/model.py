@@ -30,20 +30,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from components.core.bundle_format import (
+    BUNDLE_JSON,
+    FORMAT,
+    PREPROCESSOR_JSON,
+    PREPROCESSOR_KIND,
+    WEIGHTS,
+)
 from components.core.errors import RegistryError
 from components.serving import fastjson
 from components.serving.drift import DriftMonitor
 from components.serving.instances import MISSING, UNSEEN, BadRequest, InstanceDecoder, Rows
 
 log = logging.getLogger(__name__)
-
-# The bundle layout of components.core.bundle (which imports torch, so it is not imported
-# here); keep these in step with it.
-BUNDLE_JSON = "bundle.json"
-PREPROCESSOR_JSON = "preprocessor.json"
-WEIGHTS = "model.safetensors"
-FORMAT = "sigdeploy-bundle/v1"
-PREPROCESSOR_KIND = "column-transformer/v1"
 
 ONNX_TOLERANCE = 1e-5  # max |onnx - float64 reference| over the probe rows
 PROBE_ROWS = 256
