@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -34,17 +33,16 @@ def test_bad_input_one_line_and_registry_untouched(tmp_path, capsys, args, patte
     csv = tmp_path / "data.csv"
     csv.write_text("a,b,y\n1,2,x\n3,4,z\n")
     args = [a.replace("{csv}", str(csv)) for a in args]
-    started = time.perf_counter()
     code = main(
         ["run", "--registry", str(tmp_path / "reg"), "--output-dir", str(tmp_path / "runs"), *args]
     )
-    took = time.perf_counter() - started
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err[-1].startswith("sigdeploy: error:")
     assert pattern in err[-1]
     assert not (tmp_path / "reg").exists() and not (tmp_path / "vertex:").exists()
-    assert took < 30  # failed before the runner started (the runner alone takes ~20 s)
+    # It failed before the runner started: the runner's log was never opened.
+    assert not (tmp_path / "runs" / "runner.log").exists()
 
 
 def test_cli_prints_no_traceback(tmp_path):
