@@ -23,7 +23,6 @@ from components.core.errors import ConfigError, SigdeployError
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TASK_START = re.compile(r"Executing task '([^']+)'")
 TASK_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
-TASK_SKIPPED = re.compile(r"Skipping conditional task")
 ERROR_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(\w+(?:Error|Exception)): (.+)$")
 USER_ERRORS = {"DataError", "ConfigError", "RegistryError", "SchemaMismatchError", "SigdeployError"}
 
@@ -157,13 +156,6 @@ class _RunnerOutput(io.TextIOBase):
             if status != "SUCCESS":
                 self.failed.append(name)
             return
-        if TASK_SKIPPED.search(line):
-            print(
-                f"  {'deploy':<12} {'skipped':<8} (the gate said no)",
-                file=self.progress,
-                flush=True,
-            )
-            return
         if self.current and (m := ERROR_LINE.match(line)):
             self.task_errors[self.current] = m.group(2).strip()
             self.user_error[self.current] = m.group(1) in USER_ERRORS
@@ -188,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"sigdeploy: running {pipeline_path} on the KFP local runner", file=progress)
     log_path = out_dir / "runner.log"
     outputs, sink = _run_local(pipeline_path, params, out_dir, log_path, progress)
+    if "deploy" not in sink.started:  # the dsl.If kept it from running
+        print(f"  {'deploy':<12} {'skipped':<8} (the gate said no)", file=progress, flush=True)
     summary = _summary(outputs, params, out_dir, pipeline_path, log_path)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     from components.core.io import write_json

@@ -64,6 +64,7 @@ def test_second_run_does_not_deploy_and_says_why(two_runs):
     assert summary["compared_with"] == "version 1"
     assert summary["p_value"] >= 0.05
     assert summary["reason"].startswith("Not deployed")
+    assert "deploy       skipped" in second.stderr
     assert summary["champion_version"] == "1"
     # Both models were scored on the very same test rows.
     assert summary["counts"]["test_rows"] == json.loads(two_runs[1].stdout)["counts"]["test_rows"]
