@@ -21,6 +21,11 @@ from components.train import train
 from pipelines.targets import Target
 
 PIPELINE_NAME = "sigdeploy-training"
+# What a run hands back: the bundle, the gate's decision and the report.
+PipelineOutputs = NamedTuple(
+    "Outputs",
+    [("model", Model), ("decision", Artifact), ("report", HTML), ("summary", Markdown)],
+)
 _T, _G, _S, _E = TrainConfig(), GatePolicy(), SplitConfig(), EndpointConfig()
 
 
@@ -100,10 +105,7 @@ def build_pipeline(target: Target) -> Any:
         min_replicas: int = _E.min_replicas,
         max_replicas: int = _E.max_replicas,
         canary_percent: int = _E.canary_percent,
-    ) -> NamedTuple(
-        "Outputs",
-        [("model", Model), ("decision", Artifact), ("report", HTML), ("summary", Markdown)],
-    ):
+    ) -> PipelineOutputs:
         ingest_task = ingest(
             source=source,
             label=label,
@@ -178,11 +180,7 @@ def build_pipeline(target: Target) -> Any:
         for task in (ingest_task, prep_task, train_task, eval_task):
             target.configure_task(task)
 
-        outputs = NamedTuple(
-            "Outputs",
-            [("model", Model), ("decision", Artifact), ("report", HTML), ("summary", Markdown)],
-        )
-        return outputs(
+        return PipelineOutputs(
             train_task.outputs["model"],
             eval_task.outputs["decision"],
             eval_task.outputs["report"],

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from components.core.data import load_source
-from components.core.features import feature_statistics, fit_preprocessor
+from components.core.features import fit_preprocessor
 from components.core.split import SplitConfig, split_frame
 
 LABEL = "label"
@@ -44,31 +44,33 @@ def mixed_frame() -> pd.DataFrame:
     return frame
 
 
+def train_bundle(
+    path: Path,
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    *,
+    seed: int = 1,
+    hidden: tuple[int, ...] = (256, 128),
+    max_epochs: int = 8,
+    name: str = "digits-mlp",
+) -> Path:
+    """A real bundle, trained and written exactly as the train step does it."""
+    from components.core.steps import train_frames
+    from components.core.training import TrainConfig
+
+    config = TrainConfig(max_epochs=max_epochs, seed=seed, hidden_sizes=hidden)
+    train_frames(train, val, fit_preprocessor(train, LABEL), LABEL, config, path, name)
+    return path
+
+
+@pytest.fixture(scope="session")
+def bundle_trainer():
+    """``train_bundle`` for test packages that make bundles of their own."""
+    return train_bundle
+
+
 @pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory: pytest.TempPathFactory, digits_parts) -> Path:
     """A small digits bundle trained for a few epochs (session-wide, a few seconds)."""
-    from components.core.bundle import save_bundle
-    from components.core.metrics import encode_labels
-    from components.core.training import TrainConfig, train_mlp
-
-    train, val = digits_parts["train"], digits_parts["val"]
-    pre = fit_preprocessor(train, LABEL)
-    classes = sorted(train[LABEL].unique().tolist())
-    result = train_mlp(
-        pre.transform(train),
-        encode_labels(train[LABEL], classes),
-        pre.transform(val),
-        encode_labels(val[LABEL], classes),
-        len(classes),
-        TrainConfig(max_epochs=8, seed=1),
-    )
     path = tmp_path_factory.mktemp("bundle") / "model"
-    save_bundle(
-        path,
-        result.network,
-        pre,
-        classes,
-        LABEL,
-        extra={"name": "digits-mlp", "feature_statistics": feature_statistics(train, pre)},
-    )
-    return path
+    return train_bundle(path, digits_parts["train"], digits_parts["val"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from components.core.errors import DataError
@@ -104,14 +105,40 @@ def train(
     checkpoint_dir: str | None = None,
 ) -> tuple[list[dict[str, float]], dict[str, Any]]:
     from components.core import data as data_mod
+    from components.core.features import Preprocessor
+
+    return train_frames(
+        data_mod.read_parquet(train_path),
+        data_mod.read_parquet(val_path),
+        Preprocessor.from_json(read_json(preprocessor_path)),
+        label,
+        config,
+        model_dir,
+        model_name,
+        checkpoint_dir,
+    )
+
+
+def train_frames(
+    train_df: Any,
+    val_df: Any,
+    pre: Any,
+    label: str,
+    config: TrainConfig,
+    model_dir: str | Path,
+    model_name: str = "",
+    checkpoint_dir: str | None = None,
+) -> tuple[list[dict[str, float]], dict[str, Any]]:
+    """Train on raw train/validation rows with a fitted preprocessor; write ONE bundle.
+
+    Returns the per-epoch history and the training facts stored in bundle.json.
+    """
+    from components.core import data as data_mod
     from components.core.bundle import save_bundle
-    from components.core.features import Preprocessor, feature_statistics
+    from components.core.features import feature_statistics
     from components.core.metrics import encode_labels
     from components.core.training import train_mlp
 
-    train_df = data_mod.read_parquet(train_path)
-    val_df = data_mod.read_parquet(val_path)
-    pre = Preprocessor.from_json(read_json(preprocessor_path))
     classes = _classes(train_df, label)
     x_train, y_train = pre.transform(train_df), encode_labels(train_df[label], classes)
     x_val, y_val = pre.transform(val_df), encode_labels(val_df[label], classes)

@@ -29,10 +29,7 @@ GATE = {
 }
 
 
-# The local runner takes input artifacts only inside a pipeline, so the components that
-# consume artifacts run in this small test pipeline, which exposes every output to check.
-@dsl.pipeline(name="component-chain")
-def component_chain(registry: str) -> NamedTuple(
+ChainOutputs = NamedTuple(
     "Outputs",
     [
         ("dataset", Dataset),
@@ -49,7 +46,13 @@ def component_chain(registry: str) -> NamedTuple(
         ("p_value", float),
         ("deployed_uri", str),
     ],
-):
+)
+
+
+# The local runner takes input artifacts only inside a pipeline, so the components that
+# consume artifacts run in this small test pipeline, which exposes every output to check.
+@dsl.pipeline(name="component-chain")
+def component_chain(registry: str) -> ChainOutputs:
     ing = ingest(
         source="sklearn:wine", label="label", image_size=28, row_limit=0, query="", **SPLIT
     )
@@ -83,25 +86,7 @@ def component_chain(registry: str) -> NamedTuple(
         registry=registry,
         model_name="wine",
     )
-    outputs = NamedTuple(
-        "Outputs",
-        [
-            ("dataset", Dataset),
-            ("train_data", Dataset),
-            ("val_data", Dataset),
-            ("test_data", Dataset),
-            ("preprocessor", Artifact),
-            ("model", Model),
-            ("train_metrics", Metrics),
-            ("decision", Artifact),
-            ("report", HTML),
-            ("challenger_metrics", ClassificationMetrics),
-            ("deploy", bool),
-            ("p_value", float),
-            ("deployed_uri", str),
-        ],
-    )
-    return outputs(
+    return ChainOutputs(
         ing.outputs["dataset"],
         prep.outputs["train_data"],
         prep.outputs["val_data"],

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.core.features import feature_statistics, fit_preprocessor
 from components.core.registry import LocalRegistry
 from components.serving.config import ServeConfig
 
@@ -22,61 +21,22 @@ LABEL = "label"
 MODEL = "digits-mlp"
 
 
-def _train_bundle(
-    path: Path,
-    train: pd.DataFrame,
-    val: pd.DataFrame,
-    seed: int,
-    hidden: tuple[int, ...] = (64, 32),
-    name: str = MODEL,
-) -> Path:
-    from components.core.bundle import save_bundle
-    from components.core.metrics import encode_labels
-    from components.core.training import TrainConfig, train_mlp
-
-    pre = fit_preprocessor(train, LABEL)
-    classes = sorted(train[LABEL].unique().tolist())
-    result = train_mlp(
-        pre.transform(train),
-        encode_labels(train[LABEL], classes),
-        pre.transform(val),
-        encode_labels(val[LABEL], classes),
-        len(classes),
-        TrainConfig(max_epochs=3, seed=seed, hidden_sizes=hidden),
-    )
-    save_bundle(
-        path,
-        result.network,
-        pre,
-        classes,
-        LABEL,
-        extra={"name": name, "feature_statistics": feature_statistics(train, pre)},
-    )
-    return path
-
-
 @pytest.fixture(scope="session")
-def digits_split() -> dict[str, pd.DataFrame]:
-    from components.core.data import load_source
-    from components.core.split import SplitConfig, split_frame
-
-    return split_frame(load_source("sklearn:digits", LABEL), LABEL, SplitConfig())
-
-
-@pytest.fixture(scope="session")
-def digits_bundles(tmp_path_factory: pytest.TempPathFactory, digits_split) -> list[Path]:
+def digits_bundles(
+    tmp_path_factory: pytest.TempPathFactory, digits_parts, bundle_trainer
+) -> list[Path]:
     """Three digits bundles that differ (seeds and widths), so that their answers do too."""
     root = tmp_path_factory.mktemp("digits-bundles")
-    train, val = digits_split["train"], digits_split["val"]
+    train, val = digits_parts["train"], digits_parts["val"]
     return [
-        _train_bundle(root / f"b{i}", train, val, seed=i, hidden=hidden)
+        bundle_trainer(root / f"b{i}", train, val, seed=i, hidden=hidden, max_epochs=3)
         for i, hidden in enumerate([(64, 32), (48,), (64, 32)])
     ]
 
 
 @pytest.fixture(scope="session")
-def digits_test(digits_split) -> pd.DataFrame:
-    return digits_split["test"].drop(columns=LABEL)
+def digits_test(digits_parts) -> pd.DataFrame:
+    return digits_parts["test"].drop(columns=LABEL)
 
 
 def mixed_frame(
@@ -97,11 +57,11 @@ def mixed_frame(
 
 
 @pytest.fixture(scope="session")
-def mixed_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def mixed_bundle(tmp_path_factory: pytest.TempPathFactory, bundle_trainer) -> Path:
     frame = mixed_frame(1200, seed=0)
     path = tmp_path_factory.mktemp("mixed") / "bundle"
-    return _train_bundle(
-        path, frame.iloc[:900], frame.iloc[900:], seed=0, hidden=(16,), name="mixed"
+    return bundle_trainer(
+        path, frame.iloc[:900], frame.iloc[900:], seed=0, hidden=(16,), max_epochs=3, name="mixed"
     )
 
 
