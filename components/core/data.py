@@ -96,30 +96,39 @@ def _load_sklearn(source: str, label: str) -> pd.DataFrame:
     return frame
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def read_csv_table(source: Any, name: str) -> pd.DataFrame:
+    """A CSV from a path or a file object; ``name`` is what error messages call it."""
     try:
-        frame = pd.read_csv(path)
+        return pd.read_csv(source)
     except pd.errors.EmptyDataError as exc:
         raise DataError(
-            f"data source '{path}': the CSV has no rows or header; check the file"
+            f"data source '{name}': the CSV has no rows or header; check the file"
         ) from exc
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
-            f"data source '{path}': cannot be read as CSV ({first}); "
+            f"data source '{name}': cannot be read as CSV ({first}); "
             "save it as comma-separated UTF-8 text with a header row"
         ) from exc
-    return frame
+
+
+def read_parquet_table(source: Any, name: str) -> pd.DataFrame:
+    """A Parquet table from a path or a file object; ``name`` is what errors call it."""
+    try:
+        return pd.read_parquet(source)
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise DataError(
+            f"data source '{name}': cannot be read as Parquet ({type(exc).__name__}); "
+            "check that the file is a complete Parquet file"
+        ) from exc
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    return read_csv_table(path, str(path))
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-        raise DataError(
-            f"data source '{path}': cannot be read as Parquet ({type(exc).__name__}); "
-            "check that the file is a complete Parquet file"
-        ) from exc
+    return read_parquet_table(path, str(path))
 
 
 def _load_image_folder(root: Path, label: str, size: int) -> pd.DataFrame:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from components.core import data as data_mod
 from components.core.errors import DataError, SigdeployError
 
 log = logging.getLogger(__name__)
@@ -131,21 +132,8 @@ def _read_blob(uri: str, blob: Any, client: Any) -> pd.DataFrame:
         raise DataError(f"data source '{uri}': the object is empty; point to an object with rows")
     buffer = io.BytesIO(data)
     if uri.lower().endswith(".csv"):
-        try:
-            return pd.read_csv(buffer)
-        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise DataError(
-                f"data source '{uri}': cannot be read as CSV ({first}); "
-                "save it as comma-separated UTF-8 text with a header row"
-            ) from exc
-    try:
-        return pd.read_parquet(buffer)
-    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-        raise DataError(
-            f"data source '{uri}': cannot be read as Parquet ({type(exc).__name__}); "
-            "check that the object is a complete Parquet file"
-        ) from exc
+        return data_mod.read_csv_table(buffer, uri)
+    return data_mod.read_parquet_table(buffer, uri)
 
 
 def parse_bigquery_uri(uri: str) -> tuple[str, str, str]:
