@@ -135,6 +135,8 @@ def test_auc_primary_uses_delong_and_holm_with_two_metrics():
     adjusted = {c["check"]: c["p_adjusted"] for c in two.checks if "p_adjusted" in c}
     raw = {c["check"]: c["p_value"] for c in two.checks if "p_adjusted" in c}
     assert "Holm" in two.test
+    assert "significantly better than the champion (v) on " in two.reason
+    assert "ROC AUC" in two.reason and "(Holm-adjusted)" in two.reason
     assert min(adjusted.values()) == pytest.approx(min(2 * min(raw.values()), 1.0))
 
 
