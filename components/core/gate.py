@@ -389,11 +389,12 @@ def _reason(
         if primary != ["accuracy"]:  # say which metric carried the decision
             names = {"accuracy": "accuracy", "auc": "ROC AUC"}
             on = " on " + " and ".join(names[m] for m in significant)
-            if "auc" in significant:
-                acc += f"; ROC AUC {effect['auc_challenger']:.3f} vs {effect['auc_champion']:.3f}"
+        auc = ""
+        if "auc" in significant:
+            auc = f"; ROC AUC {effect['auc_challenger']:.3f} vs {effect['auc_champion']:.3f}"
         return (
             f"Deployed: the challenger is significantly better than {against}{on}. "
-            f"{disagreement}; {acc}{bound}; p = {_fmt_p(p_value)} < alpha {policy.alpha}"
+            f"{disagreement}; {acc}{bound}{auc}; p = {_fmt_p(p_value)} < alpha {policy.alpha}"
             + (" (Holm-adjusted)." if len(primary) > 1 else ".")
         )
     if not size_ok:
