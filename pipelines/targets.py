@@ -28,6 +28,10 @@ class Target:
     image_pull_policy: str = ""  # kind: IfNotPresent for images loaded with `kind load`
     shared_pvc: str = ""  # kind: claim every task mounts (the registry lives on it)
     shared_mount: str = ""  # kind: where tasks see that claim
+    # The registry parameter's compiled default. Empty on Vertex: a run started without one
+    # (from the console, say) must fail at evaluate rather than register into a container's
+    # throw-away disk; `sigdeploy submit vertex` fills in Model Registry.
+    default_registry: str = "registry"
 
     def configure_train(self, task: Any) -> None:
         if self.accelerator_count > 0 and self.accelerator_type:
@@ -72,6 +76,7 @@ def get_target(
             1,
             cpu_limit="8",
             memory_limit="30G",
+            default_registry="",
         )
     else:
         target = Target(
@@ -80,6 +85,7 @@ def get_target(
             image_pull_policy="IfNotPresent",
             shared_pvc=kube.SHARED_PVC,
             shared_mount=kube.SHARED_MOUNT,
+            default_registry=kube.REGISTRY_DIR,
         )
         if gpu:
             target = replace(target, accelerator_type=KIND_GPU_RESOURCE, accelerator_count=1)

@@ -75,7 +75,7 @@ def build_pipeline(target: Target) -> Any:
         source: str = "sklearn:digits",
         label: str = "label",
         model_name: str = "digits-mlp",
-        registry: str = "registry",
+        registry: str = target.default_registry,
         image_size: int = 28,
         row_limit: int = 0,
         query: str = "",

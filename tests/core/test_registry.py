@@ -67,3 +67,8 @@ def test_bad_model_names(tmp_path, name):
 def test_open_registry_rejects_unknown_scheme():
     with pytest.raises(RegistryError, match="unsupported scheme"):
         open_registry("s3://bucket/x", "m")
+
+
+def test_open_registry_refuses_an_empty_uri():
+    with pytest.raises(RegistryError, match="registry is empty"):
+        open_registry("", "m")

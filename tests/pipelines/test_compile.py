@@ -106,3 +106,14 @@ def test_pipeline_defaults_come_from_the_core_configs(specs):
     assert params["alpha"]["defaultValue"] == GatePolicy().alpha
     assert params["max_epochs"]["defaultValue"] == TrainConfig().max_epochs
     assert params["source"]["defaultValue"] == "sklearn:digits"
+
+
+def test_registry_default_per_target(specs):
+    assert (
+        specs["local"]["root"]["inputDefinitions"]["parameters"]["registry"]["defaultValue"]
+        == "registry"
+    )
+    # On Vertex a run started without a registry must fail, not register into a throw-away
+    # container disk: the compiled default is empty and evaluate refuses it.
+    vertex = specs["vertex"]["root"]["inputDefinitions"]["parameters"]["registry"]
+    assert vertex.get("defaultValue", "") == ""
