@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import re
 import sys
 import time
@@ -188,7 +187,9 @@ def run(args: argparse.Namespace) -> int:
 
     write_json(out_dir / "summary.json", summary)
     if args.json:
-        print(json.dumps(summary, sort_keys=True, default=str))
+        from components.core.io import dumps
+
+        print(dumps(summary))
     else:
         print(format_summary(summary))
     return 0

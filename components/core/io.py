@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -50,7 +51,26 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    write_text(path, dumps(obj, indent=2) + "\n")
+
+
+def dumps(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON: NaN and infinities (an AUC with one class, say) become null."""
+    return json.dumps(
+        _finite(obj), indent=indent, sort_keys=True, default=_json_default, allow_nan=False
+    )
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars
+        return _finite(obj.tolist())
+    return obj
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
