@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from components.core.errors import ConfigError, SigdeployError
+from pipelines.spec import add_param_option
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TASK_START = re.compile(r"Executing task '([^']+)'")
@@ -51,12 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="compiled pipeline JSON to run (default: compile the local target now)",
     )
-    p.add_argument(
-        "--param",
-        action="append",
-        metavar="NAME=VALUE",
-        help="any other pipeline parameter, repeatable (e.g. --param margin=0.01)",
-    )
+    add_param_option(p, "margin=0.01")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
 

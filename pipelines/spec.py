@@ -151,6 +151,16 @@ def check_parameters(spec: dict[str, Any], values: dict[str, Any]) -> dict[str, 
     return out
 
 
+def add_param_option(parser: Any, example: str) -> None:
+    """The repeatable ``--param NAME=VALUE`` option every run and submit command takes."""
+    parser.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help=f"pipeline parameter, repeatable (e.g. --param {example})",
+    )
+
+
 def parse_pairs(pairs: list[str] | None, what: str = "--param") -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs or []:

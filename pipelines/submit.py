@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from components import images
 from components.core.errors import ConfigError, SigdeployError
+from pipelines.spec import add_param_option
 
 T = TypeVar("T")
 
@@ -106,12 +107,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _common_run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--param",
-        action="append",
-        metavar="NAME=VALUE",
-        help="pipeline parameter, repeatable (e.g. --param source=gs://b/data.csv)",
-    )
+    add_param_option(p, "source=gs://b/data.csv")
     p.add_argument("--no-cache", action="store_true", help="run every task, ignore the cache")
 
 

@@ -25,10 +25,11 @@ def _is_numeric(series: pd.Series) -> bool:
 
 def _as_category_array(series: pd.Series) -> np.ndarray:
     """Object array of strings with np.nan for missing values (what the imputer expects)."""
-    values = series.astype(object).to_numpy()
-    out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        out[i] = np.nan if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v)
+    values = series.astype(object)
+    missing = values.isna().to_numpy()
+    out = values.to_numpy(copy=True)
+    out[~missing] = values[~missing].astype(str).to_numpy()
+    out[missing] = np.nan
     return out
 
 
@@ -72,12 +73,10 @@ class Preprocessor:
         for col, fill, cats in pairs:
             values = _as_category_array(frame[col])
             values = np.where(pd.isna(values), fill, values)
-            index = {c: i for i, c in enumerate(cats)}
+            codes = pd.Index(list(cats)).get_indexer(values)  # -1: unseen category
             onehot = np.zeros((len(values), len(cats)))
-            for row, v in enumerate(values):
-                j = index.get(v)
-                if j is not None:
-                    onehot[row, j] = 1.0
+            known = np.flatnonzero(codes >= 0)
+            onehot[known, codes[known]] = 1.0  # unseen categories stay all zeros
             parts.append(onehot)
         return (
             np.hstack(parts).astype(np.float32) if parts else np.zeros((len(frame), 0), np.float32)

@@ -132,7 +132,8 @@ def _pts(x: float) -> str:
     return f"{x * 100:+.1f} points"
 
 
-def _fmt_p(p: float) -> str:
+def format_p(p: float) -> str:
+    """A p-value for people: three digits, scientific below 1e-4, and 1 for p ~ 1."""
     return "1" if p >= 0.9995 else (f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}")
 
 
@@ -394,7 +395,7 @@ def _reason(
             auc = f"; ROC AUC {effect['auc_challenger']:.3f} vs {effect['auc_champion']:.3f}"
         return (
             f"Deployed: the challenger is significantly better than {against}{on}. "
-            f"{disagreement}; {acc}{bound}{auc}; p = {_fmt_p(p_value)} < alpha {policy.alpha}"
+            f"{disagreement}; {acc}{bound}{auc}; p = {format_p(p_value)} < alpha {policy.alpha}"
             + (" (Holm-adjusted)." if len(primary) > 1 else ".")
         )
     if not size_ok:
@@ -410,7 +411,7 @@ def _reason(
     failed = [ch["check"] for ch in checks if not ch["passed"]]
     if significant:
         return (
-            f"Not deployed: the challenger is significantly better (p = {_fmt_p(p_value)}) "
+            f"Not deployed: the challenger is significantly better (p = {format_p(p_value)}) "
             f"but failed: {'; '.join(failed)}. {disagreement}; {acc}."
         )
     mde = power.get("minimum_detectable_improvement")
@@ -428,13 +429,9 @@ def _reason(
             f"{_pts(mde)} or more is detected with {int(TARGET_POWER * 100)}% power"
         )
     return (
-        f"Not deployed: not significantly better (p = {_fmt_p(p_value)}, alpha "
+        f"Not deployed: not significantly better (p = {format_p(p_value)}, alpha "
         f"{policy.alpha}); {verdict}. {disagreement}; {acc}."
     )
 
 
-def decision_summary_line(decision: Decision) -> str:
-    return ("DEPLOY" if decision.deploy else "KEEP CHAMPION") + f" (p = {_fmt_p(decision.p_value)})"
-
-
-__all__ = ["GatePolicy", "Decision", "decide", "decision_summary_line"]
+__all__ = ["GatePolicy", "Decision", "decide", "format_p"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+from components.core.gate import format_p
 from components.core.io import write_text
 
 if TYPE_CHECKING:
@@ -25,10 +26,6 @@ def _f(x: Any, digits: int = 4) -> str:
         return f"{float(x):.{digits}f}"
     except (TypeError, ValueError):
         return "–"
-
-
-def _p(p: float) -> str:
-    return f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}"
 
 
 def _mde(power: dict[str, Any]) -> str:
@@ -122,7 +119,7 @@ def render_html(ev: Evaluation, model_name: str) -> str:
     low = d.effect.get("accuracy_lower_bound")
     checks = "".join(
         f"<li>{'✔' if c['passed'] else '✘'} {html.escape(c['check'])}"
-        + (f" (p = {_p(c['p_value'])})" if "p_value" in c else "")
+        + (f" (p = {format_p(c['p_value'])})" if "p_value" in c else "")
         + (f" (lower bound {_f(c['lower_bound'], 4)})" if "lower_bound" in c else "")
         + "</li>"
         for c in d.checks

@@ -31,10 +31,6 @@ class SplitConfig:
                 "be in (0, 1) and together below 1 so that test rows remain"
             )
 
-    @property
-    def test_fraction(self) -> float:
-        return 1.0 - self.train_fraction - self.val_fraction
-
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
     """A bijective 64-bit mixer: every input bit affects every output bit."""

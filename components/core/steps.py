@@ -36,11 +36,12 @@ def check_source(
 ) -> Any:
     """Load and validate a source exactly as ingest does; returns the frame."""
     from components.core import data as data_mod
-    from components.core.split import split_frame
+    from components.core.split import assign_splits, check_class_coverage
 
     frame = data_mod.load_source(source, label, options)
     data_mod.validate_frame(frame, label, source)
-    split_frame(frame, label, split)  # every class must reach every split
+    # Every class must reach every split; the split itself is preprocess's job.
+    check_class_coverage(frame[label], assign_splits(frame, split))
     return frame
 
 
@@ -280,13 +281,14 @@ def evaluate(
             f"test split: {int((y < 0).sum())} row(s) have a label the challenger "
             "never saw in training; add such rows to the training data"
         )
-    proba_new = challenger.predict_proba(test_df)
+    x_test = challenger.transform(test_df)
+    proba_new = challenger.predict_proba_matrix(x_test)
     if current is None:
         train_df = data_mod.read_parquet(train_path)
         baseline = Baseline(policy.baseline).fit(
             challenger.transform(train_df), encode_labels(train_df[label], classes), classes
         )
-        proba_old = baseline.predict_proba_matrix(challenger.transform(test_df))
+        proba_old = baseline.predict_proba_matrix(x_test)
         champion_name = baseline.describe()
     else:
         champ = load_bundle(current.path)

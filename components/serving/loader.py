@@ -49,7 +49,6 @@ class ModelHolder:
         self._loader = loader
         self.current: ServingModel | None = None
         self.last_error: str | None = None
-        self.swaps = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._download_dir: Path | None = None
@@ -83,12 +82,6 @@ class ModelHolder:
         if self._download_dir is not None:
             shutil.rmtree(self._download_dir, ignore_errors=True)
             self._download_dir = None
-
-    def wait_loaded(self, timeout: float) -> ServingModel | None:
-        deadline = time.monotonic() + timeout
-        while self.current is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self.current
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -156,7 +149,6 @@ class ModelHolder:
             previous = self.current
             self.current = model  # the swap: one reference assignment
             if previous is not None:
-                self.swaps += 1
                 log.info(
                     "now serving %s version %s (was version %s)",
                     model.name,
