@@ -36,11 +36,11 @@ def main() -> int:
     )
     print(
         f"gate_false_deploy_null: ours={null.gate_rate:.4f} rate naive={null.naive_rate:.4f} "
-        f"rate ratio={null.gate_rate / max(null.naive_rate, 1e-9):.3f}"
+        f"rate ratio={null.gate_rate / max(null.naive_rate, 1e-9):.3g}"
     )
     print(
         f"gate_vs_alpha_null: ours={null.gate_rate:.4f} rate alpha={policy.alpha:.4f} rate "
-        f"ratio={null.gate_rate / policy.alpha:.3f}"
+        f"ratio={null.gate_rate / policy.alpha:.3g}"
     )
     ok = null.gate_rate <= policy.alpha + 3 * null.gate_mc_error
     print(
@@ -54,7 +54,7 @@ def main() -> int:
     analytic = stats.mcnemar_power(float(cells[2]), float(cells[1]), args.rows, policy.alpha)
     print(
         f"gate_power_effect_{round(args.effect * 100)}pts: ours={alt.gate_rate:.4f} rate "
-        f"analytic={analytic:.4f} rate ratio={alt.gate_rate / max(analytic, 1e-9):.3f}"
+        f"analytic={analytic:.4f} rate ratio={alt.gate_rate / max(analytic, 1e-9):.3g}"
     )
     print(f"# naive rule under the same effect deploys {alt.naive_rate:.4f}")
     return 0 if ok else 1

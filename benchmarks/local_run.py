@@ -26,7 +26,7 @@ from components.core import steps
 from components.core.data import SourceOptions
 from components.core.gate import GatePolicy
 from components.core.split import SplitConfig
-from components.core.training import TrainConfig
+from components.core.train_config import TrainConfig
 
 work = Path(sys.argv[1])
 split = SplitConfig()
@@ -77,8 +77,8 @@ def main() -> int:
             file=sys.stderr,
         )
     o, p = statistics.median(ours), statistics.median(peer)
-    print(f"local_run_digits: ours={o:.1f} s in_process={p:.1f} s ratio={o / p:.2f}")
-    print(f"local_run_digits_target: ours={o:.1f} s target=60.0 s ratio={o / 60:.2f}")
+    print(f"local_run_digits: ours={o:.1f} s in_process={p:.1f} s ratio={o / p:.3g}")
+    print(f"local_run_digits_target: ours={o:.1f} s target=60.0 s ratio={o / 60:.3g}")
     return 0
 
 

@@ -271,7 +271,7 @@ def measure(
 
 def line(name: str, ours: float, peer_name: str, peer: float, unit: str) -> str:
     return (
-        f"{name}: ours={_fmt(ours)} {unit} {peer_name}={_fmt(peer)} {unit} ratio={ours / peer:.2f}"
+        f"{name}: ours={_fmt(ours)} {unit} {peer_name}={_fmt(peer)} {unit} ratio={ours / peer:.3g}"
     )
 
 

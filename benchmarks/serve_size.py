@@ -64,7 +64,7 @@ def main() -> int:
         return 0
     print(
         f"serving_requirements_installed: ours={total / 1e6:.0f} MB "
-        f"torch_cpu={torch / 1e6:.0f} MB ratio={total / torch:.2f}"
+        f"torch_cpu={torch / 1e6:.0f} MB ratio={total / torch:.3g}"
     )
     return 0
 

@@ -1,4 +1,8 @@
-"""train: the PyTorch MLP, as ONE model bundle plus per-epoch metrics."""
+"""train: the PyTorch MLP, as ONE model bundle plus per-epoch metrics.
+
+Its parameters after ``model_name`` are the fields of
+``components.core.train_config.TrainConfig``, one to one and with the same names.
+"""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
@@ -20,25 +24,27 @@ def train(
     batch_size: int,
     max_epochs: int,
     patience: int,
+    schedule: str,
+    warmup_fraction: float,
     seed: int,
+    precision: str,
+    compile: bool,
+    device: str,
+    deterministic: bool,
+    cpu_threads: int,
+    cuda_graphs: bool,
+    data_budget_mb: int,
+    distributed: str,
     model: Output[Model],
     metrics: Output[Metrics],
 ):
+    parameters = dict(locals())  # first line: only the task's inputs are bound yet
     import os
 
     from components.core import steps
-    from components.core.training import TrainConfig
+    from components.core.train_config import TrainConfig
 
-    config = TrainConfig(
-        hidden_sizes=tuple(int(h) for h in hidden_sizes.split(",") if h.strip()),
-        dropout=dropout,
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
-        batch_size=batch_size,
-        max_epochs=max_epochs,
-        patience=patience,
-        seed=seed,
-    )
+    config = TrainConfig.from_params(parameters)
     # Beside the output, so a retry of this task (same output URI) resumes from it.
     checkpoints = os.path.join(os.path.dirname(model.path), "checkpoints")
     history, summary = steps.train(

@@ -84,35 +84,19 @@ def _arguments(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _precheck(params: dict[str, Any], defaults: dict[str, Any]) -> None:
-    """The same validation ingest runs, before the runner spins up."""
+    """The data validation ingest runs, before the runner spins up (the train and gate
+    settings were checked with the parameters)."""
     from components.core import steps
     from components.core.data import SourceOptions
-    from components.core.gate import GatePolicy
-    from components.core.registry import check_model_name
     from components.core.split import SplitConfig
 
     p = defaults | params
-    check_model_name(p["model_name"])
-    GatePolicy.from_params(
-        p["alpha"],
-        p["primary_metrics"],
-        p["margin"],
-        p["guardrails"],
-        p["min_test_rows"],
-        p["baseline"],
-        p["accuracy_floor"],
-    )
     steps.check_source(
         p["source"],
         p["label"],
         SourceOptions(image_size=p["image_size"], row_limit=p["row_limit"], query=p["query"]),
         SplitConfig(p["train_fraction"], p["val_fraction"], p["split_salt"]),
     )
-
-
-def _spec_defaults(spec: dict[str, Any]) -> dict[str, Any]:
-    params = spec["root"]["inputDefinitions"]["parameters"]
-    return {k: v.get("defaultValue") for k, v in params.items()}
 
 
 class _RunnerOutput(io.TextIOBase):
@@ -157,7 +141,7 @@ class _RunnerOutput(io.TextIOBase):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.spec import check_parameters, compile_pipeline, load_spec
+    from pipelines.spec import check_parameters, compile_pipeline, load_spec, parameter_defaults
 
     started = time.perf_counter()
     out_dir = Path(args.output_dir).expanduser().resolve()
@@ -169,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     )
     spec = load_spec(pipeline_path)
     params = check_parameters(spec, _arguments(args))
-    _precheck(params, _spec_defaults(spec))
+    _precheck(params, parameter_defaults(spec))
 
     progress = sys.stderr
     print(f"sigdeploy: running {pipeline_path} on the KFP local runner", file=progress)

@@ -148,7 +148,30 @@ def check_parameters(spec: dict[str, Any], values: dict[str, Any]) -> dict[str, 
                 + ", ".join(sorted(types))
             )
         out[name] = coerce_value(name, value, types[name])
+    check_settings(parameter_defaults(spec) | out)
     return out
+
+
+def parameter_defaults(spec: dict[str, Any]) -> dict[str, Any]:
+    params = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
+    return {name: p["defaultValue"] for name, p in params.items() if "defaultValue" in p}
+
+
+def check_settings(params: dict[str, Any]) -> None:
+    """Build the model name, train config and gate policy a run would use, so that a bad
+    value fails before a runner or a cluster starts rather than in its task minutes later.
+    Names the spec lacks (one compiled by an older version) fall back to the defaults."""
+    import inspect
+
+    from components.core.gate import GatePolicy
+    from components.core.registry import check_model_name
+    from components.core.train_config import TrainConfig
+
+    if params.get("model_name"):
+        check_model_name(params["model_name"])
+    TrainConfig.from_params(params)
+    gate_names = inspect.signature(GatePolicy.from_params).parameters
+    GatePolicy.from_params(**{k: v for k, v in params.items() if k in gate_names})
 
 
 def add_param_option(parser: Any, example: str) -> None:

@@ -11,7 +11,7 @@ from kfp.dsl import HTML, Artifact, Input, Markdown, Model
 from components import images
 from components.core.gate import GatePolicy
 from components.core.split import SplitConfig
-from components.core.training import TrainConfig
+from components.core.train_config import TrainConfig
 from components.core.vertex_registry import EndpointConfig
 from components.deploy import deploy
 from components.evaluate import evaluate
@@ -89,7 +89,17 @@ def build_pipeline(target: Target) -> Any:
         batch_size: int = _T.batch_size,
         max_epochs: int = _T.max_epochs,
         patience: int = _T.patience,
+        schedule: str = _T.schedule,
+        warmup_fraction: float = _T.warmup_fraction,
         seed: int = _T.seed,
+        precision: str = _T.precision,
+        compile: bool = _T.compile,
+        device: str = _T.device,
+        deterministic: bool = _T.deterministic,
+        cpu_threads: int = _T.cpu_threads,
+        cuda_graphs: bool = _T.cuda_graphs,
+        data_budget_mb: int = _T.data_budget_mb,
+        distributed: str = _T.distributed,
         alpha: float = _G.alpha,
         primary_metrics: str = ",".join(_G.primary_metrics),
         margin: float = _G.margin,
@@ -140,7 +150,17 @@ def build_pipeline(target: Target) -> Any:
             batch_size=batch_size,
             max_epochs=max_epochs,
             patience=patience,
+            schedule=schedule,
+            warmup_fraction=warmup_fraction,
             seed=seed,
+            precision=precision,
+            compile=compile,
+            device=device,
+            deterministic=deterministic,
+            cpu_threads=cpu_threads,
+            cuda_graphs=cuda_graphs,
+            data_budget_mb=data_budget_mb,
+            distributed=distributed,
         ).set_display_name("train")
         target.configure_train(train_task)
         # A preempted GPU node is retried; the retry resumes from the epoch checkpoint.

@@ -56,7 +56,7 @@ def train_bundle(
 ) -> Path:
     """A real bundle, trained and written exactly as the train step does it."""
     from components.core.steps import train_frames
-    from components.core.training import TrainConfig
+    from components.core.train_config import TrainConfig
 
     config = TrainConfig(max_epochs=max_epochs, seed=seed, hidden_sizes=hidden)
     train_frames(train, val, fit_preprocessor(train, LABEL), LABEL, config, path, name)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from components.core import data as data_mod
     from components.core.gate import Decision, GatePolicy
     from components.core.split import SplitConfig
-    from components.core.training import TrainConfig
+    from components.core.train_config import TrainConfig
 
 # Each pipeline task is a fresh interpreter that runs one of these functions, so heavy
 # libraries (pandas, torch, scikit-learn, scipy) are imported inside the functions that use
@@ -168,6 +168,9 @@ def train_frames(
             "precision": result.precision,
             "seconds": round(result.seconds, 3),
             "resumed_from_epoch": result.resumed_from_epoch,
+            # how it ran: why it stopped, CUDA graph or eager steps, data on the device or
+            # streamed from host memory, processes (GPUs) used
+            **{k: result.extra[k] for k in ("stop_reason", "cuda_graph", "streamed", "world_size")},
         },
         "feature_statistics": feature_statistics(train_df, pre),
     }

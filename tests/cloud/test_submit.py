@@ -150,6 +150,8 @@ def test_experiment_is_created_and_the_run_attached(compiled, vertex, runs_bucke
         (["--param", "registry=registry"], "on Vertex AI the registry is Model Registry"),
         (["--label", "Team=ML"], "--label Team=ML: keys and values use lowercase"),
         (["--param", "novalue"], "--param 'novalue': write NAME=VALUE"),
+        (["--param", "precision=fp64"], "precision='fp64' must be one of"),
+        (["--param", "primary_metrics=speed"], "speed"),
     ],
 )
 def test_bad_input_fails_before_any_request(compiled, vertex, capsys, extra, message):

@@ -28,6 +28,20 @@ GATE = {
     "accuracy_floor": 0.0,
 }
 
+# The trainer's remaining settings, non-defaults where CPU allows, to see them arrive.
+TRAIN_RUNTIME = {
+    "schedule": "cosine",
+    "warmup_fraction": 0.2,
+    "precision": "bf16",
+    "compile": False,
+    "device": "cpu",
+    "deterministic": True,
+    "cpu_threads": 1,
+    "cuda_graphs": False,
+    "data_budget_mb": 0,
+    "distributed": "off",
+}
+
 
 ChainOutputs = NamedTuple(
     "Outputs",
@@ -71,6 +85,7 @@ def component_chain(registry: str) -> ChainOutputs:
         max_epochs=20,
         patience=5,
         seed=0,
+        **TRAIN_RUNTIME,
     )
     ev = evaluate(
         model=tr.outputs["model"],
@@ -155,6 +170,11 @@ def test_train_writes_one_bundle_and_epoch_metrics(chain):
     ]
     metrics = chain["train_metrics"].metadata
     assert "epoch001_train_loss" in metrics and "epoch001_val_accuracy" in metrics
+    # Every trainer setting reached the core config: bf16 autocast on the CPU, one thread.
+    assert model.metadata["precision"] == "bf16" and model.metadata["device"] == "cpu"
+    bundle = json.loads((Path(model.path) / "bundle.json").read_text())
+    assert {k: bundle["train_config"][k] for k in TRAIN_RUNTIME} == TRAIN_RUNTIME
+    assert model.metadata["cuda_graph"] is False and model.metadata["world_size"] == 1
 
 
 def test_evaluate_outputs_deploy_p_value_and_decision(chain):

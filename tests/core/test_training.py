@@ -334,3 +334,59 @@ def test_cuda_streaming_learns_digits(digits_arrays):
     result = _train(digits_arrays, config)
     assert result.extra["streamed"]
     assert _accuracy(result.network, digits_arrays["x_test"], digits_arrays["y_test"]) >= 0.9
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.gpu
+@CUDA
+def test_cuda_fp16_with_gradient_scaler_learns_digits(digits_arrays, caplog):
+    """The pre-Ampere path (a T4, Vertex's default accelerator): fp16 autocast with a
+    gradient scaler, eager steps, since a skipped step on overflow cannot be captured."""
+    caplog.set_level(logging.WARNING)
+    config = TrainConfig(max_epochs=15, device="cuda", precision="fp16", distributed="off")
+    result = _train(digits_arrays, config)
+    assert result.precision == "fp16" and result.extra["cuda_graph"] is False
+    assert _accuracy(result.network, digits_arrays["x_test"], digits_arrays["y_test"]) >= 0.9
+
+
+@pytest.mark.gpu
+@CUDA
+def test_cuda_graph_replay_trains_like_eager_steps(digits_arrays, caplog):
+    """Without dropout both paths run the same kernels on the same batches: the weights
+    agree closely. This also checks that the capture's warm-up steps were undone."""
+    caplog.set_level(logging.WARNING)
+    base = {"max_epochs": 3, "dropout": 0.0, "device": "cuda", "distributed": "off"}
+    graph = _train(digits_arrays, TrainConfig(cuda_graphs=True, **base))
+    eager = _train(digits_arrays, TrainConfig(cuda_graphs=False, **base))
+    assert graph.extra["cuda_graph"] and not eager.extra["cuda_graph"]
+    assert "capture failed" not in caplog.text
+    for key, value in eager.network.state_dict().items():
+        torch.testing.assert_close(graph.network.state_dict()[key], value, atol=2e-3, rtol=2e-2)
+
+
+@pytest.mark.gpu
+@CUDA
+def test_cuda_graph_run_resumes_from_its_checkpoint(digits_arrays, tmp_path, caplog):
+    """Stop after epoch 2 (as a preempted task would), start again: the second run resumes
+    there, re-captures its graph around the restored optimiser and learns as well."""
+    caplog.set_level(logging.INFO)
+    config = TrainConfig(max_epochs=8, patience=8, device="cuda", distributed="off")
+    first = _train(
+        digits_arrays, config, checkpoint_dir=tmp_path, on_epoch_end=lambda e: e.epoch == 2
+    )
+    assert len(first.history) == 2 and first.extra["cuda_graph"]
+    second = _train(digits_arrays, config, checkpoint_dir=tmp_path)
+    assert second.resumed_from_epoch == 2 and len(second.history) == 8
+    assert second.extra["cuda_graph"]
+    assert second.history[:2] == first.history
+    assert _accuracy(second.network, digits_arrays["x_test"], digits_arrays["y_test"]) >= 0.9
+
+
+@pytest.mark.gpu
+@CUDA
+def test_cuda_torch_compile_learns_digits(digits_arrays):
+    config = TrainConfig(max_epochs=10, device="cuda", compile=True, distributed="off")
+    result = _train(digits_arrays, config)
+    assert _accuracy(result.network, digits_arrays["x_test"], digits_arrays["y_test"]) >= 0.9

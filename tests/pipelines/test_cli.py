@@ -27,6 +27,12 @@ SIGDEPLOY = str(Path(sys.executable).with_name("sigdeploy"))
         (["--param", "max_epochs=ten"], "expected an integer"),
         (["--param", "train_fraction=0.9"], "split fractions"),
         (["--registry", "vertex://p/r"], "keeps its registry in a local directory"),
+        # trainer settings are checked with the parameters, before any task runs
+        (["--param", "precision=fp8"], "precision='fp8' must be one of"),
+        (["--param", "hidden_sizes=wide"], "hidden_sizes='wide': give layer widths"),
+        (["--param", "batch_size=0"], "batch_size=0 must be >= 1"),
+        (["--param", "device=tpu"], "device='tpu' must be auto, cpu, cuda or cuda:N"),
+        (["--param", "cuda_graphs=maybe"], "parameter cuda_graphs='maybe': expected true or"),
     ],
 )
 def test_bad_input_one_line_and_registry_untouched(tmp_path, capsys, args, pattern):
@@ -66,6 +72,20 @@ def test_cli_prints_no_traceback(tmp_path):
         f"sigdeploy: error: data source '{tmp_path / 'missing.csv'}': no such file or folder; "
         "check the path (or use sklearn:digits for the embedded data)"
     ]
+
+
+def test_bad_trainer_setting_fails_without_loading_torch(tmp_path):
+    """The settings check is cheap: a typo costs a second, not a torch import."""
+    code = (
+        "import sys; from pipelines.cli import main; "
+        f"rc = main(['run', '--output-dir', {str(tmp_path)!r}, '--param', 'schedule=linear']); "
+        "sys.exit(rc if 'torch' not in sys.modules else 99)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stderr
+    assert "schedule='linear' must be one of onecycle, cosine, constant" in result.stderr
 
 
 def test_check_parameters_coerces_types(tmp_path):

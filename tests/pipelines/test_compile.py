@@ -100,7 +100,7 @@ def test_image_from_flag_then_environment(tmp_path, monkeypatch):
 
 def test_pipeline_defaults_come_from_the_core_configs(specs):
     from components.core.gate import GatePolicy
-    from components.core.training import TrainConfig
+    from components.core.train_config import TrainConfig
 
     params = specs["local"]["root"]["inputDefinitions"]["parameters"]
     assert params["alpha"]["defaultValue"] == GatePolicy().alpha
@@ -117,3 +117,24 @@ def test_registry_default_per_target(specs):
     # container disk: the compiled default is empty and evaluate refuses it.
     vertex = specs["vertex"]["root"]["inputDefinitions"]["parameters"]["registry"]
     assert vertex.get("defaultValue", "") == ""
+
+
+def test_every_trainer_setting_is_a_pipeline_parameter_with_its_default(specs):
+    """Pipeline parameters map onto TrainConfig fields one to one, defaults included, and
+    each reaches the train task (a field left out would silently keep its default)."""
+    from dataclasses import fields
+
+    from components.core.train_config import TrainConfig
+
+    defaults = TrainConfig()
+    for spec in specs.values():
+        root = spec["root"]["inputDefinitions"]["parameters"]
+        train_inputs = spec["components"]["comp-train"]["inputDefinitions"]["parameters"]
+        for f in fields(TrainConfig):
+            want = getattr(defaults, f.name)
+            if f.name == "hidden_sizes":
+                want = ",".join(map(str, want))
+            assert root[f.name]["defaultValue"] == want, f.name
+            assert f.name in train_inputs, f.name
+            wired = spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"][f.name]
+            assert wired["componentInputParameter"] == f.name

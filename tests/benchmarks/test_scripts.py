@@ -1,0 +1,104 @@
+"""The benchmark scripts run, and print their comparisons in the agreed one-line format.
+
+Tiny sizes: these check the scripts (a GPU session's device time is too dear to spend on a
+crashing script), not the figures, which come from the full runs quoted in the README.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+NUMBER = r"[0-9.]+(?:e[+-]?[0-9]+)?"
+COMPARISON = re.compile(
+    rf"^(?P<name>\w+): ours=(?P<ours>{NUMBER}) (?P<unit>\S+) (?P<peer>\w+)=(?P<peer_value>"
+    rf"{NUMBER}) (?P=unit) ratio=(?P<ratio>{NUMBER})$"
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _run(tmp_path: Path, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,  # not the repo root, whose docker/ folder would shadow a package
+    )
+
+
+def _comparisons(stdout: str) -> dict[str, re.Match[str]]:
+    found = {}
+    for text in stdout.splitlines():
+        if text.startswith("#") or ": ours=" not in text:
+            continue
+        match = COMPARISON.match(text)
+        assert match, f"not in the NAME: ours=V UNIT PEER=V UNIT ratio=R format: {text!r}"
+        ours, peer = float(match["ours"]), float(match["peer_value"])
+        # printed to 3-4 significant figures: the ratio agrees to that precision
+        assert float(match["ratio"]) == pytest.approx(ours / peer, rel=0.02), text
+        found[match["name"]] = match
+    return found
+
+
+def test_train_gpu_script_runs_end_to_end_on_a_cpu(tmp_path):
+    result = _run(
+        tmp_path, "train_gpu.py", "--device", "cpu", "--rows", "2048", "--batches", "1024",
+        "--epochs", "2", "--peak-tflops", "1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = _comparisons(result.stdout)
+    assert set(lines) == {"gpu_train_samples_per_s_b1024", "gpu_bf16_roofline_b1024"}
+    assert lines["gpu_bf16_roofline_b1024"]["peer"] == "roofline"
+    # 1 TFLOP/s over 6 x 265,482 FLOPs per sample
+    assert float(lines["gpu_bf16_roofline_b1024"]["peer_value"]) == pytest.approx(0.628, 0.01)
+    assert "val accuracy after 2 epochs" in result.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_train_gpu_script_says_it_needs_a_gpu(tmp_path):
+    result = _run(tmp_path, "train_gpu.py")
+    assert result.returncode == 2
+    assert "needs a CUDA GPU" in result.stderr and result.stdout == ""
+
+
+def test_gate_null_script(tmp_path):
+    result = _run(tmp_path, "gate_null.py", "--comparisons", "200", "--rows", "100")
+    assert result.returncode == 0, result.stderr
+    lines = _comparisons(result.stdout)
+    assert {"gate_false_deploy_null", "gate_power_effect_4pts"} <= set(lines)
+    assert lines["gate_false_deploy_null"]["peer"] == "naive"
+
+
+def test_stats_scale_script(tmp_path):
+    result = _run(tmp_path, "stats_scale.py", "--n", "20000", "--repeats", "1", "--scipy-n", "300")
+    assert result.returncode == 0, result.stderr
+    lines = _comparisons(result.stdout)
+    assert {"bootstrap_accuracy_CI"} <= set(lines) and len(lines) >= 3
+    assert "intervals_agree: yes" in result.stdout
+
+
+def test_train_speed_script_quick(tmp_path):
+    result = _run(tmp_path, "train_speed.py", "--quick")
+    assert result.returncode == 0, result.stderr
+    lines = _comparisons(result.stdout)
+    assert set(lines) == {"train_to_sklearn_accuracy_digits"}
+    assert lines["train_to_sklearn_accuracy_digits"]["peer"] == "sklearn"
+
+
+def test_serve_load_script(tmp_path):
+    result = _run(
+        tmp_path, "serve_load.py", "--duration", "0.5", "--repeats", "1", "--client", "python"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = _comparisons(result.stdout)
+    assert {"single_p50_c8", "batch_rows_per_s"} <= set(lines)
+    assert lines["single_p50_c8"]["peer"] == "noop"
+    assert "errors (non-2xx responses or socket errors) in all runs: 0" in result.stdout
