@@ -1,4 +1,4 @@
-"""The `sigdeploy` command line: run | compile | submit | schedule | serve.
+"""The `sigdeploy` command line: run | compile | submit | schedule | registry | serve.
 
 Each command lives in its own module that exposes ``add_parser(subparsers)``; the parser's
 ``func`` does the work. User errors (SigdeployError) are printed as one line on stderr, with
@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "pipelines.local_run",
     "pipelines.compile_cmd",
     "pipelines.submit",
+    "pipelines.registry_cmd",
     "components.serving.cli",
 )
 

@@ -40,12 +40,29 @@ class Champion:
     uri: str  # where the registry keeps it (a path, or a Vertex resource name)
 
 
+@dataclass(frozen=True)
+class VersionInfo:
+    """One registered version, as `sigdeploy registry show` lists it."""
+
+    version: str  # registry version id
+    created: float | None  # when it was registered, seconds since the epoch
+    champion: bool  # whether it is the champion now
+    uri: str  # where the registry keeps it
+    decision: dict[str, Any]  # the gate's decision that deployed it ({} when unknown)
+
+
 class Registry(Protocol):
     def champion(self) -> Champion | None: ...
 
     def register(self, bundle_dir: str | Path, decision: dict[str, Any]) -> Champion: ...
 
     def record(self, decision: dict[str, Any]) -> None: ...
+
+    def version_infos(self) -> list[VersionInfo]: ...
+
+    def history(self) -> list[dict[str, Any]]: ...
+
+    def rollback(self, version: str | None = None, reason: str = "") -> Champion: ...
 
 
 def check_model_name(name: str) -> str:
@@ -150,9 +167,93 @@ class LocalRegistry:
             os.fsync(fh.fileno())
 
     def history(self) -> list[dict[str, Any]]:
+        """Every decision and rollback, oldest first. A line torn by a crash is skipped."""
         if not self.history_path.exists():
             return []
-        return [json.loads(line) for line in self.history_path.read_text().splitlines() if line]
+        entries = []
+        for number, line in enumerate(self.history_path.read_text().splitlines(), 1):
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                if line.strip():
+                    log.warning("%s line %d is not JSON; skipped", self.history_path, number)
+        return entries
+
+    def version_infos(self) -> list[VersionInfo]:
+        champion = self.champion()
+        deployed = {str(h["version"]): h for h in self.history() if h.get("event") == "deployed"}
+        infos = []
+        for number in self.versions():
+            version = str(number)
+            path = self.model_dir / "versions" / version
+            entry = deployed.get(version, {})
+            infos.append(
+                VersionInfo(
+                    version=version,
+                    created=entry.get("time") or path.stat().st_mtime,
+                    champion=champion is not None and champion.version == version,
+                    uri=str(path),
+                    decision=entry.get("decision") or {},
+                )
+            )
+        return infos
+
+    def rollback(self, version: str | None = None, reason: str = "") -> Champion:
+        """Make an earlier version the champion again: the pointer moves atomically and the
+        history records who came before and why. Without ``version``, the champion before
+        the current one (so a second rollback undoes the first)."""
+        from components.core.bundle_format import BUNDLE_JSON, PREPROCESSOR_JSON, WEIGHTS
+
+        with self._lock():
+            current = self.champion()
+            if current is None:
+                raise RegistryError(
+                    f"registry '{self.model_dir}': there is no champion to roll back; "
+                    "nothing has been deployed under this model name"
+                )
+            known = [str(v) for v in self.versions()]
+            if version is None:
+                version = json.loads(self.pointer.read_text()).get("previous")
+                if version is None:
+                    raise RegistryError(
+                        f"registry '{self.model_dir}': version {current.version} has no "
+                        f"predecessor; name the version to restore (versions: {', '.join(known)})"
+                    )
+            version = str(version).strip()
+            if version not in known:
+                raise RegistryError(
+                    f"registry '{self.model_dir}': no version {version!r}; versions: "
+                    f"{', '.join(known)}"
+                )
+            if version == current.version:
+                raise RegistryError(
+                    f"registry '{self.model_dir}': version {version} is already the champion"
+                )
+            target = self.model_dir / "versions" / version
+            missing = [
+                n for n in (BUNDLE_JSON, PREPROCESSOR_JSON, WEIGHTS) if not (target / n).is_file()
+            ]
+            if missing:
+                raise RegistryError(
+                    f"registry '{self.model_dir}': version {version} lacks {', '.join(missing)}; "
+                    "it cannot serve, so the champion stays version " + current.version
+                )
+            write_json(
+                self.pointer,
+                {"version": version, "since": time.time(), "previous": current.version},
+            )
+            self._append(
+                {
+                    "event": "rolled_back",
+                    "version": version,
+                    "previous": current.version,
+                    "reason": reason,
+                }
+            )
+        log.info(
+            "%s: champion rolled back from %s to %s", self.model_name, current.version, version
+        )
+        return Champion(version=version, path=target, uri=str(target))
 
 
 def open_registry(uri: str, model_name: str) -> Registry:

@@ -72,3 +72,87 @@ def test_open_registry_rejects_unknown_scheme():
 def test_open_registry_refuses_an_empty_uri():
     with pytest.raises(RegistryError, match="registry is empty"):
         open_registry("", "m")
+
+
+def _decision(p: float, acc: float) -> dict:
+    return {
+        "deploy": True,
+        "p_value": p,
+        "champion": "version x",
+        "metrics": {"challenger": {"accuracy": acc}, "champion": {"accuracy": acc - 0.1}},
+        "reason": f"Deployed at p={p}",
+    }
+
+
+@pytest.fixture()
+def three_versions(tmp_path, trained_bundle):
+    reg = LocalRegistry(tmp_path / "reg", "m")
+    for i in range(3):
+        reg.register(trained_bundle, _decision(0.01 * (i + 1), 0.8 + 0.05 * i))
+    return reg
+
+
+def test_rollback_restores_the_previous_champion_and_records_why(three_versions):
+    reg = three_versions
+    champion = reg.rollback(reason="v3 misclassifies the new scanner's images")
+    assert champion.version == "2" and reg.champion().version == "2"
+    assert champion.path == reg.model_dir / "versions" / "2"
+    pointer = json.loads(reg.pointer.read_text())
+    assert pointer["version"] == "2" and pointer["previous"] == "3"
+    last = reg.history()[-1]
+    assert last["event"] == "rolled_back"
+    assert (last["version"], last["previous"]) == ("2", "3")
+    assert last["reason"] == "v3 misclassifies the new scanner's images"
+    # A second rollback without a version undoes the first.
+    assert reg.rollback(reason="false alarm").version == "3"
+    # Registering after a rollback still takes a fresh number.
+    assert reg.versions() == [1, 2, 3]
+
+
+def test_rollback_to_a_named_version(three_versions):
+    assert three_versions.rollback("1", reason="back to the first").version == "1"
+    assert three_versions.champion().version == "1"
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [("7", "no version '7'; versions: 1, 2, 3"), ("3", "version 3 is already the champion")],
+)
+def test_rollback_refuses_and_leaves_the_champion(three_versions, version, message):
+    before = three_versions.pointer.read_bytes()
+    with pytest.raises(RegistryError, match=message):
+        three_versions.rollback(version, reason="x")
+    assert three_versions.pointer.read_bytes() == before
+    assert three_versions.history()[-1]["event"] == "deployed"
+
+
+def test_rollback_refuses_a_version_that_cannot_serve(three_versions):
+    (three_versions.model_dir / "versions" / "2" / "model.safetensors").unlink()
+    before = three_versions.pointer.read_bytes()
+    with pytest.raises(RegistryError, match="version 2 lacks model.safetensors"):
+        three_versions.rollback(reason="x")
+    assert three_versions.pointer.read_bytes() == before
+
+
+def test_rollback_needs_a_champion_and_a_predecessor(tmp_path, trained_bundle):
+    reg = LocalRegistry(tmp_path / "reg", "m")
+    with pytest.raises(RegistryError, match="no champion to roll back"):
+        reg.rollback(reason="x")
+    reg.register(trained_bundle, {})
+    with pytest.raises(RegistryError, match="version 1 has no predecessor"):
+        reg.rollback(reason="x")
+
+
+def test_version_infos_mark_the_champion_and_carry_the_deciding_gate(three_versions):
+    three_versions.rollback("2", reason="x")
+    infos = three_versions.version_infos()
+    assert [(v.version, v.champion) for v in infos] == [("1", False), ("2", True), ("3", False)]
+    assert infos[1].decision["p_value"] == pytest.approx(0.02)
+    assert infos[0].created <= infos[2].created
+
+
+def test_history_skips_a_line_torn_by_a_crash(three_versions, caplog):
+    with open(three_versions.history_path, "a") as fh:
+        fh.write('{"time": 1, "event": "dep')
+    assert [h["event"] for h in three_versions.history()] == ["deployed"] * 3
+    assert "line 4 is not JSON" in caplog.text
