@@ -277,3 +277,27 @@ def read_json(uri: str, client: Any = None) -> Any:
     client = client or storage_client()
     data = _call(uri, client, bucket_name, client.bucket(bucket_name).blob(name).download_as_bytes)
     return json.loads(data)
+
+
+def exists(uri: str, client: Any = None) -> bool:
+    """Whether the object ``uri`` exists (False for a missing bucket too)."""
+    bucket_name, name = split_gcs_uri(uri)
+    client = client or storage_client()
+    return bool(_call(uri, client, bucket_name, client.bucket(bucket_name).blob(name).exists))
+
+
+def list_json(uri: str, client: Any = None) -> list[tuple[str, Any]]:
+    """Every ``.json`` object directly under the ``uri`` prefix as (object URI, value), sorted
+    by name; [] when there are none. An object that is not JSON is skipped with a warning."""
+    client = client or storage_client()
+    found = []
+    for blob, relative in sorted(_blobs_under(uri, client), key=lambda pair: pair[1]):
+        if "/" in relative or not relative.endswith(".json"):
+            continue
+        object_uri = f"gs://{blob.bucket.name}/{blob.name}"
+        data = _call(object_uri, client, blob.bucket.name, blob.download_as_bytes)
+        try:
+            found.append((object_uri, json.loads(data)))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            log.warning("%s is not JSON; skipped", object_uri)
+    return found

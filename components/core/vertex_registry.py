@@ -9,7 +9,10 @@ Registry URI: ``vertex://PROJECT/REGION[?artifacts=gs://BUCKET/PREFIX][&api_endp
   ``champion`` alias to it, and imports the evaluation onto the version.
 - ``deploy_endpoint`` gets or creates the endpoint by display name and deploys the version
   with a canary share of the traffic; the rest stays on the old champion.
-- Decisions that did not deploy are kept as JSON objects under ``<artifacts>/<model>/history/``.
+- Every decision (deployed or kept) and every rollback is kept as a JSON object under
+  ``<artifacts>/<model>/history/``; ``history`` reads them back, oldest first.
+- ``rollback`` moves the ``champion`` alias back to an earlier version (by default the one
+  before the current champion, from that history); serve it with ``deploy_endpoint``.
 
 ``api_endpoint`` is for private endpoints and for tests: an ``http://`` endpoint is a local
 test server, so requests go over REST and carry no credentials.
@@ -31,7 +34,7 @@ from typing import Any
 from components.core import gcp
 from components.core.errors import ConfigError, RegistryError
 from components.core.io import read_json
-from components.core.registry import Champion, check_model_name
+from components.core.registry import Champion, VersionInfo, check_model_name
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +122,20 @@ def _label(value: Any) -> str:
     return LABEL_VALUE.sub("-", str(value).lower())[:63]
 
 
+def _epoch(value: Any) -> float | None:
+    """A create time from the SDK (a datetime, or unset) as seconds since the epoch."""
+    if value is None or not hasattr(value, "timestamp"):
+        return None
+    seconds = float(value.timestamp())
+    return seconds if seconds > 0 else None
+
+
+def _version_order(info: Any) -> tuple[float, int, str]:
+    """Oldest first: by create time, then by version id (ids count up)."""
+    vid = str(info.version_id)
+    return (_epoch(info.version_create_time) or 0.0, int(vid) if vid.isdigit() else 0, vid)
+
+
 def _stamp() -> str:
     """A time-ordered, unique name for an object or a version's directory on gs://."""
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -145,6 +162,7 @@ class VertexRegistry:
         self.serving_image = serving_image
         self.api_endpoint = api_endpoint
         self.cache_dir = Path(cache_dir or Path(tempfile.gettempdir()) / "sigdeploy-vertex")
+        self._warned_no_history = False
         init_aiplatform(project, region, api_endpoint)
 
     @classmethod
@@ -201,24 +219,155 @@ class VertexRegistry:
         model = self._call("get the champion", self.champion_model)
         if model is None:
             return None
-        uri = model.uri  # the version's artifact directory
-        if not uri or not uri.startswith("gs://"):
+        return self._local_champion(
+            model,
+            not_gcs="re-register the champion with sigdeploy",
+            no_bundle="it was not registered by sigdeploy",
+        )
+
+    def _local_champion(
+        self, model: Any, *, not_gcs: str, no_bundle: str, complete: bool = False
+    ) -> Champion:
+        """``model`` (one version) with its artifact directory copied to the local cache;
+        ``not_gcs`` / ``no_bundle`` say what to do when it is not a sigdeploy bundle, and
+        ``complete`` also requires the preprocessor and the weights (what serving needs)."""
+        from components.core.bundle_format import BUNDLE_JSON, PREPROCESSOR_JSON, WEIGHTS
+
+        uri = (model.uri or "").rstrip("/")  # the version's artifact directory
+        if not uri.startswith("gs://"):
             raise RegistryError(
                 f"Vertex model {model.versioned_resource_name}: artifact URI {uri!r} is not on "
-                "gs://; re-register the champion with sigdeploy"
+                f"gs://; {not_gcs}"
             )
         model_id = model.resource_name.rsplit("/", 1)[1]
         local = self.cache_dir / f"{model_id}-v{model.version_id}"
-        if not (local / "bundle.json").is_file():
+        if not (local / BUNDLE_JSON).is_file():
+            if not gcp.exists(f"{uri}/{BUNDLE_JSON}"):
+                raise RegistryError(
+                    f"Vertex model {model.versioned_resource_name}: {uri} holds no "
+                    f"{BUNDLE_JSON}; {no_bundle}"
+                )
             gcp.download_dir(uri, local)
-        if not (local / "bundle.json").is_file():
+        need = (BUNDLE_JSON, PREPROCESSOR_JSON, WEIGHTS) if complete else (BUNDLE_JSON,)
+        missing = [n for n in need if not (local / n).is_file()]
+        if missing:
             raise RegistryError(
-                f"Vertex model {model.versioned_resource_name}: {uri} holds no bundle.json; "
-                "it was not registered by sigdeploy"
+                f"Vertex model {model.versioned_resource_name}: {uri} lacks "
+                f"{', '.join(missing)}; {no_bundle}"
             )
         return Champion(
             version=str(model.version_id), path=local, uri=model.versioned_resource_name
         )
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every decision and rollback kept under ``artifacts``, oldest first."""
+        if not self.artifacts:
+            if not self._warned_no_history:
+                self._warned_no_history = True
+                log.warning(
+                    "no artifacts= location in %s: no decision history is kept there", self.uri
+                )
+            return []
+        prefix = f"{self.artifacts}/{self.model_name}/history"
+        entries = []
+        for object_uri, entry in gcp.list_json(prefix):  # stamped names sort by time
+            if isinstance(entry, dict):
+                entries.append(entry)
+            else:
+                log.warning("%s is not a history entry; skipped", object_uri)
+        return entries
+
+    def version_infos(self) -> list[VersionInfo]:
+        """Every version of the parent model, oldest first."""
+        from google.cloud.aiplatform.models import ModelRegistry
+
+        parent = self.parent()
+        if parent is None:
+            return []
+        versions = self._call(
+            "list the model versions", ModelRegistry(parent.resource_name).list_versions
+        )
+        deployed = {
+            str(h["version"]): h
+            for h in self.history()
+            if h.get("event") == "deployed" and h.get("version") is not None
+        }
+        infos = []
+        for v in sorted(versions, key=_version_order):
+            version = str(v.version_id)
+            entry = deployed.get(version, {})
+            infos.append(
+                VersionInfo(
+                    version=version,
+                    created=_epoch(v.version_create_time) or entry.get("time"),
+                    champion=CHAMPION_ALIAS in (v.version_aliases or ()),
+                    uri=f"{v.model_resource_name}@{version}",
+                    decision=entry.get("decision") or {},
+                )
+            )
+        return infos
+
+    def rollback(self, version: str | None = None, reason: str = "") -> Champion:
+        """Move the ``champion`` alias back to an earlier version and record why. Without
+        ``version``, the champion before the current one (so a second rollback undoes the
+        first). The endpoint is not touched: serve the result with ``deploy_endpoint``."""
+        from google.api_core import exceptions as gexc
+        from google.cloud.aiplatform.models import ModelRegistry
+
+        where = f"registry '{self.uri}' (model {self.model_name})"
+        parent = self.parent()
+        if parent is None:
+            raise RegistryError(
+                f"{where}: there is no model to roll back; nothing has been registered under "
+                "this model name in this project and region"
+            )
+        current = self._call("get the champion", self.champion_model, parent)
+        if current is None:
+            raise RegistryError(
+                f"{where}: no version carries the '{CHAMPION_ALIAS}' alias, so there is no "
+                "champion to roll back; deploy a model first"
+            )
+        current_version = str(current.version_id)
+        registry = ModelRegistry(parent.resource_name)
+        versions = self._call("list the model versions", registry.list_versions)
+        known = [str(v.version_id) for v in sorted(versions, key=_version_order)]
+        if version is None:
+            before = [
+                h.get("previous")
+                for h in self.history()
+                if str(h.get("version")) == current_version
+            ]
+            if not before or before[-1] is None:
+                raise RegistryError(
+                    f"{where}: version {current_version} has no recorded predecessor; name the "
+                    f"version to restore (versions: {', '.join(known)})"
+                )
+            version = str(before[-1])
+        version = str(version).strip()
+        if version not in known:
+            raise RegistryError(f"{where}: no version {version!r}; versions: {', '.join(known)}")
+        if version == current_version:
+            raise RegistryError(f"{where}: version {version} is already the champion")
+        try:
+            target = self._call(f"get version {version}", registry.get_model, version=version)
+        except gexc.NotFound as exc:
+            raise RegistryError(
+                f"{where}: version {version} has gone (deleted meanwhile?); versions were: "
+                f"{', '.join(known)}"
+            ) from exc
+        stays = f"it cannot serve, so the champion stays version {current_version}"
+        champion = self._local_champion(target, not_gcs=stays, no_bundle=stays, complete=True)
+        self._call(
+            "move the champion alias",
+            registry.add_version_aliases,
+            [CHAMPION_ALIAS],
+            version=version,
+        )
+        self._history("rolled_back", {}, version=version, previous=current_version, reason=reason)
+        log.info(
+            "%s: champion rolled back from %s to %s", self.model_name, current_version, version
+        )
+        return champion
 
     # ---------------------------------------------------------------- changes
 

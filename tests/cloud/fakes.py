@@ -155,6 +155,7 @@ class FakeVertex(RecordingServer):
         r("GET", _LOC + r"/models", self._list_models)
         r("POST", _LOC + r"/models:upload", self._upload)
         r("GET", _LOC + r"/models/(?P<id>[^/@:]+)(?:@(?P<ref>[^/:]+))?", self._get_model)
+        r("GET", _LOC + r"/models/(?P<id>[^/@:]+):listVersions", self._list_versions)
         r(
             "POST",
             _LOC + r"/models/(?P<id>[^/@:]+)@(?P<ref>[^/:]+):mergeVersionAliases",
@@ -265,6 +266,10 @@ class FakeVertex(RecordingServer):
     def _get_model(self, call: Call, m: re.Match) -> tuple[int, Any]:
         return 200, copy.deepcopy(self._resolve(m["id"], m["ref"]))
 
+    def _list_versions(self, call: Call, m: re.Match) -> tuple[int, Any]:
+        # the API promises no order; newest first here, so a caller that needs one must sort
+        return 200, {"models": copy.deepcopy(self.models[m["id"]][::-1])}
+
     def _upload(self, call: Call, m: re.Match) -> tuple[int, Any]:
         body = call.json()
         model = body["model"]
@@ -286,6 +291,7 @@ class FakeVertex(RecordingServer):
             "versionId": version_id,
             "versionAliases": aliases,
             "createTime": "2026-01-01T00:00:00Z",
+            "versionCreateTime": f"2026-01-01T00:{len(versions):02d}:00Z",  # one a minute
             # what Vertex says of a custom-container model: it takes machine types
             "supportedDeploymentResourcesTypes": ["DEDICATED_RESOURCES"],
         }

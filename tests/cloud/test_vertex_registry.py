@@ -238,3 +238,247 @@ def test_permission_denied_is_one_line(registry, vertex):
         f"Vertex AI ({PROJECT}/{REGION}): permission denied to list models; grant the "
         "pipeline's service account roles/aiplatform.user"
     )
+
+
+# ------------------------------------------------------------------ history and rollback
+
+
+def _aliases(vertex) -> dict[str, list[str]]:
+    (model_id,) = vertex.models
+    return {v["versionId"]: v["versionAliases"] for v in vertex.models[model_id]}
+
+
+def _alias_moves(vertex) -> list[tuple[str, dict]]:
+    """(version, body) of every mergeVersionAliases request, in order."""
+    calls = vertex.find("POST", r":mergeVersionAliases$")
+    return [(re.search(r"@([^/:]+):", c.path).group(1), c.json()) for c in calls]
+
+
+def _register(registry, trained_bundle, count: int) -> list:
+    return [
+        registry.register(trained_bundle, DECISION | {"p_value": 0.001 * (n + 1)})
+        for n in range(count)
+    ]
+
+
+def test_rollback_without_a_version_restores_the_previous_champion(
+    registry, vertex, trained_bundle
+):
+    v1, v2 = _register(registry, trained_bundle, 2)
+    before = len(_alias_moves(vertex))
+
+    champion = registry.rollback(reason="canary errors")
+
+    assert (champion.version, champion.uri) == ("1", v1.uri)
+    assert champion.path != trained_bundle  # downloaded from version 1's artifact URI
+    assert load_bundle(champion.path).classes == load_bundle(trained_bundle).classes
+    assert _alias_moves(vertex)[before:] == [("1", {"versionAliases": [CHAMPION_ALIAS]})]
+    aliases = _aliases(vertex)
+    assert CHAMPION_ALIAS in aliases["1"] and CHAMPION_ALIAS not in aliases["2"]
+    assert registry.champion().version == "1"
+
+    entry = registry.history()[-1]
+    assert set(entry) == {"time", "event", "version", "previous", "reason", "decision"}
+    assert entry["event"] == "rolled_back"
+    assert (entry["version"], entry["previous"], entry["reason"]) == ("1", "2", "canary errors")
+    assert entry["decision"] == {}
+
+    # a second rollback undoes the first
+    assert registry.rollback().version == "2"
+    assert _alias_moves(vertex)[-1] == ("2", {"versionAliases": [CHAMPION_ALIAS]})
+    last = registry.history()[-1]
+    assert (last["event"], last["version"], last["previous"]) == ("rolled_back", "2", "1")
+
+
+def test_rollback_to_a_named_version(registry, vertex, trained_bundle):
+    v1, _, v3 = _register(registry, trained_bundle, 3)
+    champion = registry.rollback("1", reason="v2 and v3 drift")
+    assert (champion.version, champion.uri) == ("1", v1.uri)
+    assert _alias_moves(vertex)[-1] == ("1", {"versionAliases": [CHAMPION_ALIAS]})
+    assert registry.history()[-1]["previous"] == "3"
+    # undoing it goes back to 3 (the newest entry for version 1), not to 1's own predecessor
+    assert registry.rollback().uri == v3.uri
+
+
+def test_rollback_refusals_are_one_line_and_move_no_alias(registry, vertex, trained_bundle):
+    with pytest.raises(RegistryError) as info:
+        registry.rollback()
+    assert "there is no model to roll back" in str(info.value)
+
+    _register(registry, trained_bundle, 1)
+    with pytest.raises(RegistryError) as info:
+        registry.rollback()
+    assert "version 1 has no recorded predecessor; name the version to restore (versions: 1)" in (
+        str(info.value)
+    )
+
+    _register(registry, trained_bundle, 1)
+    moves = _alias_moves(vertex)
+    cases = [
+        ("7", "no version '7'; versions: 1, 2"),
+        ("2", "version 2 is already the champion"),
+    ]
+    for version, message in cases:
+        with pytest.raises(RegistryError) as info:
+            registry.rollback(version)
+        text = str(info.value)
+        assert message in text and "\n" not in text
+        assert text.startswith(f"registry '{registry.uri}' (model {MODEL})")
+    assert _alias_moves(vertex) == moves
+    assert registry.champion().version == "2"
+    assert [h["event"] for h in registry.history()] == ["deployed", "deployed"]
+
+
+def test_rollback_with_no_champion_alias_is_refused(registry, vertex, trained_bundle):
+    _register(registry, trained_bundle, 2)
+    for version in vertex.models[next(iter(vertex.models))]:
+        version["versionAliases"] = [a for a in version["versionAliases"] if a != CHAMPION_ALIAS]
+    with pytest.raises(RegistryError, match="no version carries the 'champion' alias"):
+        registry.rollback("1")
+    assert len(_alias_moves(vertex)) == 2  # only the two registrations
+
+
+@pytest.mark.parametrize(
+    ("removed", "message"),
+    [
+        ("bundle.json", "holds no bundle.json"),
+        ("model.safetensors", "lacks model.safetensors"),
+    ],
+)
+def test_rollback_refuses_a_version_that_cannot_serve(
+    registry, vertex, gcs, trained_bundle, removed, message
+):
+    _register(registry, trained_bundle, 2)
+    (model_id,) = vertex.models
+    artifact = vertex.models[model_id][0]["artifactUri"]  # version 1
+    gcs.bucket("reg-bucket").blob(f"{artifact[len('gs://reg-bucket/') :]}/{removed}").delete()
+    moves = _alias_moves(vertex)
+    with pytest.raises(RegistryError) as info:
+        registry.rollback("1")
+    assert message in str(info.value)
+    assert str(info.value).endswith("it cannot serve, so the champion stays version 2")
+    assert _alias_moves(vertex) == moves
+    assert CHAMPION_ALIAS in _aliases(vertex)["2"]
+    assert "rolled_back" not in [h["event"] for h in registry.history()]
+
+
+def test_version_infos_lists_every_version_oldest_first(registry, vertex, trained_bundle):
+    assert registry.version_infos() == []  # no parent model yet
+    v1, v2 = _register(registry, trained_bundle, 2)
+    registry.record(DECISION | {"deploy": False, "p_value": 0.3})
+
+    infos = registry.version_infos()
+
+    # the fake lists versions newest first, as the API may: the order is ours
+    assert [i.version for i in infos] == ["1", "2"]
+    assert [i.uri for i in infos] == [v1.uri, v2.uri]
+    assert [i.champion for i in infos] == [False, True]
+    assert [i.decision["p_value"] for i in infos] == [0.001, 0.002]  # the deploying decisions
+    assert [i.created for i in infos] == [1767225600.0, 1767225660.0]  # versionCreateTime
+
+    registry.rollback("1")
+    assert [i.champion for i in registry.version_infos()] == [True, False]
+
+
+def test_history_reads_back_every_entry_oldest_first(registry, trained_bundle):
+    assert registry.history() == []
+    _register(registry, trained_bundle, 2)
+    registry.record(DECISION | {"deploy": False, "reason": "not significant"})
+    registry.rollback(reason="why not")
+    history = registry.history()
+    assert [h["event"] for h in history] == ["deployed", "deployed", "kept", "rolled_back"]
+    assert [h.get("version") for h in history] == ["1", "2", None, "1"]
+    assert [h.get("previous") for h in history] == [None, "1", None, "2"]
+    assert history[2]["decision"]["reason"] == "not significant"
+    assert [h["time"] for h in history] == sorted(h["time"] for h in history)
+
+
+def test_history_without_an_artifacts_location_is_empty_and_warns_once(vertex, caplog):
+    reg = VertexRegistry.from_uri(f"vertex://{PROJECT}/{REGION}?api_endpoint={vertex.url}", MODEL)
+    with caplog.at_level("WARNING"):
+        assert reg.history() == [] and reg.history() == []
+    warnings = [r for r in caplog.records if "no decision history" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_version_listing_permission_denied_is_one_line(registry, vertex, trained_bundle):
+    _register(registry, trained_bundle, 1)
+    vertex.routes.insert(
+        0, ("GET", re.compile(r".*:listVersions$"), lambda c, m: fakes.error(403, "denied"))
+    )
+    with pytest.raises(RegistryError) as info:
+        registry.version_infos()
+    assert str(info.value) == (
+        f"Vertex AI ({PROJECT}/{REGION}): permission denied to list the model versions; grant "
+        "the pipeline's service account roles/aiplatform.user"
+    )
+
+
+def test_redeploy_after_rollback_serves_only_the_restored_version(registry, vertex, trained_bundle):
+    v1 = registry.register(trained_bundle, DECISION)
+    first = registry.deploy_endpoint(v1, EndpointConfig(endpoint_name="digits"))
+    v2 = registry.register(trained_bundle, DECISION)
+    second = registry.deploy_endpoint(v2, EndpointConfig(endpoint_name="digits", canary_percent=10))
+    assert second["traffic_split"] == {
+        second["deployed_model_id"]: 10,
+        first["deployed_model_id"]: 90,
+    }
+
+    champion = registry.rollback(reason="canary errors")
+    served = registry.deploy_endpoint(
+        champion, EndpointConfig(endpoint_name="digits", canary_percent=100)
+    )
+
+    body = vertex.find("POST", r":deployModel$")[-1].json()
+    assert body["deployedModel"]["model"] == v1.uri
+    assert body["trafficSplit"] == {"0": 100}
+    assert served["traffic_split"] == {served["deployed_model_id"]: 100}
+    undeployed = {c.json()["deployedModelId"] for c in vertex.find("POST", r":undeployModel$")}
+    assert undeployed == {first["deployed_model_id"], second["deployed_model_id"]}
+    (endpoint,) = vertex.endpoints.values()
+    assert [d["model"] for d in endpoint["deployedModels"]] == [v1.uri]
+
+
+def test_registry_cli_on_vertex_shows_rolls_back_and_moves_the_traffic(
+    uri, registry, vertex, trained_bundle, capsys
+):
+    """`sigdeploy registry` through the real aiplatform client: show, then rollback with
+    --endpoint, then the history that records it."""
+    from pipelines.cli import main
+
+    v1 = registry.register(trained_bundle, DECISION)
+    registry.deploy_endpoint(v1, EndpointConfig(endpoint_name="digits"))
+    v2 = registry.register(trained_bundle, DECISION)
+    registry.deploy_endpoint(v2, EndpointConfig(endpoint_name="digits"))
+    base = ["--registry", uri, "--model-name", MODEL]
+
+    assert main(["registry", "show", *base, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["champion"] == v2.version
+    assert [v["version"] for v in shown["versions"]] == [v1.version, v2.version]
+
+    args = ["registry", "rollback", *base, "--reason", "v2 errors", "--endpoint", "digits"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"version {v1.version} (was {v2.version})" in out
+    assert f"endpoint digits: all traffic on version {v1.version}" in out
+    assert vertex.find("POST", r":deployModel$")[-1].json()["deployedModel"]["model"] == v1.uri
+
+    assert main(["registry", "history", *base]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert f"rolled back  v{v1.version} (was v{v2.version})" in last and '"v2 errors"' in last
+
+
+def test_registry_cli_bad_endpoint_settings_move_nothing(
+    uri, registry, vertex, trained_bundle, capsys
+):
+    from pipelines.cli import main
+
+    registry.register(trained_bundle, DECISION)
+    registry.register(trained_bundle, DECISION)
+    before = len(vertex.calls)
+    args = ["registry", "rollback", "--registry", uri, "--model-name", MODEL, "--reason", "x",
+            "--endpoint", "digits", "--min-replicas", "0"]  # fmt: skip
+    assert main(args) == 2
+    assert "min_replicas=0: must be at least 1" in capsys.readouterr().err
+    assert len(vertex.calls) == before  # refused before any request
