@@ -711,6 +711,8 @@ def fit(
         net = DistributedDataParallel(model, device_ids=ids)
     if config.compile and runtime.device.type == "cuda":
         net = torch.compile(net)  # type: ignore[assignment]
+    elif config.compile:
+        log.warning("compile=True applies to CUDA only; training on %s without it", runtime.device)
     totals = _Totals(runtime.device)
     step = _make_step(net, optimizer, scaler, runtime, totals)
     graph = None

@@ -284,6 +284,15 @@ def test_invalid_config_names_the_field(field, value):
         TrainConfig(**{field: value})
 
 
+def test_compile_on_cpu_is_reported_and_skipped(caplog):
+    data = _noisy(n=200)
+    config = TrainConfig(hidden_sizes=(8,), max_epochs=1, compile=True, **CPU)
+    caplog.set_level(logging.WARNING)
+    result = train_mlp(data["x_train"], data["y_train"], data["x_val"], data["y_val"], 2, config)
+    assert len(result.history) == 1
+    assert "compile=True applies to CUDA only" in caplog.text
+
+
 def test_config_round_trips_through_json():
     config = TrainConfig(hidden_sizes=(64, 32), seed=7, cuda_graphs=False)
     assert TrainConfig.from_json(config.to_json()) == config
