@@ -19,8 +19,8 @@ RUN pip install --no-cache-dir -r /tmp/serving-requirements.txt \
     && rm /tmp/serving-requirements.txt \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin serving
 
-# The package root, the core (serving imports only its registry, errors and io modules,
-# which need no torch) and the serving package.
+# The package root, the core (serving imports only its registry, errors, io, bundle_format
+# and mlp_numpy modules, which need no torch) and the serving package.
 COPY components/__init__.py components/
 COPY components/core/ components/core/
 COPY components/serving/ components/serving/

@@ -1,8 +1,8 @@
 """A model bundle loaded for serving: numpy and ONNX Runtime only, no torch, no pandas.
 
-``components.core.bundle`` loads a bundle into torch for training and evaluation; serving
-reads the same three files (``bundle.json``, ``preprocessor.json``, ``model.safetensors``)
-without torch so that the serving image stays small:
+Training writes a bundle with torch; serving reads the same three files (``bundle.json``,
+``preprocessor.json``, ``model.safetensors``) without torch, through the numpy forward pass
+that evaluation also runs (``components.core.mlp_numpy``), so that the image stays small:
 
 - the weights are read with ``safetensors.numpy``; at load time the numeric preprocessing
   (median imputation and standardisation in float64, then float32: exactly what
@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from components.core.bundle_format import (
     WEIGHTS,
 )
 from components.core.errors import RegistryError
+from components.core.mlp_numpy import forward, load_weights, read_layers, transposed
 from components.serving import fastjson
 from components.serving.drift import DriftMonitor
 from components.serving.instances import MISSING, UNSEEN, BadRequest, InstanceDecoder, Rows
@@ -49,8 +49,6 @@ PROBE_ROWS = 256
 DECIMALS = 9  # probabilities are rounded to 1e-9 in responses (float32 carries ~7 digits)
 _SCALE = 10.0**DECIMALS
 SMALL_BATCH = 8  # up to this many rows, responses are built without numpy calls
-
-_LAYER_KEY = re.compile(r"^net\.(\d+)\.(weight|bias)$")
 
 
 @dataclass(frozen=True)
@@ -131,27 +129,14 @@ class NumpyNetwork:
         self, layers: Sequence[tuple[np.ndarray, np.ndarray]], pre: ServingPreprocessor
     ) -> None:
         self.pre = pre
-        self._layers32 = [
-            (np.ascontiguousarray(w.T, np.float32), b.astype(np.float32)) for w, b in layers
-        ]
-        self._layers64 = [(w.T.astype(np.float64), b.astype(np.float64)) for w, b in layers]
+        self._layers32 = transposed(layers, np.float32)
+        self._layers64 = transposed(layers, np.float64)
 
     def __call__(self, rows: Rows) -> np.ndarray:
-        return _forward(self.pre.transform(rows), self._layers32)
+        return forward(self.pre.transform(rows), self._layers32)
 
     def reference(self, rows: Rows) -> np.ndarray:
-        return _forward(self.pre.transform(rows).astype(np.float64), self._layers64)
-
-
-def _forward(h: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    for i, (w, b) in enumerate(layers):
-        h = h @ w + b
-        if i < len(layers) - 1:
-            np.maximum(h, 0, out=h)
-    h = h - h.max(axis=1, keepdims=True)
-    np.exp(h, out=h)
-    h /= h.sum(axis=1, keepdims=True)
-    return h
+        return forward(self.pre.transform(rows).astype(np.float64), self._layers64)
 
 
 class OnnxNetwork:
@@ -231,42 +216,6 @@ def build_network(
         raise RegistryError(f"serving backend onnx: {reason}; use backend auto or numpy")
     log.warning("%s; serving this model with numpy instead", reason)
     return reference, "numpy"
-
-
-def read_layers(
-    weights: dict[str, np.ndarray], config: dict[str, Any], where: str
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(weight, bias) per Linear layer in order, checked against the model config."""
-    found: dict[int, dict[str, np.ndarray]] = {}
-    for key, value in weights.items():
-        match = _LAYER_KEY.match(key)
-        if not match:
-            raise RegistryError(
-                f"model bundle '{where}': unexpected weight {key!r} in {WEIGHTS}; "
-                "serving knows only the MLP of components.core.model"
-            )
-        found.setdefault(int(match.group(1)), {})[match.group(2)] = value
-    layers = []
-    for index in sorted(found):
-        pair = found[index]
-        if set(pair) != {"weight", "bias"}:
-            raise RegistryError(f"model bundle '{where}': layer {index} lacks weight or bias")
-        layers.append(
-            (np.asarray(pair["weight"], np.float32), np.asarray(pair["bias"], np.float32))
-        )
-    widths = [
-        int(config["in_features"]),
-        *(int(h) for h in config["hidden_sizes"]),
-        int(config["n_classes"]),
-    ]
-    shapes = [w.shape for w, _ in layers]
-    expected = [(widths[i + 1], widths[i]) for i in range(len(widths) - 1)]
-    if shapes != expected or any(b.shape != (w.shape[0],) for w, b in layers):
-        raise RegistryError(
-            f"model bundle '{where}': weight shapes {shapes} do not match the "
-            f"model config {expected}; the bundle is damaged, re-register it"
-        )
-    return layers
 
 
 @dataclass(frozen=True)
@@ -403,17 +352,7 @@ def load_serving_model(
             f"model bundle '{root}': format {meta.get('format')!r} is not "
             f"{FORMAT}; retrain it with this sigdeploy"
         )
-    try:
-        from safetensors.numpy import load_file
-
-        weights = load_file(str(root / WEIGHTS))
-        layers = read_layers(weights, meta["model_config"], str(root))
-    except RegistryError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - safetensors raises several kinds
-        raise RegistryError(
-            f"model bundle '{root}': {WEIGHTS} unreadable ({exc}); re-register it"
-        ) from exc
+    layers = read_layers(load_weights(root), meta["model_config"], str(root))
     schema = meta.get("schema", {})
     features = [str(f) for f in schema.get("features", [])]
     if sorted(features) != sorted(pre.features) or layers[0][0].shape[1] != pre.n_outputs:

@@ -75,3 +75,39 @@ def test_champion_with_other_features_is_refused(tmp_path, trained_bundle, split
         _evaluate(tmp_path, trained_bundle, split_files, tmp_path / "reg")
     assert reg.pointer.read_bytes() == before
     assert not (tmp_path / "decision.json").exists()
+
+
+def test_evaluate_and_deploy_run_without_torch(tmp_path, trained_bundle, split_files):
+    """Scoring runs in numpy (as the server does): the evaluate and deploy tasks never pay
+    for importing torch, and the gate's probabilities equal the torch module's."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from components.core.bundle import load_bundle
+
+    code = f"""
+import sys
+from components.core import steps
+from components.core.gate import GatePolicy
+ev = steps.evaluate({str(trained_bundle)!r}, {split_files["train"]!r}, {split_files["test"]!r},
+    {str(tmp_path / "reg")!r}, "digits-mlp", GatePolicy(), {str(tmp_path / "d.json")!r},
+    {str(tmp_path / "r.html")!r}, {str(tmp_path / "s.md")!r})
+steps.deploy({str(trained_bundle)!r}, {str(tmp_path / "d.json")!r}, {str(tmp_path / "reg")!r},
+    "digits-mlp")
+print(ev.decision.deploy, "torch" in sys.modules)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False"]
+
+    bundle = load_bundle(trained_bundle)
+    x = bundle.transform(pd.read_parquet(split_files["test"]))
+    with torch.no_grad():
+        reference = torch.softmax(bundle.network(torch.from_numpy(x)), dim=1).numpy()
+    np.testing.assert_allclose(bundle.predict_proba_matrix(x), reference, atol=1e-6)
