@@ -1,4 +1,4 @@
-"""The `sigdeploy` command line: run | compile | submit | schedule | registry | serve.
+"""The `sigdeploy` command line: run | compile | submit | schedule | registry | predict | serve.
 
 Each command lives in its own module that exposes ``add_parser(subparsers)``; the parser's
 ``func`` does the work. User errors (SigdeployError) are printed as one line on stderr, with
@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "pipelines.compile_cmd",
     "pipelines.submit",
     "pipelines.registry_cmd",
+    "pipelines.predict_cmd",
     "components.serving.cli",
 )
 

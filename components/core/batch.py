@@ -1,0 +1,116 @@
+"""Batch scoring: a whole table through one model bundle, predictions written to a file.
+
+What `sigdeploy predict` runs. The bundle's own preprocessor turns raw rows into features, as
+in evaluation and serving; the output is the input table with the predicted label and one
+probability column per class appended, written atomically (nothing appears on failure).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from components.core.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from components.core.bundle import Bundle
+
+PREDICTION = "predicted_label"
+PROBABILITY = "probability_"  # + the class label
+FORMATS = (".csv", ".parquet", ".jsonl")
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    rows: int
+    output: str
+    accuracy: float | None  # against the label column, when the data has one
+    labelled_rows: int  # rows whose label was known (missing labels are not counted)
+
+
+def check_output(path: str | Path) -> Path:
+    """The output path, refused before any scoring when its format is not one we write."""
+    target = Path(path).expanduser()
+    if target.suffix.lower() not in FORMATS:
+        raise ConfigError(
+            f"--output {path}: write a {', '.join(FORMATS)} file (the extension picks the format)"
+        )
+    if target.is_dir():
+        raise ConfigError(f"--output {path}: is a directory; name a file")
+    return target
+
+
+def score_frame(bundle: Bundle, frame: pd.DataFrame, label: str | None = None) -> pd.DataFrame:
+    """``frame`` with the prediction and the class probabilities appended.
+
+    ``label`` (default: the bundle's label column) may be present or absent; it is never a
+    feature. A feature the model needs that the data lacks is a one-line error; columns the
+    model does not know are kept in the output and ignored.
+    """
+    label = label or bundle.label
+    if frame.empty:
+        raise DataError("the data has no rows to score")
+    names = [PREDICTION, *(f"{PROBABILITY}{c}" for c in bundle.classes)]
+    taken = [n for n in names if n in frame.columns]
+    if taken:
+        raise DataError(
+            f"data to score already has column(s) {', '.join(taken)}; rename them, they would "
+            "be overwritten by the predictions"
+        )
+    # Other columns (an id, a timestamp) are carried through to the output, not used.
+    missing = [f for f in bundle.features if f not in frame.columns or f == label]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DataError(
+            f"data to score lacks {len(missing)} feature column(s) the model was trained on: "
+            f"{shown}; add them (missing values are fine: they are imputed)"
+        )
+    proba = bundle.predict_proba(frame[bundle.features])
+    out = frame.copy()
+    out[PREDICTION] = np.asarray(bundle.classes, dtype=object)[proba.argmax(1)]
+    for i, c in enumerate(bundle.classes):
+        out[f"{PROBABILITY}{c}"] = proba[:, i]
+    return out
+
+
+def accuracy_against(scored: pd.DataFrame, label: str) -> tuple[float | None, int]:
+    """Share of rows whose prediction equals the label column, over the labelled rows."""
+    if label not in scored.columns:
+        return None, 0
+    known = scored[label].notna()
+    n = int(known.sum())
+    if n == 0:
+        return None, 0
+    truth = scored.loc[known, label].astype(str).to_numpy()
+    predicted = scored.loc[known, PREDICTION].astype(str).to_numpy()
+    return float((truth == predicted).mean()), n
+
+
+def write_scored(scored: pd.DataFrame, path: str | Path) -> None:
+    from components.core.io import atomic_path
+
+    target = check_output(path)
+    suffix = target.suffix.lower()
+    with atomic_path(target) as tmp:
+        if suffix == ".csv":
+            scored.to_csv(tmp, index=False)
+        elif suffix == ".parquet":
+            scored.to_parquet(tmp, index=False)
+        else:
+            scored.to_json(tmp, orient="records", lines=True)
+
+
+def score_file(
+    bundle: Bundle, frame: pd.DataFrame, output: str | Path, label: str | None = None
+) -> BatchResult:
+    """Score ``frame`` and write the result to ``output`` (csv, parquet or jsonl)."""
+    label = label or bundle.label
+    scored = score_frame(bundle, frame, label)
+    accuracy, labelled = accuracy_against(scored, label)
+    write_scored(scored, output)
+    return BatchResult(len(scored), str(output), accuracy, labelled)

@@ -1,0 +1,97 @@
+"""`sigdeploy predict`: score a table with the champion (or a named version or bundle).
+
+The data is read by the same loaders as ingest (CSV, Parquet, gs://, bq://, sklearn:...);
+the output file gets every input column plus the predicted label and the class
+probabilities. A label column in the data is kept, not used as a feature, and the accuracy
+against it is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from components.core.errors import ConfigError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="score a data file with the champion")
+    p.add_argument("--data", required=True, help="CSV, Parquet, gs://, bq:// or sklearn: source")
+    p.add_argument("--output", required=True, help="predictions file: .csv, .parquet or .jsonl")
+    p.add_argument(
+        "--registry",
+        default="registry",
+        help="local registry directory (default: registry) or vertex://PROJECT/REGION?...",
+    )
+    p.add_argument("--model-name", default="digits-mlp", help="model name in the registry")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--version", default=None, help="a local registry version, not the champion")
+    which.add_argument("--bundle", default=None, help="a model bundle directory instead")
+    p.add_argument("--label", default=None, help="label column, if present (default: the model's)")
+    p.add_argument("--image-size", type=int, default=28, help="image folders: pixels per side")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=run)
+
+
+def _model(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The bundle to score with, and how to name it in the summary."""
+    from components.core.bundle import load_bundle
+    from components.core.registry import LocalRegistry, open_registry
+
+    if args.bundle:
+        return load_bundle(args.bundle), {"model": args.bundle}
+    registry = open_registry(args.registry, args.model_name)
+    if args.version:
+        if not isinstance(registry, LocalRegistry):
+            raise ConfigError(
+                "--version reads a local registry; for Vertex AI pass the champion (no "
+                "--version) or download the version and use --bundle"
+            )
+        path = registry.model_dir / "versions" / str(args.version).strip()
+        if not path.is_dir():
+            known = ", ".join(str(v) for v in registry.versions()) or "none"
+            raise ConfigError(
+                f"--version {args.version}: no such version of {args.model_name} in "
+                f"{args.registry} (versions: {known})"
+            )
+        version = str(args.version).strip()
+    else:
+        champion = registry.champion()
+        if champion is None:
+            raise ConfigError(
+                f"{args.model_name} has no champion in {args.registry} yet; run the pipeline "
+                "first, or score with --bundle DIR"
+            )
+        path, version = champion.path, champion.version
+    return load_bundle(path), {"model_name": args.model_name, "version": version}
+
+
+def run(args: argparse.Namespace) -> int:
+    from components.core import batch
+    from components.core.data import SourceOptions, load_source
+    from components.core.io import dumps
+
+    batch.check_output(args.output)  # a wrong extension fails before anything is read
+    bundle, model = _model(args)
+    label = args.label or bundle.label
+    frame = load_source(args.data, label, SourceOptions(image_size=args.image_size))
+    result = batch.score_file(bundle, frame, args.output, label)
+    summary = {
+        "rows": result.rows,
+        "output": result.output,
+        "accuracy": result.accuracy,
+        "labelled_rows": result.labelled_rows,
+    } | model
+    if args.json:
+        print(dumps(summary))
+        return 0
+    who = model.get("model") or f"{model['model_name']} version {model['version']}"
+    print(f"scored {result.rows:,} rows with {who} -> {result.output}")
+    if result.accuracy is not None:
+        print(
+            f"accuracy {result.accuracy:.4f} against column {label!r} "
+            f"({result.labelled_rows:,} labelled rows)",
+            file=sys.stderr,
+        )
+    return 0

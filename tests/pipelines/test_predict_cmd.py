@@ -1,0 +1,129 @@
+"""`sigdeploy predict`: a table scored with the champion, a version or a bundle."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.core.bundle import load_bundle
+from components.core.registry import LocalRegistry
+from pipelines.cli import main
+
+
+@pytest.fixture()
+def registry(tmp_path, trained_bundle):
+    reg = LocalRegistry(tmp_path / "reg", "digits-mlp")
+    reg.register(trained_bundle, {"deploy": True})
+    return reg
+
+
+@pytest.fixture()
+def test_csv(tmp_path, digits_parts):
+    path = tmp_path / "test.csv"
+    digits_parts["test"].to_csv(path, index=False)
+    return path
+
+
+def _predict(capsys, *args):
+    code = main(["predict", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_scores_with_the_champion_and_keeps_every_input_column(
+    registry, test_csv, tmp_path, trained_bundle, capsys
+):
+    out_path = tmp_path / "scored.parquet"
+    code, out, err = _predict(
+        capsys, "--data", str(test_csv), "--output", str(out_path), "--registry", str(registry.root)
+    )
+    assert code == 0, err
+    data = pd.read_csv(test_csv)
+    scored = pd.read_parquet(out_path)
+    assert out.strip() == f"scored {len(data):,} rows with digits-mlp version 1 -> {out_path}"
+    assert list(scored.columns[: data.shape[1]]) == list(data.columns)
+    pd.testing.assert_frame_equal(scored[data.columns], data)
+    proba = scored[[f"probability_{c}" for c in range(10)]].to_numpy()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    bundle = load_bundle(trained_bundle)
+    assert (scored["predicted_label"].to_numpy() == bundle.predict(data)).all()
+    accuracy = float((scored["predicted_label"] == data["label"]).mean())
+    assert accuracy >= 0.9
+    assert f"accuracy {accuracy:.4f} against column 'label' ({len(data)} labelled rows)" in err
+
+
+def test_unlabelled_data_with_an_id_column_and_jsonl_output(registry, test_csv, tmp_path, capsys):
+    unlabelled = tmp_path / "new.csv"
+    frame = pd.read_csv(test_csv).drop(columns=["label"]).head(25)
+    frame.insert(0, "request_id", [f"r{i}" for i in range(25)])  # not a feature: kept
+    frame.to_csv(unlabelled, index=False)
+    out_path = tmp_path / "scored.jsonl"
+    args = ["--data", str(unlabelled), "--output", str(out_path), "--registry", str(registry.root)]
+    code, out, _ = _predict(capsys, *args, "--json")
+    summary = json.loads(out)
+    assert code == 0
+    assert summary == {
+        "rows": 25,
+        "output": str(out_path),
+        "accuracy": None,
+        "labelled_rows": 0,
+        "model_name": "digits-mlp",
+        "version": "1",
+    }
+    records = [json.loads(line) for line in out_path.read_text().splitlines()]
+    assert len(records) == 25 and "label" not in records[0]
+    assert [r["request_id"] for r in records] == [f"r{i}" for i in range(25)]
+    assert records[0]["predicted_label"] in range(10)
+
+
+def test_a_named_version_or_a_bundle(registry, test_csv, tmp_path, trained_bundle, capsys):
+    registry.register(trained_bundle, {"deploy": True})  # version 2 is the champion
+    base = ["--data", str(test_csv), "--registry", str(registry.root), "--json"]
+    code, out, _ = _predict(capsys, *base, "--output", str(tmp_path / "a.csv"), "--version", "1")
+    assert code == 0 and json.loads(out)["version"] == "1"
+    code, out, _ = _predict(
+        capsys, *base, "--output", str(tmp_path / "b.csv"), "--bundle", str(trained_bundle)
+    )
+    assert code == 0 and json.loads(out)["model"] == str(trained_bundle)
+    assert pd.read_csv(tmp_path / "a.csv").equals(pd.read_csv(tmp_path / "b.csv"))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"output": "scored.xlsx"}, "--output {out}: write a .csv, .parquet, .jsonl file"),
+        ({"drop": "pixel_0_3"}, "lacks 1 feature column(s) the model was trained on: pixel_0_3"),
+        ({"add": "predicted_label"}, "already has column(s) predicted_label"),
+        ({"version": "4"}, "--version 4: no such version of digits-mlp"),
+        ({"model_name": "nobody"}, "nobody has no champion in"),
+        ({"data": "missing.csv"}, "no such file or folder"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(
+    registry, test_csv, tmp_path, capsys, change, message
+):
+    data = pd.read_csv(test_csv)
+    if "drop" in change:
+        data = data.drop(columns=[change["drop"]])
+    if "add" in change:
+        data[change["add"]] = 0
+    source = tmp_path / "input.csv"
+    data.to_csv(source, index=False)
+    out_path = tmp_path / change.get("output", "scored.csv")
+    args = ["--data", str(tmp_path / change.get("data", "input.csv")), "--output", str(out_path)]
+    args += [
+        "--registry",
+        str(registry.root),
+        "--model-name",
+        change.get("model_name", "digits-mlp"),
+    ]
+    if "version" in change:
+        args += ["--version", change["version"]]
+    code, out, err = _predict(capsys, *args)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("sigdeploy: error: ")
+    assert message.format(out=out_path) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["input.csv", "reg", "test.csv"]
