@@ -8,6 +8,10 @@ Prints one line per comparison, ``NAME: ours=VALUE s PEER=VALUE s ratio=OURS/PEE
   accuracy difference, from the label arrays, against the 0.5 s target.
 - ``delong_<n>``: DeLong's test against numpy argsorting the two score vectors once
   (target ratio <= 2); ``delong_float32_ties_<n>`` the same on float32 scores, which tie.
+- ``bootstrap_log_loss_CI_<n>`` and ``bootstrap_auc_CI_<n>`` (``--loss-n``, 10^6 rows):
+  the 10,000-resample intervals of the log-loss and AUC improvement, which take the
+  large-sample forms at this size, against resampling rows one by one (timed on
+  ``--rowwise-resamples`` resamples and scaled to 10,000).
 - ``bootstrap_accuracy_CI``: our accuracy bootstrap against ``scipy.stats.bootstrap``
   (paired, percentile, same 10,000 resamples) on the same rows, at a smaller n picked so
   scipy takes about ``--scipy-seconds``; followed by a line saying whether the two
@@ -126,6 +130,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="aim scipy.stats.bootstrap at about this many seconds")  # fmt: skip
     parser.add_argument("--scipy-n", type=int, default=None, help="rows for scipy (skip pilot)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--loss-n", type=int, default=1_000_000,
+                        help="rows for the log loss and AUC interval timings")  # fmt: skip
+    parser.add_argument("--rowwise-resamples", type=int, default=200,
+                        help="resamples timed for row-by-row resampling (scaled up)")  # fmt: skip
     args = parser.parse_args(argv)
     n, label = args.n, _label(args.n)
 
@@ -205,7 +213,40 @@ def main(argv: list[str] | None = None) -> None:
     scaled = (interval.high - interval.low) * math.sqrt(n / n_small)
     print(f"# width at n={n} scaled to n={n_small}: {scaled:.5f}; "
           f"scipy width {ref_high - ref_low:.5f}")  # fmt: skip
+    _large_sample_lines(data, args)
     print(f"# total {time.perf_counter() - started:.0f} s")
+
+
+def _large_sample_lines(data: dict[str, np.ndarray], args: argparse.Namespace) -> None:
+    """Log loss and AUC intervals at --loss-n rows: ours (the large-sample forms) against
+    resampling row by row, which is timed on --rowwise-resamples resamples and scaled to
+    10,000 (its cost is linear in the resamples)."""
+    n = min(args.loss_n, data["y"].size)
+    y = data["y"][:n]
+    proba = {k: 1 / (1 + np.exp(-data[f"scores_{k}"][:n] + 0.8)) for k in ("a", "b")}
+    label = _label(n)
+    for metric in ("log_loss", "auc"):
+
+        def run(resamples: int, rowwise: bool, m: str = metric) -> stats.BootstrapResult:
+            budget = stats._ROWWISE_BOOTSTRAP_BUDGET
+            if rowwise:
+                stats._ROWWISE_BOOTSTRAP_BUDGET = 10**15
+            try:
+                return stats.bootstrap_difference(
+                    m, y, proba["a"], proba["b"], n_resamples=resamples, seed=3
+                )
+            finally:
+                stats._ROWWISE_BOOTSTRAP_BUDGET = budget
+
+        ours, mine = _median_time(lambda: run(N_RESAMPLES, False), args.repeats)
+        few = args.rowwise_resamples
+        start = time.perf_counter()
+        slow = run(few, True)
+        rowwise = (time.perf_counter() - start) * N_RESAMPLES / few
+        _line(f"bootstrap_{metric}_CI_{label}", ours, "rowwise", rowwise)
+        print(f"# {metric} at n={n}: ours [{mine.low:.6f}, {mine.high:.6f}] from "
+              f"{N_RESAMPLES} draws; row by row [{slow.low:.6f}, {slow.high:.6f}] from "
+              f"{few} resamples (its time scaled to {N_RESAMPLES})")  # fmt: skip
 
 
 if __name__ == "__main__":

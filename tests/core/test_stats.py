@@ -617,3 +617,51 @@ def test_corrected_ttest_zero_variance_is_finite():
 def test_corrected_ttest_rejects_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
         stats.corrected_resampled_ttest(*args)
+
+
+def test_large_sample_mean_bootstrap_matches_row_resampling(monkeypatch):
+    """The grouped Poisson bootstrap (used for log loss once rows x resamples is large)
+    against row-by-row resampling of the same skewed values: both 95% ends agree to within
+    Monte-Carlo noise, where a symmetric normal interval misses them."""
+    values = np.random.default_rng(1).lognormal(0, 2.5, 20_000)
+    sd = values.std() / np.sqrt(values.size)
+    monkeypatch.setattr(stats, "_ROWWISE_BOOTSTRAP_BUDGET", 10**12)
+    rowwise = stats._bootstrap_mean(values, 10_000, np.random.default_rng(2))
+    grouped = stats._grouped_bootstrap_mean(values, 10_000, np.random.default_rng(3))
+    ends = [0.025, 0.975]
+    want = (np.quantile(rowwise, ends) - values.mean()) / sd
+    got = (np.quantile(grouped, ends) - values.mean()) / sd
+    # MC sd of each end is ~0.045 bootstrap sds for two independent runs of 10^4 draws
+    np.testing.assert_allclose(got, want, atol=0.12)
+    assert np.abs(np.array([-1.96, 1.96]) - want).max() > 0.12  # skewed: normal would miss
+    assert grouped.mean() == pytest.approx(values.mean(), abs=0.05 * sd)
+
+
+def test_log_loss_bootstrap_at_many_rows_takes_the_grouped_path(monkeypatch):
+    rng = np.random.default_rng(0)
+    n = 40_000
+    y = rng.integers(0, 3, n)
+    pa, pb = rng.dirichlet(np.ones(3), n), rng.dirichlet(np.ones(3), n)
+    used = []
+    real = stats._grouped_bootstrap_mean
+    monkeypatch.setattr(
+        stats, "_grouped_bootstrap_mean", lambda *a, **k: used.append(1) or real(*a, **k)
+    )
+    res = stats.bootstrap_difference("log_loss", y, pa, pb, n_resamples=10_000)
+    assert used == [1] and res.n_resamples == 10_000
+    assert res.low < res.estimate < res.high
+
+
+def test_auc_bootstrap_at_many_rows_agrees_with_row_resampling(monkeypatch):
+    rng = np.random.default_rng(3)
+    n = 30_000
+    y = rng.integers(0, 2, n)
+    a = y + rng.normal(0, 1.2, n)
+    b = y + rng.normal(0, 1.3, n)
+    large = stats.bootstrap_difference("auc", y, a, b, n_resamples=10_000, seed=1)
+    monkeypatch.setattr(stats, "_ROWWISE_BOOTSTRAP_BUDGET", 10**12)
+    rowwise = stats.bootstrap_difference("auc", y, a, b, n_resamples=2_000, seed=1)
+    assert large.estimate == pytest.approx(rowwise.estimate, abs=1e-12)
+    width = rowwise.high - rowwise.low
+    assert large.low == pytest.approx(rowwise.low, abs=0.08 * width)
+    assert large.high == pytest.approx(rowwise.high, abs=0.08 * width)
