@@ -63,7 +63,8 @@ class Bundle:
     _layers: mlp_numpy.Layers = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        layers = mlp_numpy.read_layers(self.weights, self.meta["model_config"], str(self.path))
+        config = self.meta.get("model_config") or {}
+        layers = mlp_numpy.read_layers(self.weights, config, str(self.path))
         self._layers = mlp_numpy.transposed(layers, np.float32)
 
     @cached_property

@@ -69,3 +69,13 @@ def test_failed_save_leaves_nothing(tmp_path, trained_bundle, monkeypatch):
         bundle_mod.save_bundle(target, loaded.network, loaded.preprocessor, loaded.classes, "label")
     assert not target.exists()
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_bundle_without_a_model_config_is_a_clear_error(trained_bundle, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_bundle, broken)
+    meta = json.loads((broken / "bundle.json").read_text())
+    del meta["model_config"]
+    (broken / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(RegistryError, match="bundle.json has no valid model_config"):
+        load_bundle(broken)
