@@ -38,18 +38,17 @@ log = logging.getLogger(__name__)
 
 
 def library_versions() -> dict[str, str]:
-    import safetensors
-    import sklearn
-    import torch
+    """Versions from the installed distributions' metadata: importing scikit-learn just for
+    its version string would cost the train task seconds."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "scikit-learn": sklearn.__version__,
-        "safetensors": safetensors.__version__,
-    }
+    out = {"python": platform.python_version()}
+    for name in ("torch", "numpy", "pandas", "scikit-learn", "safetensors"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
 
 
 @dataclass

@@ -111,3 +111,32 @@ print(ev.decision.deploy, "torch" in sys.modules)
     with torch.no_grad():
         reference = torch.softmax(bundle.network(torch.from_numpy(x)), dim=1).numpy()
     np.testing.assert_allclose(bundle.predict_proba_matrix(x), reference, atol=1e-6)
+
+
+def test_train_step_does_not_import_scikit_learn(tmp_path, digits_parts):
+    """The train task loads the fitted preprocessor as plain JSON and reads library versions
+    from package metadata: scikit-learn (1.5 s to import) stays out of it."""
+    import subprocess
+    import sys
+
+    from components.core.features import fit_preprocessor
+    from components.core.io import write_json
+
+    for name in ("train", "val"):
+        digits_parts[name].to_parquet(tmp_path / f"{name}.parquet", index=False)
+    write_json(tmp_path / "pre.json", fit_preprocessor(digits_parts["train"], "label").to_json())
+    code = f"""
+import sys, json
+from components.core import steps
+from components.core.train_config import TrainConfig
+steps.train({str(tmp_path / "train.parquet")!r}, {str(tmp_path / "val.parquet")!r},
+    {str(tmp_path / "pre.json")!r}, "label", TrainConfig(max_epochs=2, hidden_sizes=(16,)),
+    {str(tmp_path / "model")!r}, "digits-mlp")
+versions = json.load(open({str(tmp_path / "model" / "bundle.json")!r}))["library_versions"]
+print("sklearn" in sys.modules, versions["scikit-learn"] != "not installed")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]
