@@ -80,13 +80,18 @@ def score_frame(bundle: Bundle, frame: pd.DataFrame, label: str | None = None) -
 
 def accuracy_against(scored: pd.DataFrame, label: str) -> tuple[float | None, int]:
     """Share of rows whose prediction equals the label column, over the labelled rows."""
+    import pandas as pd
+
     if label not in scored.columns:
         return None, 0
     known = scored[label].notna()
     n = int(known.sum())
     if n == 0:
         return None, 0
-    truth = scored.loc[known, label].astype(str).to_numpy()
+    truth = scored.loc[known, label]
+    if pd.api.types.is_float_dtype(truth) and bool((truth % 1 == 0).all()):
+        truth = truth.astype(np.int64)  # integer labels read as floats around missing ones
+    truth = truth.astype(str).to_numpy()
     predicted = scored.loc[known, PREDICTION].astype(str).to_numpy()
     return float((truth == predicted).mean()), n
 

@@ -127,3 +127,21 @@ def test_bad_input_is_one_line_and_writes_nothing(
     assert len(err.strip().splitlines()) == 1 and err.startswith("sigdeploy: error: ")
     assert message.format(out=out_path) in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["input.csv", "reg", "test.csv"]
+
+
+def test_accuracy_counts_only_labelled_rows(registry, test_csv, tmp_path, capsys):
+    """Missing labels make pandas read the integer label column as floats (3.0): those rows
+    are left out and the others still compare equal to the integer classes."""
+    data = pd.read_csv(test_csv)
+    data.loc[:9, "label"] = None
+    source = tmp_path / "partly.csv"
+    data.to_csv(source, index=False)
+    out_path = tmp_path / "scored.csv"
+    args = ["--data", str(source), "--output", str(out_path), "--registry", str(registry.root)]
+    code, out, _ = _predict(capsys, *args, "--json")
+    summary = json.loads(out)
+    scored = pd.read_csv(out_path)
+    labelled = scored.iloc[10:]
+    expected = float((labelled["predicted_label"] == labelled["label"].astype(int)).mean())
+    assert code == 0 and summary["labelled_rows"] == len(data) - 10
+    assert summary["accuracy"] == pytest.approx(expected) and expected >= 0.9
