@@ -99,6 +99,17 @@ def _roc_svg(curves: list[tuple[str, dict[str, list[float]], str]]) -> str:
     return "".join(parts)
 
 
+def resampling_note(ev: Evaluation) -> str:
+    """What each improvement interval resampled, e.g. 'accuracy: multinomial draws of ...'."""
+    from components.core.stats import RESAMPLING_METHODS
+
+    names = {key: name for key, name, _ in METRIC_ROWS}
+    return "; ".join(
+        f"{names.get(key, key)}: {RESAMPLING_METHODS.get(ci.get('method', ''), 'rows')}"
+        for key, ci in ev.improvement_ci.items()
+    )
+
+
 def render_html(ev: Evaluation, model_name: str) -> str:
     d = ev.decision
     verdict = "DEPLOYED" if d.deploy else "NOT DEPLOYED"
@@ -147,7 +158,7 @@ th{{background:#f0f2f5}} td:first-child,th:first-child{{text-align:left}} td.up{
 <h2>Metrics on the same {counts["test_rows"]} test rows</h2>
 <table><tr><th>metric</th><th>challenger</th><th>champion ({html.escape(d.champion)})</th><th>difference</th><th>improvement, {ci_pct}% CI</th></tr>
 {"".join(rows)}</table>
-<p class="muted">Improvement: positive favours the challenger (for log loss, the champion's loss minus the challenger's); paired bootstrap over the test rows, {ci_pct}% percentile interval.</p>
+<p class="muted">Improvement: positive favours the challenger (for log loss, the champion's loss minus the challenger's); paired bootstrap, {ci_pct}% percentile interval; resampled: {html.escape(resampling_note(ev))}.</p>
 <p>Accuracy difference {_f(d.effect["accuracy_difference"])}; one-sided {ci_pct}% lower bound
 {_f(low) if low is not None else "–"} (paired bootstrap).</p>
 <h2>Test</h2>

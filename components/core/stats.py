@@ -50,6 +50,15 @@ _BOOTSTRAP_CHUNK_ELEMENTS = 1 << 17
 _ROWWISE_BOOTSTRAP_BUDGET = 250_000_000
 _MEAN_BINS = 1024  # groups of the large-sample mean bootstrap
 _MEAN_TAIL = 64  # rows at each end that form groups of their own there
+# BootstrapResult.method, in words for reports
+RESAMPLING_METHODS = {
+    "rows": "rows resampled with replacement",
+    "agreement cells": "multinomial draws of the four agreement cells (exact, any size)",
+    "label cells": "multinomial draws of the (true, challenger, champion) label cells",
+    "quantile groups": "Poisson bootstrap over 1,024 quantile groups of the per-row "
+    "differences (many rows)",
+    "delong normal": "DeLong's normal law of the AUC difference (many rows)",
+}
 
 
 # --------------------------------------------------------------------------------------
@@ -86,6 +95,7 @@ class BootstrapResult:
     confidence: float
     n_resamples: int  # resamples used (AUC drops resamples that miss a class)
     sided: str  # "two-sided", "lower" or "upper"
+    method: str = "rows"  # what was resampled: see RESAMPLING_METHODS
 
 
 @dataclass(frozen=True)
@@ -732,17 +742,20 @@ def bootstrap_difference(
     args = (y_true, pred_challenger, pred_champion, n_resamples, rng)
     if metric == "accuracy":
         draws, estimate = _bootstrap_accuracy(*args)
+        method = "agreement cells"
     elif metric == "macro_f1":
         draws, estimate = _bootstrap_macro_f1(*args)
+        method = "label cells"
     elif metric == "log_loss":
         y = _as_array("y_true", y_true)
         improvement = _row_log_loss("pred_champion", y, pred_champion)
         improvement -= _row_log_loss("pred_challenger", y, pred_challenger)
-        draws, estimate = _bootstrap_mean(improvement, n_resamples, rng), float(improvement.mean())
+        draws, method = _bootstrap_mean(improvement, n_resamples, rng)
+        estimate = float(improvement.mean())
     else:
-        draws, estimate = _bootstrap_auc(*args)
+        draws, estimate, method = _bootstrap_auc(*args)
     low, high = _percentile_interval(draws, confidence, sided)
-    return BootstrapResult(metric, estimate, low, high, confidence, int(draws.size), sided)
+    return BootstrapResult(metric, estimate, low, high, confidence, int(draws.size), sided, method)
 
 
 def _bootstrap_accuracy(
@@ -801,23 +814,25 @@ def _bootstrap_macro_f1(
     return draws, estimate
 
 
-def _bootstrap_mean(values: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap draws of the mean of ``values``: row by row while that is cheap, else from
-    quantile groups (``_grouped_bootstrap_mean``)."""
+def _bootstrap_mean(
+    values: np.ndarray, n_resamples: int, rng: np.random.Generator
+) -> tuple[np.ndarray, str]:
+    """Bootstrap draws of the mean of ``values`` and the method: row by row while that is
+    cheap, else from quantile groups (``_grouped_bootstrap_mean``)."""
     n = values.size
     if n * n_resamples > _ROWWISE_BOOTSTRAP_BUDGET and n >= 16 * _MEAN_BINS:
-        return _grouped_bootstrap_mean(values, n_resamples, rng)
+        return _grouped_bootstrap_mean(values, n_resamples, rng), "quantile groups"
     chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // n)
     draws = np.empty(n_resamples)
     for start in range(0, n_resamples, chunk):
         size = min(chunk, n_resamples - start)
         idx = rng.integers(0, n, size=(size, n))
         draws[start : start + size] = values[idx].mean(axis=1)
-    return draws
+    return draws, "rows"
 
 
 def _grouped_bootstrap_mean(
-    values: np.ndarray, n_resamples: int, rng: np.random.Generator, groups: int = _MEAN_BINS
+    values: np.ndarray, n_resamples: int, rng: np.random.Generator
 ) -> np.ndarray:
     """The bootstrap of a mean at many rows, in O(resamples x groups) whatever the rows.
 
@@ -830,7 +845,7 @@ def _grouped_bootstrap_mean(
     the skew that a plain normal interval loses; checked against row-by-row resampling.
     """
     ordered = np.sort(values)
-    n, tail = ordered.size, _MEAN_TAIL
+    n, tail, groups = ordered.size, _MEAN_TAIL, _MEAN_BINS  # read here: tests shrink them
     middle = np.linspace(tail, n - tail, groups - 2 * tail + 1).astype(np.int64)
     edges = np.concatenate([np.arange(0, tail), middle, np.arange(n - tail + 1, n + 1)])
     sizes = np.diff(edges).astype(np.float64)
@@ -849,7 +864,7 @@ def _grouped_bootstrap_mean(
 
 def _bootstrap_auc(
     y_true: Any, pred_a: Any, pred_b: Any, n_resamples: int, rng: np.random.Generator
-) -> tuple[np.ndarray, float]:
+) -> tuple[np.ndarray, float, str]:
     positive = _binary_labels("y_true", y_true)
     a = _auc_scores("pred_challenger", pred_a)
     b = _auc_scores("pred_champion", pred_b)
@@ -863,7 +878,8 @@ def _bootstrap_auc(
         # variance a row bootstrap estimates, in O(n log n)) instead of resampling rows.
         test = delong(positive, a, b)
         estimate = test.auc_challenger - test.auc_champion
-        return estimate + math.sqrt(test.variance) * rng.standard_normal(n_resamples), estimate
+        draws = estimate + math.sqrt(test.variance) * rng.standard_normal(n_resamples)
+        return draws, estimate, "delong normal"
     grouped_a, grouped_b = _GroupedScores(a, positive), _GroupedScores(b, positive)
     every_row_once = np.arange(n)[None, :]
     estimate = grouped_a.auc(every_row_once)[0] - grouped_b.auc(every_row_once)[0]
@@ -876,7 +892,7 @@ def _bootstrap_auc(
     draws = draws[np.isfinite(draws)]
     if draws.size == 0:
         raise ValueError("every bootstrap resample missed a class; y_true needs more of each class")
-    return draws, float(estimate)
+    return draws, float(estimate), "rows"
 
 
 # --------------------------------------------------------------------------------------

@@ -192,7 +192,7 @@ class Evaluation:
     roc_champion: dict[str, list[float]] | None = None
     champion_version: str | None = None
     # improvement (positive = challenger better) per metric: estimate, low, high
-    improvement_ci: dict[str, dict[str, float]] = field(default_factory=dict)
+    improvement_ci: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def flat_metrics(self) -> dict[str, float]:
         """Both models' metrics and the differences, for a KFP Metrics artifact."""
@@ -216,7 +216,7 @@ class Evaluation:
 
 def improvement_intervals(
     y: Any, proba_new: Any, proba_old: Any, confidence: float, n_resamples: int, seed: int
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """Two-sided paired-bootstrap intervals of each metric's improvement.
 
     Positive always favours the challenger (for log loss: champion loss minus challenger
@@ -243,7 +243,12 @@ def improvement_intervals(
         r = stats.bootstrap_difference(
             metric, y, a, b, confidence=confidence, n_resamples=n_resamples, seed=seed
         )
-        out[key] = {"estimate": float(r.estimate), "low": float(r.low), "high": float(r.high)}
+        out[key] = {
+            "estimate": float(r.estimate),
+            "low": float(r.low),
+            "high": float(r.high),
+            "method": r.method,
+        }
     return out
 
 

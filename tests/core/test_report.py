@@ -68,3 +68,23 @@ def test_multiclass_report_has_no_roc_and_markdown_summarises():
     md = render_markdown(ev, "m")
     assert md.startswith("## sigdeploy: m — deployed")
     assert "| Accuracy |" in md and "p = " in md
+
+
+def test_report_says_what_each_interval_resampled(monkeypatch):
+    from components.core import stats
+
+    ev = _evaluation(binary=True)
+    text = render_html(ev, "m")
+    assert "Accuracy: multinomial draws of the four agreement cells" in text
+    assert "Log loss: rows resampled with replacement" in text
+    # The same test set counted as "many rows": the large-sample forms are named instead.
+    monkeypatch.setattr(stats, "_ROWWISE_BOOTSTRAP_BUDGET", 0)
+    monkeypatch.setattr(stats, "_MEAN_BINS", 8)
+    monkeypatch.setattr(stats, "_MEAN_TAIL", 2)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    good = np.eye(2)[y] * 0.7 + rng.dirichlet(np.ones(2), 200) * 0.3
+    bad = rng.dirichlet(np.ones(2), 200)
+    ci = improvement_intervals(y, good, bad, 0.95, 500, 0)
+    assert ci["log_loss"]["method"] == "quantile groups"
+    assert ci["roc_auc"]["method"] == "delong normal"

@@ -626,7 +626,8 @@ def test_large_sample_mean_bootstrap_matches_row_resampling(monkeypatch):
     values = np.random.default_rng(1).lognormal(0, 2.5, 20_000)
     sd = values.std() / np.sqrt(values.size)
     monkeypatch.setattr(stats, "_ROWWISE_BOOTSTRAP_BUDGET", 10**12)
-    rowwise = stats._bootstrap_mean(values, 10_000, np.random.default_rng(2))
+    rowwise, method = stats._bootstrap_mean(values, 10_000, np.random.default_rng(2))
+    assert method == "rows"
     grouped = stats._grouped_bootstrap_mean(values, 10_000, np.random.default_rng(3))
     ends = [0.025, 0.975]
     want = (np.quantile(rowwise, ends) - values.mean()) / sd
@@ -648,7 +649,7 @@ def test_log_loss_bootstrap_at_many_rows_takes_the_grouped_path(monkeypatch):
         stats, "_grouped_bootstrap_mean", lambda *a, **k: used.append(1) or real(*a, **k)
     )
     res = stats.bootstrap_difference("log_loss", y, pa, pb, n_resamples=10_000)
-    assert used == [1] and res.n_resamples == 10_000
+    assert used == [1] and res.n_resamples == 10_000 and res.method == "quantile groups"
     assert res.low < res.estimate < res.high
 
 
@@ -661,6 +662,7 @@ def test_auc_bootstrap_at_many_rows_agrees_with_row_resampling(monkeypatch):
     large = stats.bootstrap_difference("auc", y, a, b, n_resamples=10_000, seed=1)
     monkeypatch.setattr(stats, "_ROWWISE_BOOTSTRAP_BUDGET", 10**12)
     rowwise = stats.bootstrap_difference("auc", y, a, b, n_resamples=2_000, seed=1)
+    assert (large.method, rowwise.method) == ("delong normal", "rows")
     assert large.estimate == pytest.approx(rowwise.estimate, abs=1e-12)
     width = rowwise.high - rowwise.low
     assert large.low == pytest.approx(rowwise.low, abs=0.08 * width)
