@@ -31,6 +31,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", default=None, help="label column, if present (default: the model's)")
     p.add_argument("--image-size", type=int, default=28, help="image folders: pixels per side")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    job = p.add_argument_group(
+        "on Vertex AI", "--batch-job: a Vertex AI batch prediction job scores gs:// or bq:// data"
+    )
+    job.add_argument("--batch-job", action="store_true", help="run on Vertex AI, not here")
+    job.add_argument("--machine-type", default="n1-standard-4", help="batch job machine type")
+    job.add_argument("--max-replicas", type=int, default=1, help="batch job replicas at most")
+    job.add_argument("--wait", action="store_true", help="wait until the batch job ends")
     p.set_defaults(func=run)
 
 
@@ -67,8 +74,42 @@ def _model(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     return load_bundle(path), {"model_name": args.model_name, "version": version}
 
 
+def run_batch_job(args: argparse.Namespace) -> int:
+    """`--batch-job`: the scoring runs on Vertex AI; this command only submits (and waits)."""
+    from components.core.io import dumps
+    from components.core.registry import open_registry
+    from components.core.vertex_registry import VertexRegistry
+
+    if args.bundle:
+        raise ConfigError("--batch-job scores a Model Registry version; drop --bundle")
+    registry = open_registry(args.registry, args.model_name)
+    if not isinstance(registry, VertexRegistry):
+        raise ConfigError(
+            f"--registry {args.registry}: --batch-job needs vertex://PROJECT/REGION; score "
+            "local registries without --batch-job"
+        )
+    result = registry.batch_predict(
+        args.data,
+        args.output,
+        version=args.version,
+        machine_type=args.machine_type,
+        max_replicas=args.max_replicas,
+        wait=args.wait,
+    )
+    if args.json:
+        print(dumps(result))
+    else:
+        print(f"batch prediction job {result['job']}: {result['state']}")
+        print(f"  model  {result['model']}\n  output {result['destination']}")
+        print(f"  watch  {result['console']}")
+    return 0 if result["state"] != "JOB_STATE_FAILED" else 1
+
+
 def run(args: argparse.Namespace) -> int:
     from components.core import batch
+
+    if args.batch_job:
+        return run_batch_job(args)
     from components.core.data import SourceOptions, load_source
     from components.core.io import dumps
 

@@ -16,6 +16,7 @@ EMULATOR_PROJECT_NUMBER = "1234"
 REGISTRY = f"{REGION}-docker.pkg.dev/{PROJECT}/sigdeploy"
 IMAGE = f"{REGISTRY}/python-component:0.1.0-abc1234"
 SERVING = f"{REGISTRY}/python-serving:0.1.0-abc1234"
+MODEL = "digits-mlp"
 
 
 @pytest.fixture(scope="session")
@@ -108,3 +109,22 @@ def kfp_server() -> Iterator[fakes.FakeKfp]:
 @pytest.fixture()
 def kube_server() -> Iterator[fakes.FakeKube]:
     yield from _serve(fakes.FakeKube())
+
+
+@pytest.fixture()
+def uri(vertex, gcs, tmp_path, monkeypatch):
+    """A Vertex registry URI on the recording server, its artifacts in the GCS emulator."""
+    import tempfile
+
+    gcs.create_bucket("reg-bucket")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the champion download cache
+    return (
+        f"vertex://{PROJECT}/{REGION}?artifacts=gs://reg-bucket/registry&api_endpoint={vertex.url}"
+    )
+
+
+@pytest.fixture()
+def registry(uri):
+    from components.core.vertex_registry import VertexRegistry
+
+    return VertexRegistry.from_uri(uri, MODEL, serving_image=SERVING)

@@ -143,6 +143,8 @@ class FakeVertex(RecordingServer):
     evaluations: list[dict] = field(default_factory=list)
     endpoints: dict[str, dict] = field(default_factory=dict)
     contexts: dict[str, dict] = field(default_factory=dict)
+    batch_jobs: dict[str, dict] = field(default_factory=dict)
+    batch_states: list[str] = field(default_factory=lambda: ["JOB_STATE_SUCCEEDED"])
     _gets: dict[str, int] = field(default_factory=dict)
     _ids: int = 0
 
@@ -166,6 +168,8 @@ class FakeVertex(RecordingServer):
             _LOC + r"/models/(?P<id>[^/@:]+)(?:@(?P<ref>[^/:]+))?/evaluations:import",
             self._import_evaluation,
         )
+        r("POST", _LOC + r"/batchPredictionJobs", self._create_batch)
+        r("GET", _LOC + r"/batchPredictionJobs/(?P<id>[^/]+)", self._get_batch)
         r("GET", _LOC + r"/endpoints", self._list_endpoints)
         r("POST", _LOC + r"/endpoints", self._create_endpoint)
         r("GET", _LOC + r"/endpoints/(?P<id>[^/:]+)", self._get_endpoint)
@@ -236,6 +240,25 @@ class FakeVertex(RecordingServer):
         }
         if job["state"] == "PIPELINE_STATE_FAILED":
             job["error"] = {"code": 9, "message": "The DAG failed because task train failed."}
+        return 200, job
+
+    # batch prediction jobs: created pending, then each GET takes the next of batch_states
+    def _create_batch(self, call: Call, m: re.Match) -> tuple[int, Any]:
+        job = call.json() | {
+            "name": f"{self._parent(m)}/batchPredictionJobs/{self._next()}",
+            "state": "JOB_STATE_PENDING",
+            "createTime": "2026-01-01T00:00:00Z",
+        }
+        self.batch_jobs[job["name"]] = job
+        return 200, job
+
+    def _get_batch(self, call: Call, m: re.Match) -> tuple[int, Any]:
+        name = f"{self._parent(m)}/batchPredictionJobs/{m['id']}"
+        job = copy.deepcopy(self.batch_jobs[name])
+        n = self._gets[name] = self._gets.get(name, 0) + 1
+        job["state"] = self.batch_states[min(n, len(self.batch_states)) - 1]
+        if job["state"] == "JOB_STATE_FAILED":
+            job["error"] = {"code": 3, "message": "instance 0 has an unexpected field: id"}
         return 200, job
 
     def _create_schedule(self, call: Call, m: re.Match) -> tuple[int, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 
 import pytest
 
@@ -25,9 +24,8 @@ from components.core.vertex_registry import (
     parse_uri,
 )
 from tests.cloud import fakes
-from tests.cloud.conftest import PROJECT, REGION, SERVING
+from tests.cloud.conftest import MODEL, PROJECT, REGION, SERVING
 
-MODEL = "digits-mlp"
 DECISION = {
     "deploy": True,
     "p_value": 0.0012,
@@ -41,20 +39,6 @@ DECISION = {
         "champion": {"accuracy": 0.93, "roc_auc": float("nan"), "log_loss": 0.2},
     },
 }
-
-
-@pytest.fixture()
-def uri(vertex, gcs, tmp_path, monkeypatch):
-    gcs.create_bucket("reg-bucket")
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the champion download cache
-    return (
-        f"vertex://{PROJECT}/{REGION}?artifacts=gs://reg-bucket/registry&api_endpoint={vertex.url}"
-    )
-
-
-@pytest.fixture()
-def registry(uri):
-    return VertexRegistry.from_uri(uri, MODEL, serving_image=SERVING)
 
 
 def _one(server, method, pattern):
