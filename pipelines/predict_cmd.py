@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model-name", default="digits-mlp", help="model name in the registry")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--version", default=None, help="a local registry version, not the champion")
+    which.add_argument("--version", default=None, help="a registry version, not the champion")
     which.add_argument("--bundle", default=None, help="a model bundle directory instead")
     p.add_argument("--label", default=None, help="label column, if present (default: the model's)")
     p.add_argument("--image-size", type=int, default=28, help="image folders: pixels per side")
@@ -49,29 +49,18 @@ def _model(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     if args.bundle:
         return load_bundle(args.bundle), {"model": args.bundle}
     registry = open_registry(args.registry, args.model_name)
-    if args.version:
-        if not isinstance(registry, LocalRegistry):
-            raise ConfigError(
-                "--version reads a local registry; for Vertex AI pass the champion (no "
-                "--version) or download the version and use --bundle"
-            )
-        path = registry.model_dir / "versions" / str(args.version).strip()
-        if not path.is_dir():
-            known = ", ".join(str(v) for v in registry.versions()) or "none"
-            raise ConfigError(
-                f"--version {args.version}: no such version of {args.model_name} in "
-                f"{args.registry} (versions: {known})"
-            )
-        version = str(args.version).strip()
-    else:
-        champion = registry.champion()
-        if champion is None:
-            raise ConfigError(
-                f"{args.model_name} has no champion in {args.registry} yet; run the pipeline "
-                "first, or score with --bundle DIR"
-            )
-        path, version = champion.path, champion.version
-    return load_bundle(path), {"model_name": args.model_name, "version": version}
+    if isinstance(registry, LocalRegistry) and not registry.model_dir.is_dir():
+        raise ConfigError(
+            f"--registry {args.registry}: no model '{args.model_name}' there; check "
+            "--registry and --model-name, or score with --bundle DIR"
+        )
+    chosen = registry.version_bundle(args.version) if args.version else registry.champion()
+    if chosen is None:
+        raise ConfigError(
+            f"{args.model_name} has no champion in {args.registry} yet; run the pipeline "
+            "first, or score with --bundle DIR"
+        )
+    return load_bundle(chosen.path), {"model_name": args.model_name, "version": chosen.version}
 
 
 def run_batch_job(args: argparse.Namespace) -> int:

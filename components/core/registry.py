@@ -64,6 +64,8 @@ class Registry(Protocol):
 
     def rollback(self, version: str | None = None, reason: str = "") -> Champion: ...
 
+    def version_bundle(self, version: str) -> Champion: ...
+
 
 def check_model_name(name: str) -> str:
     if not NAME_RE.match(name or ""):
@@ -197,6 +199,17 @@ class LocalRegistry:
                 )
             )
         return infos
+
+    def version_bundle(self, version: str) -> Champion:
+        """Version ``version`` of this model (its bundle directory), champion or not."""
+        version = str(version).strip()
+        path = self.model_dir / "versions" / version
+        if not version.isdigit() or not path.is_dir():
+            known = ", ".join(str(v) for v in self.versions()) or "none"
+            raise RegistryError(
+                f"registry '{self.model_dir}': no version {version!r}; versions: {known}"
+            )
+        return Champion(version=version, path=path, uri=str(path))
 
     def rollback(self, version: str | None = None, reason: str = "") -> Champion:
         """Make an earlier version the champion again: the pointer moves atomically and the

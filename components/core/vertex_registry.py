@@ -369,6 +369,29 @@ class VertexRegistry:
         )
         return champion
 
+    def version_bundle(self, version: str) -> Champion:
+        """Version ``version``, its bundle copied to the local cache (to score it here)."""
+        from google.api_core import exceptions as gexc
+        from google.cloud.aiplatform.models import ModelRegistry
+
+        where = f"registry '{self.uri}' (model {self.model_name})"
+        parent = self.parent()
+        if parent is None:
+            raise RegistryError(f"{where}: no model is registered under this name")
+        version = str(version).strip()
+        try:
+            model = self._call(
+                f"get version {version}",
+                ModelRegistry(parent.resource_name).get_model,
+                version=version,
+            )
+        except gexc.NotFound as exc:
+            raise RegistryError(
+                f"{where}: no version {version!r}; `sigdeploy registry show` lists them"
+            ) from exc
+        fix = "it was not registered by sigdeploy"
+        return self._local_champion(model, not_gcs=fix, no_bundle=fix, complete=True)
+
     # ---------------------------------------------------------------- changes
 
     def _stage(self, bundle_dir: Path) -> str:

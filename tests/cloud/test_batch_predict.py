@@ -99,3 +99,21 @@ def test_batch_job_needs_a_vertex_registry(tmp_path, capsys):
             "--output", "gs://o/"]  # fmt: skip
     assert main(args) == 2
     assert "--batch-job needs vertex://PROJECT/REGION" in capsys.readouterr().err
+
+
+def test_a_vertex_version_scored_here(uri, two_versions, registry, digits_parts, tmp_path, capsys):
+    """Without --batch-job, a Model Registry version is copied down and scored locally."""
+    import pandas as pd
+
+    data = tmp_path / "test.csv"
+    digits_parts["test"].to_csv(data, index=False)
+    first = registry.version_infos()[0].version
+    out = tmp_path / "scored.csv"
+    args = ["predict", "--registry", uri, "--model-name", MODEL, "--data", str(data),
+            "--output", str(out), "--version", first, "--json"]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["version"] == first and summary["accuracy"] >= 0.9
+    assert len(pd.read_csv(out)) == len(digits_parts["test"])
+    assert main([*args[:-3], "--version", "77"]) == 2
+    assert "no version '77'" in capsys.readouterr().err

@@ -97,8 +97,8 @@ def test_a_named_version_or_a_bundle(registry, test_csv, tmp_path, trained_bundl
         ({"output": "scored.xlsx"}, "--output {out}: write a .csv, .parquet, .jsonl file"),
         ({"drop": "pixel_0_3"}, "lacks 1 feature column(s) the model was trained on: pixel_0_3"),
         ({"add": "predicted_label"}, "already has column(s) predicted_label"),
-        ({"version": "4"}, "--version 4: no such version of digits-mlp"),
-        ({"model_name": "nobody"}, "nobody has no champion in"),
+        ({"version": "4"}, "no version '4'; versions: 1"),
+        ({"model_name": "nobody"}, "no model 'nobody' there"),
         ({"data": "missing.csv"}, "no such file or folder"),
     ],
 )
