@@ -44,16 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _model(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The bundle to score with, and how to name it in the summary."""
     from components.core.bundle import load_bundle
-    from components.core.registry import LocalRegistry, open_registry
+    from components.core.registry import open_registry
 
     if args.bundle:
         return load_bundle(args.bundle), {"model": args.bundle}
-    registry = open_registry(args.registry, args.model_name)
-    if isinstance(registry, LocalRegistry) and not registry.model_dir.is_dir():
-        raise ConfigError(
-            f"--registry {args.registry}: no model '{args.model_name}' there; check "
-            "--registry and --model-name, or score with --bundle DIR"
-        )
+    registry = open_registry(args.registry, args.model_name, existing=True)
     chosen = registry.version_bundle(args.version) if args.version else registry.champion()
     if chosen is None:
         raise ConfigError(

@@ -64,15 +64,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from components.core.registry import LocalRegistry, open_registry
+    from components.core.registry import open_registry
 
-    registry = open_registry(args.registry, args.model_name)
-    if isinstance(registry, LocalRegistry) and not registry.model_dir.is_dir():
-        raise ConfigError(
-            f"--registry {args.registry}: no model '{args.model_name}' there; check "
-            "--registry and --model-name (a run creates them when it first deploys)"
-        )
-    return registry
+    return open_registry(args.registry, args.model_name, existing=True)
 
 
 def when(seconds: float | None) -> str:

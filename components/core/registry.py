@@ -269,8 +269,11 @@ class LocalRegistry:
         return Champion(version=version, path=target, uri=str(target))
 
 
-def open_registry(uri: str, model_name: str) -> Registry:
-    """``vertex://PROJECT/REGION`` opens Vertex AI Model Registry; anything else is a directory."""
+def open_registry(uri: str, model_name: str, *, existing: bool = False) -> Registry:
+    """``vertex://PROJECT/REGION`` opens Vertex AI Model Registry; anything else is a directory.
+
+    ``existing``: a local directory must already hold the model (commands that only read or
+    roll back; a run creates it when it first deploys)."""
     if not uri:
         raise RegistryError("registry is empty: pass a directory or vertex://PROJECT/REGION")
     if uri.startswith("vertex://"):
@@ -281,4 +284,10 @@ def open_registry(uri: str, model_name: str) -> Registry:
         raise RegistryError(
             f"registry {uri!r}: unsupported scheme; use a directory or vertex://PROJECT/REGION"
         )
-    return LocalRegistry(uri, model_name)
+    registry = LocalRegistry(uri, model_name)
+    if existing and not registry.model_dir.is_dir():
+        raise RegistryError(
+            f"registry '{uri}': no model '{model_name}' there; check the registry directory and "
+            "the model name (a run creates them when it first deploys)"
+        )
+    return registry
