@@ -26,7 +26,13 @@ import numpy as np
 import pandas as pd
 
 from components.core import mlp_numpy
-from components.core.bundle_format import BUNDLE_JSON, FORMAT, PREPROCESSOR_JSON, WEIGHTS
+from components.core.bundle_format import (
+    BUNDLE_JSON,
+    FORMAT,
+    PREPROCESSOR_JSON,
+    WEIGHTS,
+    missing_files,
+)
 from components.core.errors import RegistryError, SchemaMismatchError
 from components.core.features import Preprocessor
 from components.core.io import atomic_dir
@@ -160,12 +166,11 @@ def save_bundle(
 
 def load_bundle(path: str | Path) -> Bundle:
     root = Path(path)
-    for name in (BUNDLE_JSON, PREPROCESSOR_JSON, WEIGHTS):
-        if not (root / name).is_file():
-            raise RegistryError(
-                f"model bundle '{root}': {name} is missing; the bundle is incomplete, "
-                "register a complete one"
-            )
+    if missing := missing_files(root):
+        raise RegistryError(
+            f"model bundle '{root}': {missing[0]} is missing; the bundle is incomplete, "
+            "register a complete one"
+        )
     try:
         meta = json.loads((root / BUNDLE_JSON).read_text())
         pre = Preprocessor.from_json(json.loads((root / PREPROCESSOR_JSON).read_text()))

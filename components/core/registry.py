@@ -215,7 +215,7 @@ class LocalRegistry:
         """Make an earlier version the champion again: the pointer moves atomically and the
         history records who came before and why. Without ``version``, the champion before
         the current one (so a second rollback undoes the first)."""
-        from components.core.bundle_format import BUNDLE_JSON, PREPROCESSOR_JSON, WEIGHTS
+        from components.core.bundle_format import missing_files
 
         with self._lock():
             current = self.champion()
@@ -243,10 +243,7 @@ class LocalRegistry:
                     f"registry '{self.model_dir}': version {version} is already the champion"
                 )
             target = self.model_dir / "versions" / version
-            missing = [
-                n for n in (BUNDLE_JSON, PREPROCESSOR_JSON, WEIGHTS) if not (target / n).is_file()
-            ]
-            if missing:
+            if missing := missing_files(target):
                 raise RegistryError(
                     f"registry '{self.model_dir}': version {version} lacks {', '.join(missing)}; "
                     "it cannot serve, so the champion stays version " + current.version

@@ -231,7 +231,7 @@ class VertexRegistry:
         """``model`` (one version) with its artifact directory copied to the local cache;
         ``not_gcs`` / ``no_bundle`` say what to do when it is not a sigdeploy bundle, and
         ``complete`` also requires the preprocessor and the weights (what serving needs)."""
-        from components.core.bundle_format import BUNDLE_JSON, PREPROCESSOR_JSON, WEIGHTS
+        from components.core.bundle_format import BUNDLE_JSON, missing_files
 
         uri = (model.uri or "").rstrip("/")  # the version's artifact directory
         if not uri.startswith("gs://"):
@@ -248,8 +248,9 @@ class VertexRegistry:
                     f"{BUNDLE_JSON}; {no_bundle}"
                 )
             gcp.download_dir(uri, local)
-        need = (BUNDLE_JSON, PREPROCESSOR_JSON, WEIGHTS) if complete else (BUNDLE_JSON,)
-        missing = [n for n in need if not (local / n).is_file()]
+        missing = missing_files(local)
+        if not complete:
+            missing = [n for n in missing if n == BUNDLE_JSON]
         if missing:
             raise RegistryError(
                 f"Vertex model {model.versioned_resource_name}: {uri} lacks "

@@ -35,6 +35,7 @@ from components.core.bundle_format import (
     PREPROCESSOR_JSON,
     PREPROCESSOR_KIND,
     WEIGHTS,
+    missing_files,
 )
 from components.core.errors import RegistryError
 from components.core.mlp_numpy import forward, load_weights, read_layers, transposed
@@ -331,12 +332,11 @@ def load_serving_model(
     ``drift`` holds DriftMonitor keyword arguments (window, min_rows, thresholds).
     """
     root = Path(path)
-    for name in (BUNDLE_JSON, PREPROCESSOR_JSON, WEIGHTS):
-        if not (root / name).is_file():
-            raise RegistryError(
-                f"model bundle '{root}': {name} is missing; the bundle is "
-                "incomplete, register a complete one"
-            )
+    if missing := missing_files(root):
+        raise RegistryError(
+            f"model bundle '{root}': {missing[0]} is missing; the bundle is incomplete, "
+            "register a complete one"
+        )
     try:
         meta = json.loads((root / BUNDLE_JSON).read_text(encoding="utf-8"))
         pre = ServingPreprocessor.from_json(
