@@ -94,6 +94,22 @@ def gate_summary(decision: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def training_summary(decision: dict[str, Any]) -> str:
+    """'1,082 rows, 17 epochs, cpu fp32' from the training facts a decision carries."""
+    facts = decision.get("challenger_training") or {}
+    if not facts:
+        return ""
+    parts = []
+    if isinstance(facts.get("rows"), int):
+        parts.append(f"{facts['rows']:,} rows")
+    if isinstance(facts.get("epochs_run"), int):
+        parts.append(f"{facts['epochs_run']} epochs")
+    device = " ".join(str(facts[k]) for k in ("device", "precision") if facts.get(k))
+    if device:
+        parts.append(device)
+    return ", ".join(parts)
+
+
 def history_line(entry: dict[str, Any]) -> str:
     event = entry.get("event", "?")
     decision = entry.get("decision") or {}
@@ -135,6 +151,7 @@ def run_show(args: argparse.Namespace) -> int:
                             "uri": v.uri,
                             "p_value": v.decision.get("p_value"),
                             "metrics": v.decision.get("metrics", {}).get("challenger", {}),
+                            "training": v.decision.get("challenger_training", {}),
                         }
                         for v in infos
                     ],
@@ -152,6 +169,8 @@ def run_show(args: argparse.Namespace) -> int:
         for v in infos:
             mark = "*" if v.champion else " "
             summary = gate_summary(v.decision) or "(no decision recorded)"
+            trained = training_summary(v.decision)
+            summary += f"  [trained: {trained}]" if trained else ""
             print(f"{mark} {v.version:>7}  {when(v.created):<20}  {summary}")
     return 0
 

@@ -22,6 +22,12 @@ def registry(tmp_path, trained_bundle):
                 "champion": "majority-class baseline",
                 "metrics": {"challenger": {"accuracy": acc}, "champion": {"accuracy": 0.1}},
                 "reason": "Deployed: the challenger is significantly better.",
+                "challenger_training": {
+                    "rows": 1082,
+                    "epochs_run": 17,
+                    "device": "cpu",
+                    "precision": "fp32",
+                },
             },
         )
     reg.record({"deploy": False, "p_value": 1.0, "champion_version": "2", "reason": "Kept."})
@@ -41,6 +47,7 @@ def test_show_lists_versions_and_marks_the_champion(registry, capsys):
     assert lines[1] == f"champion: version 2  {registry.model_dir / 'versions' / '2'}"
     assert lines[3].startswith("        1  ") and "p=1.0e-30; accuracy 0.950 vs 0.100" in lines[3]
     assert lines[4].startswith("*       2  ") and "p=0.004; accuracy 0.970" in lines[4]
+    assert lines[4].endswith("[trained: 1,082 rows, 17 epochs, cpu fp32]")
 
 
 def test_show_json(registry, capsys):
@@ -49,6 +56,7 @@ def test_show_json(registry, capsys):
     assert code == 0 and doc["champion"] == "2"
     assert [v["version"] for v in doc["versions"]] == ["1", "2"]
     assert doc["versions"][1]["metrics"] == {"accuracy": 0.97}
+    assert doc["versions"][1]["training"]["epochs_run"] == 17
 
 
 def test_history_prints_one_line_per_event(registry, capsys):
