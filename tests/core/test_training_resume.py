@@ -42,7 +42,9 @@ WORKER = textwrap.dedent(
 
     def progress(event):
         # Called after the epoch's checkpoint is on disk: a kill from here on loses nothing.
-        (work / "progress").write_text(str(event.epoch))
+        tmp = work / "progress.tmp"
+        tmp.write_text(str(event.epoch))
+        tmp.replace(work / "progress")  # atomic: a reader never sees it half written
         time.sleep(pause)
 
     result = train_mlp(
@@ -99,10 +101,11 @@ def _wait_for_epoch(work: Path, proc: subprocess.Popen, epoch: int, timeout: flo
     progress = work / "progress"
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        if progress.exists() and progress.read_text().strip():
-            done = int(progress.read_text())
-            if done >= epoch:
-                return done
+        # One read: the worker rewrites the file (truncate, then write) after every epoch,
+        # so a second read can catch it empty.
+        text = progress.read_text().strip() if progress.exists() else ""
+        if text.isdigit() and int(text) >= epoch:
+            return int(text)
         time.sleep(0.05)
     proc.kill()
     raise AssertionError(f"the worker did not reach epoch {epoch} within {timeout} s")
