@@ -16,15 +16,12 @@ from components.core.errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from pipelines.spec import add_registry_options
+
     p = sub.add_parser("predict", help="score a data file with the champion")
     p.add_argument("--data", required=True, help="CSV, Parquet, gs://, bq:// or sklearn: source")
     p.add_argument("--output", required=True, help="predictions file: .csv, .parquet or .jsonl")
-    p.add_argument(
-        "--registry",
-        default="registry",
-        help="local registry directory (default: registry) or vertex://PROJECT/REGION?...",
-    )
-    p.add_argument("--model-name", default="digits-mlp", help="model name in the registry")
+    add_registry_options(p)
     which = p.add_mutually_exclusive_group()
     which.add_argument("--version", default=None, help="a registry version, not the champion")
     which.add_argument("--bundle", default=None, help="a model bundle directory instead")

@@ -19,17 +19,13 @@ REASON_WIDTH = 110  # characters of a decision's reason on one history line
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from pipelines.spec import add_registry_options
+
     p = sub.add_parser("registry", help="show the champion, the history, or roll back")
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     def common(verb: argparse.ArgumentParser) -> None:
-        verb.add_argument(
-            "--registry",
-            default="registry",
-            help="a local registry directory (default: registry) or "
-            "vertex://PROJECT/REGION?artifacts=gs://BUCKET/PREFIX",
-        )
-        verb.add_argument("--model-name", default="digits-mlp", help="model name in the registry")
+        add_registry_options(verb)
         verb.add_argument("--json", action="store_true", help="print one JSON document")
 
     show = verbs.add_parser("show", help="the champion and every version with its gate result")

@@ -184,6 +184,17 @@ def add_param_option(parser: Any, example: str) -> None:
     )
 
 
+def add_registry_options(parser: Any) -> None:
+    """``--registry`` and ``--model-name``, as the commands that read a registry take them."""
+    parser.add_argument(
+        "--registry",
+        default="registry",
+        help="a local registry directory (default: registry) or "
+        "vertex://PROJECT/REGION?artifacts=gs://BUCKET/PREFIX",
+    )
+    parser.add_argument("--model-name", default="digits-mlp", help="model name in the registry")
+
+
 def parse_pairs(pairs: list[str] | None, what: str = "--param") -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs or []:

@@ -224,25 +224,20 @@ class LocalRegistry:
                     f"registry '{self.model_dir}': there is no champion to roll back; "
                     "nothing has been deployed under this model name"
                 )
-            known = [str(v) for v in self.versions()]
             if version is None:
                 version = json.loads(self.pointer.read_text()).get("previous")
                 if version is None:
+                    known = ", ".join(str(v) for v in self.versions())
                     raise RegistryError(
                         f"registry '{self.model_dir}': version {current.version} has no "
-                        f"predecessor; name the version to restore (versions: {', '.join(known)})"
+                        f"predecessor; name the version to restore (versions: {known})"
                     )
-            version = str(version).strip()
-            if version not in known:
-                raise RegistryError(
-                    f"registry '{self.model_dir}': no version {version!r}; versions: "
-                    f"{', '.join(known)}"
-                )
+            restored = self.version_bundle(version)
+            version, target = restored.version, restored.path
             if version == current.version:
                 raise RegistryError(
                     f"registry '{self.model_dir}': version {version} is already the champion"
                 )
-            target = self.model_dir / "versions" / version
             if missing := missing_files(target):
                 raise RegistryError(
                     f"registry '{self.model_dir}': version {version} lacks {', '.join(missing)}; "
@@ -263,7 +258,7 @@ class LocalRegistry:
         log.info(
             "%s: champion rolled back from %s to %s", self.model_name, current.version, version
         )
-        return Champion(version=version, path=target, uri=str(target))
+        return restored
 
 
 def open_registry(uri: str, model_name: str, *, existing: bool = False) -> Registry:

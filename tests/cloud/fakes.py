@@ -191,6 +191,11 @@ class FakeVertex(RecordingServer):
         self._ids += 1
         return str(1000 + self._ids)
 
+    def _next_state(self, name: str, states: list[str]) -> str:
+        """Each GET of a job moves it one state along ``states``; the last one stays."""
+        n = self._gets[name] = self._gets.get(name, 0) + 1
+        return states[min(n, len(states)) - 1]
+
     def _parent(self, m: re.Match) -> str:
         return f"projects/{m['project']}/locations/{m['location']}"
 
@@ -230,8 +235,7 @@ class FakeVertex(RecordingServer):
     def _get_job(self, call: Call, m: re.Match) -> tuple[int, Any]:
         name = f"{self._parent(m)}/pipelineJobs/{m['id']}"
         job = copy.deepcopy(self.jobs[name])
-        n = self._gets[name] = self._gets.get(name, 0) + 1
-        job["state"] = self.job_states[min(n, len(self.job_states)) - 1]
+        job["state"] = self._next_state(name, self.job_states)
         job["jobDetail"] = {
             "pipelineRunContext": {
                 "name": f"{self._parent(m)}/metadataStores/default/contexts/{m['id']}",
@@ -255,8 +259,7 @@ class FakeVertex(RecordingServer):
     def _get_batch(self, call: Call, m: re.Match) -> tuple[int, Any]:
         name = f"{self._parent(m)}/batchPredictionJobs/{m['id']}"
         job = copy.deepcopy(self.batch_jobs[name])
-        n = self._gets[name] = self._gets.get(name, 0) + 1
-        job["state"] = self.batch_states[min(n, len(self.batch_states)) - 1]
+        job["state"] = self._next_state(name, self.batch_states)
         if job["state"] == "JOB_STATE_FAILED":
             job["error"] = {"code": 3, "message": "instance 0 has an unexpected field: id"}
         return 200, job
