@@ -23,16 +23,18 @@ IN_PROCESS = r"""
 import sys
 from pathlib import Path
 from components.core import steps
-from components.core.data import SourceOptions
+from components.core.data import SourceConfig
+from components.core.features import FeatureConfig
 from components.core.gate import GatePolicy
 from components.core.split import SplitConfig
 from components.core.train_config import TrainConfig
 
 work = Path(sys.argv[1])
 split = SplitConfig()
-steps.ingest("sklearn:digits", "label", str(work / "data.parquet"), SourceOptions(), split)
-steps.preprocess(str(work / "data.parquet"), "label", split, str(work / "train.parquet"),
-                 str(work / "val.parquet"), str(work / "test.parquet"), str(work / "pre.json"))
+steps.ingest(SourceConfig(), split, str(work / "data.parquet"))
+steps.preprocess(str(work / "data.parquet"), "label", split, FeatureConfig(),
+                 str(work / "train.parquet"), str(work / "val.parquet"), str(work / "test.parquet"),
+                 str(work / "pre.json"))
 steps.train(str(work / "train.parquet"), str(work / "val.parquet"), str(work / "pre.json"),
             "label", TrainConfig(), str(work / "model"), "digits-mlp", str(work / "ckpt"))
 ev = steps.evaluate(str(work / "model"), str(work / "train.parquet"), str(work / "test.parquet"),

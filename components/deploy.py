@@ -16,27 +16,26 @@ def deploy(
     decision: Input[Artifact],
     registry: str,
     model_name: str,
+    serving_image: str,
+    endpoint_name: str,
+    machine_type: str,
+    min_replicas: int,
+    max_replicas: int,
+    canary_percent: int,
     platform: str = "local",
-    serving_image: str = "",
-    endpoint_name: str = "",
-    machine_type: str = "n1-standard-2",
-    min_replicas: int = 1,
-    max_replicas: int = 1,
-    canary_percent: int = 100,
 ) -> str:
-    from components.core import steps
+    params = dict(locals())  # first line: only the task's inputs are bound yet
+    from components.core import settings, steps
+    from components.core.deploy_config import DeployConfig
+    from components.core.progress import task_logging
+    from components.core.registry import RegistryConfig
 
+    task_logging()
     result = steps.deploy(
         model.path,
         decision.path,
-        registry,
-        model_name,
+        settings.build(RegistryConfig, params),
+        settings.build(DeployConfig, params),
         platform,
-        serving_image,
-        endpoint_name,
-        machine_type,
-        min_replicas,
-        max_replicas,
-        canary_percent,
     )
     return result["uri"]

@@ -32,6 +32,9 @@ def evaluate(
     min_test_rows: int,
     baseline: str,
     accuracy_floor: float,
+    mcnemar_method: str,
+    bootstrap_resamples: int,
+    bootstrap_seed: int,
     metrics: Output[Metrics],
     challenger_metrics: Output[ClassificationMetrics],
     champion_metrics: Output[ClassificationMetrics],
@@ -39,21 +42,21 @@ def evaluate(
     report: Output[HTML],
     summary: Output[Markdown],
 ) -> NamedTuple("Outputs", [("deploy", bool), ("p_value", float)]):
+    params = dict(locals())  # first line: only the task's inputs are bound yet
     from typing import NamedTuple
 
-    from components.core import steps
+    from components.core import settings, steps
     from components.core.gate import GatePolicy
+    from components.core.progress import task_logging
 
-    policy = GatePolicy.from_params(
-        alpha, primary_metrics, margin, guardrails, min_test_rows, baseline, accuracy_floor
-    )
+    task_logging()
     ev = steps.evaluate(
         model.path,
         train_data.path,
         test_data.path,
         registry,
         model_name,
-        policy,
+        settings.build(GatePolicy, params),
         decision.path,
         report.path,
         summary.path,

@@ -18,15 +18,14 @@ def ingest(
     split_salt: str,
     dataset: Output[Dataset],
 ):
-    from components.core import steps
-    from components.core.data import SourceOptions
+    params = dict(locals())  # first line: only the task's inputs are bound yet
+    from components.core import settings, steps
+    from components.core.data import SourceConfig
+    from components.core.progress import task_logging
     from components.core.split import SplitConfig
 
+    task_logging()
     meta = steps.ingest(
-        source,
-        label,
-        dataset.path,
-        SourceOptions(image_size=image_size, row_limit=row_limit, query=query),
-        SplitConfig(train_fraction, val_fraction, split_salt),
+        settings.build(SourceConfig, params), settings.build(SplitConfig, params), dataset.path
     )
     dataset.metadata.update(meta)

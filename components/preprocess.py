@@ -13,18 +13,25 @@ def preprocess(
     train_fraction: float,
     val_fraction: float,
     split_salt: str,
+    id_columns: str,
+    feature_columns: str,
     train_data: Output[Dataset],
     val_data: Output[Dataset],
     test_data: Output[Dataset],
     preprocessor: Output[Artifact],
 ):
-    from components.core import steps
+    params = dict(locals())  # first line: only the task's inputs are bound yet
+    from components.core import settings, steps
+    from components.core.features import FeatureConfig
+    from components.core.progress import task_logging
     from components.core.split import SplitConfig
 
+    task_logging()
     meta = steps.preprocess(
         dataset.path,
         label,
-        SplitConfig(train_fraction, val_fraction, split_salt),
+        settings.build(SplitConfig, params),
+        settings.build(FeatureConfig, params),
         train_data.path,
         val_data.path,
         test_data.path,

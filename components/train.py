@@ -41,10 +41,12 @@ def train(
     parameters = dict(locals())  # first line: only the task's inputs are bound yet
     import os
 
-    from components.core import steps
+    from components.core import settings, steps
+    from components.core.progress import task_logging
     from components.core.train_config import TrainConfig
 
-    config = TrainConfig.from_params(parameters)
+    task_logging()
+    config = settings.build(TrainConfig, parameters)
     # Beside the output, so a retry of this task (same output URI) resumes from it.
     checkpoints = os.path.join(os.path.dirname(model.path), "checkpoints")
     history, summary = steps.train(

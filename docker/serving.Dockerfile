@@ -1,6 +1,8 @@
 # The serving image: `python -m components.serving` (the Vertex AI custom-container
 # contract: AIP_HTTP_PORT, AIP_HEALTH_ROUTE, AIP_PREDICT_ROUTE, AIP_STORAGE_URI) on
-# ONNX Runtime and numpy; no torch, pandas or scikit-learn.
+# ONNX Runtime and numpy; no torch, pandas or scikit-learn. A container that starts before
+# the first deploy waits for it (SIGDEPLOY_WAIT_FOR_CHAMPION, health 503) instead of
+# exiting and crash-looping; pass --no-wait-for-champion to make that an error.
 #
 #   docker build -f docker/serving.Dockerfile -t sigdeploy/python-serving:0.1.0 .
 #   docker run -p 8080:8080 -e AIP_STORAGE_URI=gs://BUCKET/PATH sigdeploy/python-serving:0.1.0
@@ -10,7 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONPATH=/app
+    PYTHONPATH=/app \
+    SIGDEPLOY_WAIT_FOR_CHAMPION=true
 
 WORKDIR /app
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from components.core.errors import ConfigError, SigdeployError
+from components.core.progress import parse as progress_line
 from pipelines.spec import add_param_option
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -32,29 +33,81 @@ class TaskError(SigdeployError):
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the pipeline on the KFP local runner")
+    from components.core.registry import DEFAULT_MODEL_NAME
+    from components.core.settings import defaults
+
+    d = defaults()
+    p = sub.add_parser(
+        "run",
+        help="run the pipeline on the KFP local runner",
+        description="Compile the pipeline, check every setting and the data, then run it on "
+        "the KFP local runner: ingest, preprocess, train, evaluate, and deploy when the "
+        "challenger is significantly better.",
+        epilog=parameter_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument(
         "--data",
-        default="sklearn:digits",
-        help="source: sklearn:digits|breast_cancer|wine, a .csv/.parquet file, a "
-        "folder of class sub-folders of images, gs:// or bq:// (default sklearn:digits)",
+        default=d["source"],
+        help="sklearn:digits|breast_cancer|wine, a .csv/.parquet file, a folder of class "
+        f"sub-folders of images, gs:// or bq:// (default: {d['source']})",
     )
-    p.add_argument("--label", default="label", help="label column (default: label)")
-    p.add_argument("--registry", default="registry", help="local registry directory")
-    p.add_argument("--model-name", default="digits-mlp", help="model name in the registry")
-    p.add_argument("--alpha", type=float, default=None, help="false-deploy risk (default 0.05)")
-    p.add_argument("--epochs", type=int, default=None, help="maximum training epochs")
-    p.add_argument("--seed", type=int, default=None, help="training seed")
-    p.add_argument("--image-size", type=int, default=None, help="image folders: pixels per side")
-    p.add_argument("--output-dir", default="runs", help="pipeline root, logs and summary")
+    p.add_argument("--label", default=d["label"], help=f"label column (default: {d['label']})")
+    p.add_argument(
+        "--registry", default="registry", help="local registry directory (default: registry)"
+    )
+    p.add_argument(
+        "--model-name",
+        default=DEFAULT_MODEL_NAME,
+        help=f"model name in the registry (default: {DEFAULT_MODEL_NAME})",
+    )
+    p.add_argument(
+        "--alpha", type=float, default=None, help=f"false-deploy risk (default: {d['alpha']})"
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help=f"maximum training epochs, max_epochs (default: {d['max_epochs']})",
+    )
+    p.add_argument("--seed", type=int, default=None, help=f"training seed (default: {d['seed']})")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help=f"image folders: pixels per side (default: {d['image_size']})",
+    )
+    p.add_argument(
+        "--output-dir",
+        default="runs",
+        help="pipeline root, logs, report.html and summary (default: runs)",
+    )
     p.add_argument(
         "--pipeline",
         default=None,
         help="compiled pipeline JSON to run (default: compile the local target now)",
     )
     add_param_option(p, "margin=0.01")
+    p.add_argument("--quiet", action="store_true", help="no progress lines, only one line per task")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
+
+
+def parameter_help() -> str:
+    """Every pipeline parameter with its default and meaning, grouped by config."""
+    from components.core.settings import parameters
+
+    lines = ["pipeline parameters (--param NAME=VALUE), with their defaults:"]
+    current = None
+    for p in parameters().values():
+        if p.config is not current:
+            current = p.config
+            lines.append(f"  {p.config.__doc__.splitlines()[0].split(';')[0].rstrip('.')}:")
+        default = p.default if p.default != "" else '""'
+        if isinstance(default, bool):
+            default = str(default).lower()
+        lines.append(f"    {p.name}={default}" + (f"  ({p.help})" if p.help else ""))
+    return "\n".join(lines)
 
 
 def _arguments(args: argparse.Namespace) -> dict[str, Any]:
@@ -83,27 +136,15 @@ def _arguments(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
-def _precheck(params: dict[str, Any], defaults: dict[str, Any]) -> None:
-    """The data validation ingest runs, before the runner spins up (the train and gate
-    settings were checked with the parameters)."""
-    from components.core import steps
-    from components.core.data import SourceOptions
-    from components.core.split import SplitConfig
-
-    p = defaults | params
-    steps.check_source(
-        p["source"],
-        p["label"],
-        SourceOptions(image_size=p["image_size"], row_limit=p["row_limit"], query=p["query"]),
-        SplitConfig(p["train_fraction"], p["val_fraction"], p["split_salt"]),
-    )
-
-
 class _RunnerOutput(io.TextIOBase):
-    """Receives everything the local runner prints; keeps a log, reports task progress."""
+    """Receives everything the local runner prints; keeps a log, reports task progress.
 
-    def __init__(self, log: TextIO, progress: TextIO) -> None:
-        self.log, self.progress = log, progress
+    The runner passes each task's output on line by line while the task runs, so the
+    progress lines of the steps (components.core.progress) are shown as they come.
+    """
+
+    def __init__(self, log: TextIO, progress: TextIO, verbose: bool = True) -> None:
+        self.log, self.progress, self.verbose = log, progress, verbose
         self.buffer_ = ""
         self.current: str | None = None
         self.started: dict[str, float] = {}
@@ -122,6 +163,9 @@ class _RunnerOutput(io.TextIOBase):
             self._line(ANSI.sub("", line))
         return len(text)
 
+    def _show(self, task: str, text: str) -> None:
+        print(f"  {task:<12} {text}", file=self.progress, flush=True)
+
     def _line(self, line: str) -> None:
         if m := TASK_START.search(line):
             self.current = m.group(1)
@@ -131,9 +175,12 @@ class _RunnerOutput(io.TextIOBase):
             name, status = m.group(1), m.group(2)
             took = time.perf_counter() - self.started.get(name, time.perf_counter())
             mark = "ok" if status == "SUCCESS" else status.lower()
-            print(f"  {name:<12} {mark:<8} {took:5.1f} s", file=self.progress, flush=True)
+            self._show(name, f"{mark:<8} {took:5.1f} s")
             if status != "SUCCESS":
                 self.failed.append(name)
+            return
+        if self.verbose and self.current and (found := progress_line(line)):
+            self._show(self.current, f"  {found[1]}")
             return
         if self.current and (m := ERROR_LINE.match(line)):
             self.task_errors[self.current] = m.group(2).strip()
@@ -141,7 +188,8 @@ class _RunnerOutput(io.TextIOBase):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.spec import check_parameters, compile_pipeline, load_spec, parameter_defaults
+    from components.core import steps
+    from pipelines.spec import check_parameters, compile_pipeline, load_spec, run_settings
 
     started = time.perf_counter()
     out_dir = Path(args.output_dir).expanduser().resolve()
@@ -153,12 +201,16 @@ def run(args: argparse.Namespace) -> int:
     )
     spec = load_spec(pipeline_path)
     params = check_parameters(spec, _arguments(args))
-    _precheck(params, parameter_defaults(spec))
+    # The data as ingest will read it, and what the gate and the features need of it.
+    notes = steps.preflight(run_settings(spec, params))
 
     progress = sys.stderr
     print(f"sigdeploy: running {pipeline_path} on the KFP local runner", file=progress)
+    if not args.quiet:
+        for note in notes:
+            print(f"  {'check':<12}   {note}", file=progress)
     log_path = out_dir / "runner.log"
-    outputs, sink = _run_local(pipeline_path, params, out_dir, log_path, progress)
+    outputs, sink = _run_local(pipeline_path, params, out_dir, log_path, progress, not args.quiet)
     if "deploy" not in sink.started:  # the dsl.If kept it from running
         print(f"  {'deploy':<12} {'skipped':<8} (the gate said no)", file=progress, flush=True)
     summary = _summary(outputs, params, out_dir, pipeline_path, log_path)
@@ -176,7 +228,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_local(
-    pipeline_path: Path, params: dict[str, Any], out_dir: Path, log_path: Path, progress: TextIO
+    pipeline_path: Path,
+    params: dict[str, Any],
+    out_dir: Path,
+    log_path: Path,
+    progress: TextIO,
+    verbose: bool = True,
 ) -> tuple[dict[str, Any], _RunnerOutput]:
     from kfp import components, local
 
@@ -187,7 +244,7 @@ def _run_local(
     )
     pipeline = components.load_component_from_file(str(pipeline_path))
     with open(log_path, "w", encoding="utf-8") as log:
-        sink = _RunnerOutput(log, progress)
+        sink = _RunnerOutput(log, progress, verbose)
         try:
             with contextlib.redirect_stdout(sink):  # type: ignore[type-var]
                 task = pipeline(**params)
@@ -225,6 +282,15 @@ def _summary(
         raise ConfigError(
             f"the gate decided to deploy but the registry champion did not move; see {log_path}"
         )
+    # The HTML artifact's file is named after the output ("report"), which a browser shows
+    # as text: the run's copies get the extensions.
+    from components.core.io import atomic_path
+
+    copies = {}
+    for key, name in (("report", "report.html"), ("summary", "summary.md")):
+        with atomic_path(out_dir / name) as tmp:
+            tmp.write_bytes(Path(_artifact_path(outputs[key])).read_bytes())
+        copies[key] = str(out_dir / name)
     return {
         "deployed": bool(decision["deploy"]),
         "p_value": decision["p_value"],
@@ -240,8 +306,9 @@ def _summary(
         "model_name": params["model_name"],
         "paths": {
             "model": _artifact_path(outputs["model"]),
-            "report": _artifact_path(outputs["report"]),
-            "summary_markdown": _artifact_path(outputs["summary"]),
+            "report": copies["report"],
+            "summary_markdown": copies["summary"],
+            "report_artifact": _artifact_path(outputs["report"]),
             "decision": decision_path,
             "registry": str(registry.model_dir),
             "champion": str(champion.path) if champion else None,

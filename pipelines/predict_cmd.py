@@ -26,7 +26,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--version", default=None, help="a registry version, not the champion")
     which.add_argument("--bundle", default=None, help="a model bundle directory instead")
     p.add_argument("--label", default=None, help="label column, if present (default: the model's)")
-    p.add_argument("--image-size", type=int, default=28, help="image folders: pixels per side")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="image folders: pixels per side (default: the size the model was trained at)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     job = p.add_argument_group(
         "on Vertex AI", "--batch-job: a Vertex AI batch prediction job scores gs:// or bq:// data"
@@ -53,6 +58,36 @@ def _model(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
             "first, or score with --bundle DIR"
         )
     return load_bundle(chosen.path), {"model_name": args.model_name, "version": chosen.version}
+
+
+def image_size(data: str, asked: int | None, bundle: Any) -> int:
+    """The pixels per side to read an image folder at: the model's own, as its bundle
+    records; a different ``asked`` size, or images for a model of tables, is refused."""
+    from components.core.data import source_kind
+
+    if source_kind(data) != "image_folder":
+        return asked or 28
+    inputs = bundle.inputs
+    trained = inputs.get("image_size") if inputs.get("source_kind") == "image_folder" else None
+    name = bundle.meta.get("name") or str(bundle.path)
+    if inputs and trained is None:
+        raise ConfigError(
+            f"--data {data}: model '{name}' was trained on {inputs.get('source_kind')} data, "
+            "not on images; score it with data of the same columns"
+        )
+    if trained is not None and asked is not None and asked != trained:
+        raise ConfigError(
+            f"--image-size {asked}: model '{name}' was trained on {trained}x{trained} images; "
+            f"drop --image-size or pass {trained}"
+        )
+    size = int(trained or asked or 28)
+    if len(bundle.features) != size * size:  # a bundle from before sigdeploy kept the size
+        side = int(round(len(bundle.features) ** 0.5))
+        raise ConfigError(
+            f"--data {data}: images read at {size}x{size} give {size * size} pixels, model "
+            f"'{name}' takes {len(bundle.features)}; pass --image-size {side}"
+        )
+    return size
 
 
 def run_batch_job(args: argparse.Namespace) -> int:
@@ -91,13 +126,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_job:
         return run_batch_job(args)
-    from components.core.data import SourceOptions, load_source
+    from components.core.data import load_source
     from components.core.io import dumps
 
     batch.check_output(args.output)  # a wrong extension fails before anything is read
     bundle, model = _model(args)
     label = args.label or bundle.label
-    frame = load_source(args.data, label, SourceOptions(image_size=args.image_size))
+    frame = load_source(args.data, label, image_size=image_size(args.data, args.image_size, bundle))
     result = batch.score_file(bundle, frame, args.output, label)
     summary = {
         "rows": result.rows,

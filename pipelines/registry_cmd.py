@@ -206,14 +206,14 @@ def run_rollback(args: argparse.Namespace) -> int:
         )
     config = None
     if args.endpoint:  # checked before anything moves
-        from components.core.vertex_registry import EndpointConfig
+        from components.core.deploy_config import DeployConfig
 
         given = {
             "machine_type": args.machine_type,
             "min_replicas": args.min_replicas,
             "max_replicas": args.max_replicas,
         }
-        config = EndpointConfig(
+        config = DeployConfig(
             endpoint_name=args.endpoint,
             canary_percent=100,
             **{k: v for k, v in given.items() if v is not None},

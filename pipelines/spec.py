@@ -14,6 +14,7 @@ from typing import Any
 
 from components.core.errors import ConfigError
 from components.core.io import atomic_path
+from components.core.registry import DEFAULT_MODEL_NAME
 
 PARAM_TYPES = {
     "STRING": str,
@@ -107,71 +108,52 @@ def parameter_types(spec: dict[str, Any]) -> dict[str, str]:
     return {name: p["parameterType"] for name, p in params.items()}
 
 
-def coerce_value(name: str, value: Any, kind: str) -> Any:
-    want = PARAM_TYPES.get(kind, str)
-    if want is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "1", "yes"):
-            return True
-        if text in ("false", "0", "no"):
-            return False
-        raise ConfigError(f"parameter {name}={value!r}: expected true or false")
-    if want is int:
-        try:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return int(str(value).strip()) if not isinstance(value, (int, float)) else int(value)
-        except ValueError as exc:
-            raise ConfigError(f"parameter {name}={value!r}: expected an integer") from exc
-    if want is float:
-        try:
-            return float(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"parameter {name}={value!r}: expected a number") from exc
-    return str(value)
-
-
 def check_parameters(spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """Refuse unknown names and coerce values to the compiled parameter types."""
+    """The values coerced to the compiled parameter types, after every check that needs no
+    data: unknown names (with a did-you-mean), types, and every config a run builds from
+    them (split, trainer, gate, registry, serving). All problems are reported at once."""
+    from components.core.settings import Settings, coerce, raise_problems, unknown_names
+
     types = parameter_types(spec)
+    problems = unknown_names(values, types)
     out = {}
     for name, value in values.items():
-        if name not in types:
-            close = [
-                n for n in types if n.replace("_", "") == name.replace("_", "").replace("-", "")
-            ]
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(
-                f"parameter '{name}' is not a pipeline parameter{hint}; known: "
-                + ", ".join(sorted(types))
-            )
-        out[name] = coerce_value(name, value, types[name])
-    check_settings(parameter_defaults(spec) | out)
+        if name in types:
+            try:
+                out[name] = coerce(name, value, PARAM_TYPES.get(types[name], str))
+            except ConfigError as exc:
+                problems.append(str(exc))
+    Settings.collect(settings_params(parameter_defaults(spec) | out), problems, strict=False)
+    raise_problems(problems)
     return out
 
 
 def parameter_defaults(spec: dict[str, Any]) -> dict[str, Any]:
+    """The compiled defaults, as their declared types: the IR stores 28 as 28.0."""
+    from components.core.settings import coerce
+
     params = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
-    return {name: p["defaultValue"] for name, p in params.items() if "defaultValue" in p}
+    return {
+        name: coerce(name, p["defaultValue"], PARAM_TYPES.get(p["parameterType"], str))
+        for name, p in params.items()
+        if "defaultValue" in p
+    }
 
 
-def check_settings(params: dict[str, Any]) -> None:
-    """Build the model name, train config and gate policy a run would use, so that a bad
-    value fails before a runner or a cluster starts rather than in its task minutes later.
-    Names the spec lacks (one compiled by an older version) fall back to the defaults."""
-    import inspect
+def settings_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters the settings layer knows (a spec compiled by another version of
+    sigdeploy may declare others; their tasks check them)."""
+    from components.core.settings import parameters
 
-    from components.core.gate import GatePolicy
-    from components.core.registry import check_model_name
-    from components.core.train_config import TrainConfig
+    known = parameters()
+    return {k: v for k, v in params.items() if k in known}
 
-    if params.get("model_name"):
-        check_model_name(params["model_name"])
-    TrainConfig.from_params(params)
-    gate_names = inspect.signature(GatePolicy.from_params).parameters
-    GatePolicy.from_params(**{k: v for k, v in params.items() if k in gate_names})
+
+def run_settings(spec: dict[str, Any], params: dict[str, Any]) -> Any:
+    """The Settings a run of ``spec`` with ``params`` (already checked) would use."""
+    from components.core.settings import Settings
+
+    return Settings.from_params(settings_params(parameter_defaults(spec) | params), strict=False)
 
 
 def add_param_option(parser: Any, example: str) -> None:
@@ -192,7 +174,11 @@ def add_registry_options(parser: Any) -> None:
         help="a local registry directory (default: registry) or "
         "vertex://PROJECT/REGION?artifacts=gs://BUCKET/PREFIX",
     )
-    parser.add_argument("--model-name", default="digits-mlp", help="model name in the registry")
+    parser.add_argument(
+        "--model-name",
+        default=DEFAULT_MODEL_NAME,
+        help=f"model name in the registry (default: {DEFAULT_MODEL_NAME})",
+    )
 
 
 def parse_pairs(pairs: list[str] | None, what: str = "--param") -> dict[str, str]:

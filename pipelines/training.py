@@ -1,4 +1,8 @@
-"""The training pipeline: wiring only. Every default comes from the core config dataclasses.
+"""The training pipeline: wiring only.
+
+Every parameter is a field of a config in components/core/settings.py, with that field's
+default; each task receives the parameters its component declares, by name. Adding a
+parameter: the config field, the component's input, and one line in the signature below.
 
 No `from __future__ import annotations` here: KFP reads the parameter annotations as types.
 """
@@ -8,11 +12,7 @@ from typing import Any, NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Input, Markdown, Model
 
-from components import images
-from components.core.gate import GatePolicy
-from components.core.split import SplitConfig
-from components.core.train_config import TrainConfig
-from components.core.vertex_registry import EndpointConfig
+from components.core.settings import defaults
 from components.deploy import deploy
 from components.evaluate import evaluate
 from components.ingest import ingest
@@ -26,7 +26,13 @@ PipelineOutputs = NamedTuple(
     "Outputs",
     [("model", Model), ("decision", Artifact), ("report", HTML), ("summary", Markdown)],
 )
-_T, _G, _S, _E = TrainConfig(), GatePolicy(), SplitConfig(), EndpointConfig()
+D = defaults()
+
+
+def inputs(component: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline parameters that ``component`` declares as inputs, by name."""
+    declared = component.component_spec.inputs or {}
+    return {name: value for name, value in params.items() if name in declared}
 
 
 def build_pipeline(target: Target) -> Any:
@@ -49,19 +55,11 @@ def build_pipeline(target: Target) -> Any:
         # The dsl.If sits in its own small pipeline so that its condition reads a pipeline
         # input: the KFP local runner (2.17) cannot resolve a condition on a named output of
         # a sibling task, while Vertex and KFP resolve both forms.
+        params = dict(locals())
         with dsl.If(deploy_model == True, name="significantly-better"):  # noqa: E712
             deploy_task = deploy(
-                model=model,
-                decision=decision,
-                registry=registry,
-                model_name=model_name,
                 platform=target.name,  # how to serve is fixed per compile target
-                serving_image=serving_image,
-                endpoint_name=endpoint_name,
-                machine_type=machine_type,
-                min_replicas=min_replicas,
-                max_replicas=max_replicas,
-                canary_percent=canary_percent,
+                **inputs(deploy, params),  # model, decision and the serving settings
             ).set_display_name("deploy")
             deploy_task.set_caching_options(False)
             target.configure_task(deploy_task)
@@ -72,95 +70,74 @@ def build_pipeline(target: Target) -> Any:
         "the champion on the same test rows.",
     )
     def training_pipeline(
-        source: str = "sklearn:digits",
-        label: str = "label",
-        model_name: str = "digits-mlp",
+        # data: components/core/data.SourceConfig
+        source: str = D["source"],
+        label: str = D["label"],
+        image_size: int = D["image_size"],
+        row_limit: int = D["row_limit"],
+        query: str = D["query"],
+        # features: components/core/features.FeatureConfig
+        id_columns: str = D["id_columns"],
+        feature_columns: str = D["feature_columns"],
+        # split: components/core/split.SplitConfig
+        train_fraction: float = D["train_fraction"],
+        val_fraction: float = D["val_fraction"],
+        split_salt: str = D["split_salt"],
+        # trainer: components/core/train_config.TrainConfig
+        hidden_sizes: str = D["hidden_sizes"],
+        dropout: float = D["dropout"],
+        learning_rate: float = D["learning_rate"],
+        weight_decay: float = D["weight_decay"],
+        batch_size: int = D["batch_size"],
+        max_epochs: int = D["max_epochs"],
+        patience: int = D["patience"],
+        schedule: str = D["schedule"],
+        warmup_fraction: float = D["warmup_fraction"],
+        seed: int = D["seed"],
+        precision: str = D["precision"],
+        compile: bool = D["compile"],
+        device: str = D["device"],
+        deterministic: bool = D["deterministic"],
+        cpu_threads: int = D["cpu_threads"],
+        cuda_graphs: bool = D["cuda_graphs"],
+        data_budget_mb: int = D["data_budget_mb"],
+        distributed: str = D["distributed"],
+        # gate: components/core/gate.GatePolicy
+        alpha: float = D["alpha"],
+        primary_metrics: str = D["primary_metrics"],
+        margin: float = D["margin"],
+        guardrails: str = D["guardrails"],
+        min_test_rows: int = D["min_test_rows"],
+        baseline: str = D["baseline"],
+        accuracy_floor: float = D["accuracy_floor"],
+        mcnemar_method: str = D["mcnemar_method"],
+        bootstrap_resamples: int = D["bootstrap_resamples"],
+        bootstrap_seed: int = D["bootstrap_seed"],
+        # registry: components/core/registry.RegistryConfig (the default depends on the target)
         registry: str = target.default_registry,
-        image_size: int = 28,
-        row_limit: int = 0,
-        query: str = "",
-        train_fraction: float = _S.train_fraction,
-        val_fraction: float = _S.val_fraction,
-        split_salt: str = _S.salt,
-        hidden_sizes: str = ",".join(map(str, _T.hidden_sizes)),
-        dropout: float = _T.dropout,
-        learning_rate: float = _T.learning_rate,
-        weight_decay: float = _T.weight_decay,
-        batch_size: int = _T.batch_size,
-        max_epochs: int = _T.max_epochs,
-        patience: int = _T.patience,
-        schedule: str = _T.schedule,
-        warmup_fraction: float = _T.warmup_fraction,
-        seed: int = _T.seed,
-        precision: str = _T.precision,
-        compile: bool = _T.compile,
-        device: str = _T.device,
-        deterministic: bool = _T.deterministic,
-        cpu_threads: int = _T.cpu_threads,
-        cuda_graphs: bool = _T.cuda_graphs,
-        data_budget_mb: int = _T.data_budget_mb,
-        distributed: str = _T.distributed,
-        alpha: float = _G.alpha,
-        primary_metrics: str = ",".join(_G.primary_metrics),
-        margin: float = _G.margin,
-        guardrails: str = "",
-        min_test_rows: int = _G.min_test_rows,
-        baseline: str = _G.baseline,
-        accuracy_floor: float = _G.accuracy_floor,
-        # serving (vertex: Model Registry + endpoint; kind: Deployment/Service); see
-        # components/core/vertex_registry.EndpointConfig and components/core/kube.KubeServing
-        serving_image: str = images.SERVING_IMAGE,
-        endpoint_name: str = _E.endpoint_name,
-        machine_type: str = _E.machine_type,
-        min_replicas: int = _E.min_replicas,
-        max_replicas: int = _E.max_replicas,
-        canary_percent: int = _E.canary_percent,
+        model_name: str = D["model_name"],
+        # serving: components/core/deploy_config.DeployConfig
+        serving_image: str = D["serving_image"],
+        endpoint_name: str = D["endpoint_name"],
+        machine_type: str = D["machine_type"],
+        min_replicas: int = D["min_replicas"],
+        max_replicas: int = D["max_replicas"],
+        canary_percent: int = D["canary_percent"],
     ) -> PipelineOutputs:
-        ingest_task = ingest(
-            source=source,
-            label=label,
-            image_size=image_size,
-            row_limit=row_limit,
-            query=query,
-            train_fraction=train_fraction,
-            val_fraction=val_fraction,
-            split_salt=split_salt,
-        ).set_display_name("ingest")
+        params = dict(locals())  # first line: every pipeline parameter, by name
+        ingest_task = ingest(**inputs(ingest, params)).set_display_name("ingest")
         # Fresh data and the current champion must never come from a cache.
         ingest_task.set_caching_options(False)
 
         prep_task = preprocess(
-            dataset=ingest_task.outputs["dataset"],
-            label=label,
-            train_fraction=train_fraction,
-            val_fraction=val_fraction,
-            split_salt=split_salt,
+            dataset=ingest_task.outputs["dataset"], **inputs(preprocess, params)
         ).set_display_name("preprocess")
 
         train_task = train(
             train_data=prep_task.outputs["train_data"],
             val_data=prep_task.outputs["val_data"],
             preprocessor=prep_task.outputs["preprocessor"],
-            label=label,
-            model_name=model_name,
-            hidden_sizes=hidden_sizes,
-            dropout=dropout,
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            max_epochs=max_epochs,
-            patience=patience,
-            schedule=schedule,
-            warmup_fraction=warmup_fraction,
-            seed=seed,
-            precision=precision,
-            compile=compile,
-            device=device,
-            deterministic=deterministic,
-            cpu_threads=cpu_threads,
-            cuda_graphs=cuda_graphs,
-            data_budget_mb=data_budget_mb,
-            distributed=distributed,
+            **inputs(train, params),
         ).set_display_name("train")
         target.configure_train(train_task)
         # A preempted GPU node is retried; the retry resumes from the epoch checkpoint.
@@ -170,15 +147,7 @@ def build_pipeline(target: Target) -> Any:
             model=train_task.outputs["model"],
             train_data=prep_task.outputs["train_data"],
             test_data=prep_task.outputs["test_data"],
-            registry=registry,
-            model_name=model_name,
-            alpha=alpha,
-            primary_metrics=primary_metrics,
-            margin=margin,
-            guardrails=guardrails,
-            min_test_rows=min_test_rows,
-            baseline=baseline,
-            accuracy_floor=accuracy_floor,
+            **inputs(evaluate, params),
         ).set_display_name("evaluate")
         eval_task.set_caching_options(False)
 
@@ -186,14 +155,7 @@ def build_pipeline(target: Target) -> Any:
             deploy_model=eval_task.outputs["deploy"],
             model=train_task.outputs["model"],
             decision=eval_task.outputs["decision"],
-            registry=registry,
-            model_name=model_name,
-            serving_image=serving_image,
-            endpoint_name=endpoint_name,
-            machine_type=machine_type,
-            min_replicas=min_replicas,
-            max_replicas=max_replicas,
-            canary_percent=canary_percent,
+            **inputs(promote, params),
         ).set_display_name("promote")
         promote_task.set_caching_options(False)
 

@@ -95,9 +95,23 @@ class Bundle:
     def label(self) -> str:
         return str(self.meta["schema"]["label"])
 
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """How the training rows were made: source kind, image size and mode, the columns
+        used and left out ({} for a bundle written before sigdeploy kept this)."""
+        return dict(self.meta.get("inputs") or {})
+
+    @property
+    def dropped_columns(self) -> dict[str, str]:
+        return dict(self.inputs.get("columns_dropped") or {})
+
     def check_schema(self, frame: pd.DataFrame, what: str = "data") -> None:
-        """Refuse data whose features differ from the ones this model was trained on."""
-        have = [c for c in frame.columns if c != self.label]
+        """Refuse data whose features differ from the ones this model was trained on.
+
+        Columns the model left out on purpose (ID-like, or not among feature_columns) may be
+        present: they are not features."""
+        dropped = self.dropped_columns
+        have = [c for c in frame.columns if c != self.label and c not in dropped]
         missing = [c for c in self.features if c not in have]
         extra = [c for c in have if c not in self.features]
         if missing or extra:

@@ -18,32 +18,92 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.core.errors import DataError
+from components.core.errors import ConfigError, DataError, did_you_mean
 
 log = logging.getLogger(__name__)
 
 SKLEARN_SOURCES = ("digits", "breast_cancer", "wine")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 DEFAULT_LABEL = "label"
+MAX_IMAGE_SIZE = 1024
+PROVENANCE_KEY = b"sigdeploy.inputs"  # Parquet footer key: how the rows were made
+IMAGE_MODE = "L"  # images become 8-bit grayscale (PIL mode L), one column per pixel
 
 
 @dataclass(frozen=True)
-class SourceOptions:
-    """How to read a source; fields map onto pipeline parameters."""
+class SourceConfig:
+    """What to read and how; fields are pipeline parameters."""
 
-    image_size: int = 28  # images are resized to image_size x image_size grayscale pixels
+    source: str = "sklearn:digits"  # sklearn:NAME, .csv/.parquet, image folder, gs://, bq://
+    label: str = DEFAULT_LABEL  # the column to predict
+    image_size: int = 28  # image folders: images are resized to this many pixels per side
     row_limit: int = 0  # bq:// only: stop after this many rows (0 = no limit)
     query: str = ""  # bq:// only: a SQL query to run instead of reading the whole table
 
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.label.strip():
+            problems.append("label is empty: name the column to predict")
+        if not 1 <= self.image_size <= MAX_IMAGE_SIZE:
+            problems.append(
+                f"image_size={self.image_size} must be 1-{MAX_IMAGE_SIZE} pixels per side, e.g. 28"
+            )
+        if self.row_limit < 0:
+            problems.append(f"row_limit={self.row_limit} must be >= 0 (0 = no limit)")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def load(self) -> pd.DataFrame:
+        return load_source(
+            self.source,
+            self.label,
+            image_size=self.image_size,
+            row_limit=self.row_limit,
+            query=self.query,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """How the raw rows were made, as a model bundle records it."""
+        return describe_source(self.source, self.image_size)
+
+
+def source_kind(source: str) -> str:
+    """sklearn | csv | parquet | image_folder | gcs | bigquery | unknown."""
+    source = source.strip()
+    if source.startswith("sklearn:"):
+        return "sklearn"
+    if source.startswith("gs://"):
+        return "gcs"
+    if source.startswith("bq://"):
+        return "bigquery"
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return "image_folder"
+    suffix = path.suffix.lower()
+    return {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(suffix, "unknown")
+
+
+def describe_source(source: str, image_size: int = 28) -> dict[str, Any]:
+    kind = source_kind(source)
+    out: dict[str, Any] = {"source": source, "source_kind": kind}
+    if kind == "image_folder":
+        out |= {"image_size": image_size, "image_mode": IMAGE_MODE, "image_resample": "bilinear"}
+    return out
+
 
 def load_source(
-    source: str, label: str = DEFAULT_LABEL, options: SourceOptions | None = None
+    source: str,
+    label: str = DEFAULT_LABEL,
+    *,
+    image_size: int = 28,
+    row_limit: int = 0,
+    query: str = "",
 ) -> pd.DataFrame:
     """Read ``source`` into a DataFrame that has ``label`` as a column.
 
+    ``image_size`` applies to image folders, ``row_limit`` and ``query`` to bq:// tables.
     Raises DataError with a one-line message for anything a user must fix.
     """
-    options = options or SourceOptions()
     if not source or not source.strip():
         raise DataError("data source is empty; pass a path, sklearn:digits, gs:// or bq:// URI")
     source = source.strip()
@@ -56,7 +116,7 @@ def load_source(
     if source.startswith("bq://"):
         from components.core import gcp
 
-        return gcp.read_bigquery(source, row_limit=options.row_limit, query=options.query)
+        return gcp.read_bigquery(source, row_limit=row_limit, query=query)
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(
@@ -64,7 +124,7 @@ def load_source(
             "(or use sklearn:digits for the embedded data)"
         )
     if path.is_dir():
-        return _load_image_folder(path, label, options.image_size)
+        return _load_image_folder(path, label, image_size)
     suffix = path.suffix.lower()
     readers: dict[str, Callable[[Path], pd.DataFrame]] = {
         ".csv": _read_csv,
@@ -151,7 +211,7 @@ def _load_image_folder(root: Path, label: str, size: int) -> pd.DataFrame:
         for file in files:
             try:
                 with Image.open(file) as img:
-                    pixels = img.convert("L").resize((size, size), Image.Resampling.BILINEAR)
+                    pixels = img.convert(IMAGE_MODE).resize((size, size), Image.Resampling.BILINEAR)
                     rows.append(np.asarray(pixels, dtype=np.float32).reshape(-1))
             except (UnidentifiedImageError, OSError, ValueError) as exc:
                 raise DataError(
@@ -179,7 +239,8 @@ def validate_frame(frame: pd.DataFrame, label: str, source: str = "data") -> Non
         shown = ", ".join(map(str, list(frame.columns)[:8]))
         more = ", ..." if frame.shape[1] > 8 else ""
         raise DataError(
-            f"data source '{source}': label column '{label}' not found (columns: {shown}{more}); "
+            f"data source '{source}': label column '{label}' not found"
+            f"{did_you_mean(label, frame.columns)} (columns: {shown}{more}); "
             "pass --label with the name of the column to predict"
         )
     if not feature_columns(frame, label):
@@ -226,11 +287,35 @@ def dataset_metadata(frame: pd.DataFrame, label: str) -> dict[str, Any]:
     }
 
 
-def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
+def write_parquet(
+    frame: pd.DataFrame, path: str | Path, provenance: dict[str, Any] | None = None
+) -> None:
+    """Write atomically; ``provenance`` (how the rows were made) goes in the file's footer,
+    so every Dataset artifact carries it to the steps after it."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from components.core.io import atomic_path
 
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if provenance:
+        meta = dict(table.schema.metadata or {})
+        meta[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True).encode()
+        table = table.replace_schema_metadata(meta)
     with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
+        pq.write_table(table, tmp)
+
+
+def read_provenance(path: str | Path) -> dict[str, Any]:
+    """What ``write_parquet`` stored about the rows' origin; {} for a file without it."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    raw = (pq.read_schema(path).metadata or {}).get(PROVENANCE_KEY)
+    return json.loads(raw) if raw else {}
 
 
 def read_parquet(path: str | Path) -> pd.DataFrame:

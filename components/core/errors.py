@@ -28,3 +28,18 @@ class RegistryError(SigdeployError):
 
 class SchemaMismatchError(RegistryError):
     """The champion was trained on different features than the data now has."""
+
+
+def did_you_mean(name: str, known: object) -> str:
+    """' (did you mean X?)' when ``name`` is a near miss of one of ``known``, else ''.
+
+    A difference of case alone always counts ('Churn' -> 'churn').
+    """
+    import difflib
+
+    candidates = [str(k) for k in known]  # type: ignore[attr-defined]
+    lowered = {k.lower(): k for k in candidates}
+    if name.lower() in lowered and lowered[name.lower()] != name:
+        return f" (did you mean {lowered[name.lower()]}?)"
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""

@@ -9,6 +9,8 @@ and a bundle from an untrusted place cannot run code.
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,101 @@ import numpy as np
 import pandas as pd
 
 from components.core.bundle_format import PREPROCESSOR_KIND
-from components.core.errors import DataError, SchemaMismatchError
+from components.core.errors import ConfigError, DataError, SchemaMismatchError, did_you_mean
+
+log = logging.getLogger(__name__)
+
+# A column is ID-like when nearly every row has its own value (at least this share of the
+# rows, over at least ID_MIN_ROWS rows) and it is text, or whole numbers that are either
+# named like an identifier or a dense counter (1, 2, 3, ...). Such a column cannot
+# generalise: one-hot encoded, each test row gets a category never seen in training.
+ID_MIN_ROWS = 20
+ID_DISTINCT_SHARE = 0.95
+ID_NAME = re.compile(r"(?:^|[^a-zA-Z])(?:id|uuid|guid|key|idx|index|row|rownum)$", re.I)
+ID_CAMEL = re.compile(r"[a-z](?:Id|ID|Key|Uuid|UUID)$")  # customerId, orderKey
+COUNTER_SPAN = 1.1  # a counter covers nearly every whole number between its ends
+AUTO, NONE = "auto", "none"
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Which columns are features; fields are pipeline parameters."""
+
+    id_columns: str = AUTO  # auto = leave out ID-like columns; none; or the names, e.g. id,email
+    feature_columns: tuple[str, ...] = ()  # empty = every other column; or exactly these
+
+    def __post_init__(self) -> None:
+        named = self.named_ids()
+        both = sorted(set(named or ()) & set(self.feature_columns))
+        if both:
+            raise ConfigError(
+                f"id_columns and feature_columns both name {', '.join(both)}; "
+                "a column is either an ID or a feature"
+            )
+
+    def named_ids(self) -> tuple[str, ...] | None:
+        """The ID columns named explicitly; None when they are detected (auto)."""
+        text = self.id_columns.strip()
+        if text.lower() == AUTO:
+            return None
+        if text.lower() in (NONE, ""):
+            return ()
+        return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def id_like(series: pd.Series, name: str) -> str | None:
+    """Why ``series`` looks like an identifier, or None when it does not."""
+    values = series.dropna()
+    n = len(values)
+    if n < ID_MIN_ROWS or pd.api.types.is_bool_dtype(values):
+        return None
+    distinct = int(values.nunique())
+    if distinct < ID_DISTINCT_SHARE * n:
+        return None
+    why = f"ID-like: {distinct:,} distinct values in {n:,} rows"
+    if pd.api.types.is_numeric_dtype(values):
+        numbers = values.to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(numbers)) or not np.all(numbers == np.round(numbers)):
+            return None  # measurements, not identifiers
+        if ID_NAME.search(str(name)) or ID_CAMEL.search(str(name)):
+            return why
+        span = float(numbers.max() - numbers.min()) + 1
+        return f"{why}, a counter" if span <= COUNTER_SPAN * distinct else None
+    return why
+
+
+def select_columns(
+    frame: pd.DataFrame, label: str, config: FeatureConfig | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The feature columns, in frame order, and the columns left out with the reason."""
+    config = config or FeatureConfig()
+    columns = [c for c in frame.columns if c != label]
+    wanted = list(config.feature_columns)
+    named = config.named_ids()
+    unknown = [c for c in [*wanted, *(named or ())] if c not in columns]
+    if unknown:
+        name = unknown[0]
+        raise DataError(
+            f"column '{name}' (in feature_columns or id_columns) is not in the data"
+            f"{did_you_mean(name, columns)}; the data has {len(columns)} columns besides "
+            f"the label '{label}'"
+        )
+    dropped: dict[str, str] = {}
+    for col in columns:
+        if named is not None and col in named:
+            dropped[col] = "named in id_columns"
+        elif wanted and col not in wanted:
+            dropped[col] = "not in feature_columns"
+        elif named is None and not wanted and (why := id_like(frame[col], col)):
+            dropped[col] = why
+    features = [c for c in columns if c not in dropped]
+    if not features:
+        raise DataError(
+            f"no feature columns are left besides the label '{label}' "
+            f"({len(dropped)} left out, e.g. {next(iter(dropped), '-')}); "
+            "set feature_columns, or id_columns=none to keep ID-like columns"
+        )
+    return features, dropped
 
 
 def _is_numeric(series: pd.Series) -> bool:
@@ -44,6 +140,7 @@ class Preprocessor:
     scales: tuple[float, ...]
     fill_values: tuple[str, ...]
     categories: tuple[tuple[str, ...], ...]
+    dropped: tuple[tuple[str, str], ...] = ()  # columns left out of the features, and why
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -92,6 +189,7 @@ class Preprocessor:
             "scales": list(self.scales),
             "fill_values": list(self.fill_values),
             "categories": [list(c) for c in self.categories],
+            "dropped": dict(self.dropped),
         }
 
     @classmethod
@@ -109,13 +207,17 @@ class Preprocessor:
             scales=tuple(float(v) for v in obj["scales"]),
             fill_values=tuple(obj["fill_values"]),
             categories=tuple(tuple(c) for c in obj["categories"]),
+            dropped=tuple((str(k), str(v)) for k, v in (obj.get("dropped") or {}).items()),
         )
 
 
-def split_columns(frame: pd.DataFrame, label: str) -> tuple[list[str], list[str]]:
+def split_columns(
+    frame: pd.DataFrame, label: str, columns: list[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """``columns`` (default: all but the label) as (numeric, categorical), in frame order."""
     numeric: list[str] = []
     categorical: list[str] = []
-    for col in frame.columns:
+    for col in columns if columns is not None else frame.columns:
         if col == label:
             continue
         (numeric if _is_numeric(frame[col]) else categorical).append(col)
@@ -162,11 +264,18 @@ def categorical_frame(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFra
     return out
 
 
-def fit_preprocessor(train: pd.DataFrame, label: str) -> Preprocessor:
-    """Fit on the train split only and keep the fitted parameters as plain values."""
-    numeric, categorical = split_columns(train, label)
-    if not numeric and not categorical:
-        raise DataError(f"train split: no feature columns besides label '{label}'")
+def fit_preprocessor(
+    train: pd.DataFrame, label: str, config: FeatureConfig | None = None
+) -> Preprocessor:
+    """Fit on the train split only and keep the fitted parameters as plain values.
+
+    Which columns are features is decided here, on the train split (``select_columns``);
+    the columns left out are kept in the preprocessor with the reason, and logged.
+    """
+    features, dropped = select_columns(train, label, config)
+    for col, why in dropped.items():
+        log.info("column %s left out of the features: %s", col, why)
+    numeric, categorical = split_columns(train, label, features)
     all_nan = [c for c in numeric if train[c].isna().all()]
     if all_nan:
         raise DataError(
@@ -197,6 +306,7 @@ def fit_preprocessor(train: pd.DataFrame, label: str) -> Preprocessor:
         scales=tuple(scales),
         fill_values=tuple(fills),
         categories=tuple(cats),
+        dropped=tuple(dropped.items()),
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from components.core.errors import ConfigError
+from components.core.metrics import BASELINES
 
 PRIMARY_METRICS = ("accuracy", "auc")
 GUARDRAIL_METRICS = ("accuracy", "macro_f1", "log_loss", "auc")
@@ -24,71 +25,63 @@ TARGET_POWER = 0.8
 
 @dataclass(frozen=True)
 class GatePolicy:
+    """When the challenger is deployed; fields are pipeline parameters."""
+
     alpha: float = 0.05  # accepted risk of deploying a model that is not better
     primary_metrics: tuple[str, ...] = ("accuracy",)  # accuracy (McNemar) and/or auc (DeLong)
     margin: float = 0.0  # the one-sided lower bound of the improvement must exceed this
-    guardrails: tuple[tuple[str, float], ...] = ()  # (metric, tolerance): non-inferior within
+    guardrails: tuple[tuple[str, float], ...] = ()  # metric:tolerance: non-inferior within it
     min_test_rows: int = 30  # below this many test rows the gate refuses to promote
-    baseline: str = "majority"  # first run: majority | logistic
+    baseline: str = "majority"  # first run: the challenger must beat majority | logistic
     accuracy_floor: float = 0.0  # first run: accuracy must be significantly above this (0 = off)
     mcnemar_method: str = "exact"  # exact | midp | chi2 | chi2-corrected
-    n_resamples: int = 10000  # bootstrap resamples for confidence bounds
-    seed: int = 0  # bootstrap seed
+    bootstrap_resamples: int = 10000  # bootstrap resamples for the confidence bounds
+    bootstrap_seed: int = 0  # seed of the bootstrap resampling
 
     def __post_init__(self) -> None:
+        problems = []
         if not 0 < self.alpha < 1:
-            raise ConfigError(f"alpha={self.alpha}: must be between 0 and 1, e.g. 0.05")
+            problems.append(f"alpha={self.alpha} must be between 0 and 1, e.g. 0.05")
         if not self.primary_metrics:
-            raise ConfigError("primary_metrics is empty: name accuracy and/or auc")
+            problems.append("primary_metrics is empty: name accuracy and/or auc")
         for m in self.primary_metrics:
             if m not in PRIMARY_METRICS:
-                raise ConfigError(f"primary metric {m!r}: use one of {', '.join(PRIMARY_METRICS)}")
+                problems.append(f"primary metric {m!r}: use one of {', '.join(PRIMARY_METRICS)}")
         for m, tol in self.guardrails:
             if m not in GUARDRAIL_METRICS or tol < 0:
-                raise ConfigError(
+                problems.append(
                     f"guardrail {m}:{tol}: metric must be one of {', '.join(GUARDRAIL_METRICS)} "
                     "and tolerance >= 0"
                 )
         if self.margin < 0:
-            raise ConfigError(f"margin={self.margin}: must be >= 0")
-        if not 0 <= self.accuracy_floor < 1:
-            raise ConfigError(f"accuracy_floor={self.accuracy_floor}: must be in [0, 1)")
+            problems.append(f"margin={self.margin} must be >= 0")
         if self.min_test_rows < 1:
-            raise ConfigError(f"min_test_rows={self.min_test_rows}: must be >= 1")
+            problems.append(f"min_test_rows={self.min_test_rows} must be >= 1")
+        if self.baseline not in BASELINES:
+            problems.append(f"baseline={self.baseline!r} must be one of {', '.join(BASELINES)}")
+        if not 0 <= self.accuracy_floor < 1:
+            problems.append(f"accuracy_floor={self.accuracy_floor} must be in [0, 1)")
+        if self.mcnemar_method != "exact":  # stats imports scipy: only look when it matters
+            from components.core.stats import MCNEMAR_METHODS
 
-    @classmethod
-    def from_params(
-        cls,
-        alpha: float = 0.05,
-        primary_metrics: str = "accuracy",
-        margin: float = 0.0,
-        guardrails: str = "",
-        min_test_rows: int = 30,
-        baseline: str = "majority",
-        accuracy_floor: float = 0.0,
-        mcnemar_method: str = "exact",
-    ) -> GatePolicy:
-        """From pipeline parameters (strings for the lists: 'accuracy,auc', 'log_loss:0.05')."""
-        primaries = tuple(p.strip() for p in primary_metrics.split(",") if p.strip())
-        rails = []
-        for item in (g.strip() for g in guardrails.split(",") if g.strip()):
-            name, _, tol = item.partition(":")
-            try:
-                rails.append((name.strip(), float(tol or 0.0)))
-            except ValueError as exc:
-                raise ConfigError(
-                    f"guardrail {item!r}: write metric:tolerance, e.g. log_loss:0.05"
-                ) from exc
-        return cls(
-            alpha=alpha,
-            primary_metrics=primaries,
-            margin=margin,
-            guardrails=tuple(rails),
-            min_test_rows=min_test_rows,
-            baseline=baseline,
-            accuracy_floor=accuracy_floor,
-            mcnemar_method=mcnemar_method,
-        )
+            if self.mcnemar_method not in MCNEMAR_METHODS:
+                problems.append(
+                    f"mcnemar_method={self.mcnemar_method!r} must be one of "
+                    + ", ".join(MCNEMAR_METHODS)
+                )
+        if self.bootstrap_resamples < 100:
+            problems.append(f"bootstrap_resamples={self.bootstrap_resamples} must be >= 100")
+        if problems:
+            raise ConfigError("gate policy: " + "; ".join(problems))
+
+    def check_classes(self, n_classes: int) -> None:
+        """What needs the data: ROC AUC (as a primary metric or guardrail) needs two classes."""
+        uses_auc = "auc" in self.primary_metrics or any(m == "auc" for m, _ in self.guardrails)
+        if uses_auc and n_classes != 2:
+            raise ConfigError(
+                f"gate policy: ROC AUC needs a binary label and the data has {n_classes} "
+                "classes; use primary_metrics=accuracy and no auc guardrail"
+            )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self) | {
@@ -233,8 +226,8 @@ def decide(
             a,
             bb,
             confidence=confidence,
-            n_resamples=policy.n_resamples,
-            seed=policy.seed,
+            n_resamples=policy.bootstrap_resamples,
+            seed=policy.bootstrap_seed,
             sided="lower",
         )
         return float(res.estimate), float(res.low)

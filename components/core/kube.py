@@ -14,6 +14,7 @@ an ordinary Deployment update.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass
@@ -21,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from components import images
+from components.core.deploy_config import DeployConfig
 from components.core.errors import ConfigError, RegistryError
 from components.core.io import read_json
+from components.core.registry import RegistryConfig
 
 log = logging.getLogger(__name__)
 
@@ -268,19 +271,26 @@ def apply(objects: list[dict[str, Any]], api: Any) -> list[str]:
 def deploy(
     model_dir: str,
     decision_path: str,
-    registry: str,
-    model_name: str,
-    serving: KubeServing,
+    where: RegistryConfig,
+    config: DeployConfig,
+    serving: KubeServing | None = None,
     api: Any = None,
 ) -> dict[str, Any]:
-    """The deploy step on kind: register in the shared registry, then serve that version."""
+    """The deploy step on kind: register in the shared registry, then serve that version.
+
+    The serving image and replica count come from ``config``; ``serving`` holds the
+    cluster-side settings (namespace, claim, requests).
+    """
     from components.core import steps
 
-    result = steps.register(model_dir, decision_path, registry, model_name)
+    serving = dataclasses.replace(
+        serving or KubeServing(), image=config.serving_image, replicas=config.min_replicas
+    )
+    result = steps.register(model_dir, decision_path, where.registry, where.model_name)
     api = api or api_client()
     kserve = serving.kserve == "on" or (serving.kserve == "auto" and kserve_installed(api))
     objects = manifests(
-        model_name,
+        where.model_name,
         result["version"],
         result["uri"],
         serving,

@@ -31,6 +31,7 @@ from components.core.io import atomic_dir, write_json
 log = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+DEFAULT_MODEL_NAME = "digits-mlp"  # the embedded data's model
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,17 @@ class Registry(Protocol):
     def rollback(self, version: str | None = None, reason: str = "") -> Champion: ...
 
     def version_bundle(self, version: str) -> Champion: ...
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """Where the champion lives; fields are pipeline parameters."""
+
+    registry: str = "registry"  # a local directory, or vertex://PROJECT/REGION?artifacts=gs://...
+    model_name: str = DEFAULT_MODEL_NAME  # the model's name in the registry
+
+    def __post_init__(self) -> None:
+        check_model_name(self.model_name)
 
 
 def check_model_name(name: str) -> str:
@@ -259,6 +271,15 @@ class LocalRegistry:
             "%s: champion rolled back from %s to %s", self.model_name, current.version, version
         )
         return restored
+
+
+def model_names(root: str | Path) -> list[str]:
+    """The model names a local registry directory holds, sorted; [] when it holds none or
+    does not exist. For error messages that list what is there."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and NAME_RE.match(p.name))
 
 
 def open_registry(uri: str, model_name: str, *, existing: bool = False) -> Registry:

@@ -19,9 +19,11 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class SplitConfig:
+    """How rows are assigned to train / validation / test; fields are pipeline parameters."""
+
     train_fraction: float = 0.6  # share of rows (by hash) used to fit
     val_fraction: float = 0.2  # share used for early stopping; the rest is test
-    salt: str = "sigdeploy-v1"  # changing it reshuffles every row: do so only on purpose
+    split_salt: str = "sigdeploy-v1"  # changing it reshuffles every row: do so only on purpose
 
     def __post_init__(self) -> None:
         test = 1.0 - self.train_fraction - self.val_fraction
@@ -53,7 +55,7 @@ def row_unit_hash(frame: pd.DataFrame, salt: str) -> np.ndarray:
 
 def assign_splits(frame: pd.DataFrame, config: SplitConfig) -> np.ndarray:
     """An array of 'train' / 'val' / 'test', one per row."""
-    u = row_unit_hash(frame, config.salt)
+    u = row_unit_hash(frame, config.split_salt)
     cut_val = config.train_fraction
     cut_test = config.train_fraction + config.val_fraction
     return np.where(u < cut_val, "train", np.where(u < cut_test, "val", "test"))

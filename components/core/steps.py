@@ -13,13 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from components.core import progress
 from components.core.errors import DataError
 from components.core.io import read_json, write_json
 from components.core.registry import open_registry
 
 if TYPE_CHECKING:
-    from components.core import data as data_mod
+    from components.core.data import SourceConfig
+    from components.core.deploy_config import DeployConfig
+    from components.core.features import FeatureConfig
     from components.core.gate import Decision, GatePolicy
+    from components.core.registry import RegistryConfig
+    from components.core.settings import Settings
     from components.core.split import SplitConfig
     from components.core.train_config import TrainConfig
 
@@ -31,29 +36,53 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def check_source(
-    source: str, label: str, options: data_mod.SourceOptions, split: SplitConfig
-) -> Any:
+def check_source(source: SourceConfig, split: SplitConfig) -> Any:
     """Load and validate a source exactly as ingest does; returns the frame."""
     from components.core import data as data_mod
     from components.core.split import assign_splits, check_class_coverage
 
-    frame = data_mod.load_source(source, label, options)
-    data_mod.validate_frame(frame, label, source)
+    frame = source.load()
+    data_mod.validate_frame(frame, source.label, source.source)
     # Every class must reach every split; the split itself is preprocess's job.
-    check_class_coverage(frame[label], assign_splits(frame, split))
+    check_class_coverage(frame[source.label], assign_splits(frame, split))
     return frame
 
 
-def ingest(
-    source: str, label: str, out_path: str, options: data_mod.SourceOptions, split: SplitConfig
-) -> dict[str, Any]:
+def preflight(settings: Settings) -> list[str]:
+    """What a run can check before its first task: the data as ingest reads it, the split,
+    the feature columns and what the gate needs of the data. Every problem found in the data
+    is reported at once; returns notes for the user (e.g. the columns left out)."""
+    from components.core.errors import ConfigError, SigdeployError
+    from components.core.features import select_columns
+
+    frame = check_source(settings.source, settings.split)
+    label = settings.source.label
+    problems, notes = [], []
+    try:
+        settings.gate.check_classes(int(frame[label].nunique()))
+    except SigdeployError as exc:
+        problems.append(str(exc))
+    try:
+        _, dropped = select_columns(frame, label, settings.features)
+        notes = [f"column {c} left out of the features: {why}" for c, why in dropped.items()]
+    except SigdeployError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ConfigError(" | ".join(problems))
+    return notes
+
+
+def ingest(source: SourceConfig, split: SplitConfig, out_path: str) -> dict[str, Any]:
     from components.core import data as data_mod
 
-    frame = check_source(source, label, options, split)
-    data_mod.write_parquet(frame, out_path)
-    meta = data_mod.dataset_metadata(frame, label) | {"source": source}
-    log.info("ingested %s: %d rows, %d columns", source, meta["rows"], meta["columns"])
+    frame = check_source(source, split)
+    provenance = source.describe()
+    data_mod.write_parquet(frame, out_path, provenance)
+    meta = data_mod.dataset_metadata(frame, source.label) | provenance
+    progress.report(
+        "ingest",
+        f"read {meta['rows']:,} rows x {meta['columns']:,} columns from {source.source}",
+    )
     return meta
 
 
@@ -61,6 +90,7 @@ def preprocess(
     dataset_path: str,
     label: str,
     split: SplitConfig,
+    features: FeatureConfig,
     train_path: str,
     val_path: str,
     test_path: str,
@@ -71,19 +101,29 @@ def preprocess(
     from components.core.split import split_frame
 
     frame = data_mod.read_parquet(dataset_path)
+    provenance = data_mod.read_provenance(dataset_path)
     parts = split_frame(frame, label, split)
-    pre = fit_preprocessor(parts["train"], label)
+    pre = fit_preprocessor(parts["train"], label, features)
     out: dict[str, Any] = {}
     for name, path in (("train", train_path), ("val", val_path), ("test", test_path)):
-        data_mod.write_parquet(parts[name], path)
+        data_mod.write_parquet(parts[name], path, provenance)
         out[name] = data_mod.dataset_metadata(parts[name], label) | {"split": name}
     write_json(preprocessor_path, pre.to_json())
     out["preprocessor"] = {
         "numeric": len(pre.numeric),
         "categorical": len(pre.categorical),
         "outputs": pre.n_outputs,
+        "dropped": len(pre.dropped),
         "fitted_on": "train",
     }
+    sizes = " / ".join(f"{out[n]['rows']:,} {n}" for n in ("train", "val", "test"))
+    progress.report(
+        "preprocess",
+        f"split {sizes} rows; {len(pre.features):,} features "
+        f"({len(pre.numeric)} numeric, {len(pre.categorical)} categorical)",
+    )
+    for col, why in pre.dropped:
+        progress.report("preprocess", f"column {col} left out of the features: {why}")
     return out
 
 
@@ -117,6 +157,7 @@ def train(
         model_dir,
         model_name,
         checkpoint_dir,
+        provenance=data_mod.read_provenance(train_path),
     )
 
 
@@ -129,9 +170,12 @@ def train_frames(
     model_dir: str | Path,
     model_name: str = "",
     checkpoint_dir: str | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, float]], dict[str, Any]]:
     """Train on raw train/validation rows with a fitted preprocessor; write ONE bundle.
 
+    ``provenance`` says how the raw rows were made (source, image size); the bundle keeps it
+    with the columns used and left out, so predict and serve read new data the same way.
     Returns the per-epoch history and the training facts stored in bundle.json.
     """
     from components.core import data as data_mod
@@ -159,6 +203,7 @@ def train_frames(
         "train_config": config.to_json(),
         "training": {
             "rows": int(len(train_df)),
+            "val_rows": int(keep.sum()),
             "data_sha256": data_mod.content_sha256(train_df),
             "best_epoch": result.best_epoch,
             "epochs_run": len(result.history),
@@ -172,6 +217,12 @@ def train_frames(
             # streamed from host memory, processes (GPUs) used
             **{k: result.extra[k] for k in ("stop_reason", "cuda_graph", "streamed", "world_size")},
         },
+        "training_history": [
+            {k: v if isinstance(v, int) else round(float(v), 6) for k, v in row.items()}
+            for row in result.history
+        ],
+        "inputs": (provenance or {})
+        | {"columns_used": list(pre.features), "columns_dropped": dict(pre.dropped)},
         "feature_statistics": feature_statistics(train_df, pre),
     }
     save_bundle(model_dir, result.network, pre, classes, label, extra=meta)
@@ -266,7 +317,7 @@ def evaluate(
     from components.core import data as data_mod
     from components.core import report as report_mod
     from components.core.bundle import load_bundle
-    from components.core.gate import decide
+    from components.core.gate import decide, format_p
     from components.core.metrics import (
         Baseline,
         align_proba,
@@ -303,6 +354,7 @@ def evaluate(
         champ.check_schema(test_df, what=f"champion version {current.version} of '{model_name}'")
         proba_old = align_proba(champ.predict_proba(test_df), champ.classes, classes)
         champion_name = f"version {current.version}"
+    progress.report("evaluate", f"challenger against {champion_name} on {len(y):,} test rows")
     m_new, m_old = classification_metrics(y, proba_new), classification_metrics(y, proba_old)
     decision = decide(
         policy,
@@ -325,7 +377,12 @@ def evaluate(
         roc_champion=roc_points(y, proba_old[:, 1]) if k == 2 else None,
         champion_version=current.version if current else None,
         improvement_ci=improvement_intervals(
-            y, proba_new, proba_old, 1 - policy.alpha, policy.n_resamples, policy.seed
+            y,
+            proba_new,
+            proba_old,
+            1 - policy.alpha,
+            policy.bootstrap_resamples,
+            policy.bootstrap_seed,
         ),
     )
     payload = decision.to_json() | {
@@ -343,6 +400,11 @@ def evaluate(
         report_mod.write_markdown(report_md, ev, model_name)
     if not decision.deploy:
         reg.record(payload)
+    progress.report(
+        "evaluate",
+        f"{'deploy' if decision.deploy else 'do not deploy'}: p = {format_p(decision.p_value)}, "
+        f"alpha {policy.alpha}",
+    )
     return ev
 
 
@@ -358,34 +420,29 @@ def register(model_dir: str, decision_path: str, registry: str, model_name: str)
 def deploy(
     model_dir: str,
     decision_path: str,
-    registry: str,
-    model_name: str,
+    where: RegistryConfig,
+    config: DeployConfig,
     platform: str = "local",
-    serving_image: str = "",
-    endpoint_name: str = "",
-    machine_type: str = "n1-standard-2",
-    min_replicas: int = 1,
-    max_replicas: int = 1,
-    canary_percent: int = 100,
 ) -> dict[str, Any]:
     """Register the champion and serve it where the compile target runs.
 
     local: the local registry (served by `sigdeploy serve`); vertex: a Model Registry version
     with the champion alias and an endpoint with a canary split; kind: the shared registry and
-    a Deployment/Service. The serving fields apply to vertex (all) and kind (image, replicas).
+    a Deployment/Service. ``config`` applies to vertex (all of it) and kind (image, replicas).
     """
     if platform == "vertex":
-        from components.core import vertex_registry as vr
+        from components.core import vertex_registry
 
-        config = vr.EndpointConfig(
-            endpoint_name, machine_type, min_replicas, max_replicas, canary_percent
-        )
-        return vr.deploy(model_dir, decision_path, registry, model_name, serving_image, config)
-    if platform == "kind":
+        result = vertex_registry.deploy(model_dir, decision_path, where, config)
+    elif platform == "kind":
         from components.core import kube
 
-        serving = kube.KubeServing(serving_image, replicas=min_replicas)
-        return kube.deploy(model_dir, decision_path, registry, model_name, serving)
-    if platform != "local":
+        result = kube.deploy(model_dir, decision_path, where, config)
+    elif platform == "local":
+        result = register(model_dir, decision_path, where.registry, where.model_name)
+    else:
         raise DataError(f"platform {platform!r}: use local, vertex or kind")
-    return register(model_dir, decision_path, registry, model_name)
+    progress.report(
+        "deploy", f"version {result['version']} of {where.model_name} is the champion ({platform})"
+    )
+    return result

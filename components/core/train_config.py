@@ -7,8 +7,7 @@ before it starts need no torch import (seconds at every `sigdeploy run`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from components.core.errors import ConfigError
@@ -21,6 +20,8 @@ DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """How the MLP is trained; fields are pipeline parameters."""
+
     hidden_sizes: tuple[int, ...] = (256, 128)  # MLP hidden layer widths
     dropout: float = 0.1  # dropout after each hidden layer
     learning_rate: float = 3e-3  # peak learning rate of the schedule
@@ -82,21 +83,3 @@ class TrainConfig:
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> TrainConfig:
         return cls(**(obj | {"hidden_sizes": tuple(int(h) for h in obj["hidden_sizes"])}))
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> TrainConfig:
-        """The config from pipeline parameters, which carry the same names as the fields.
-
-        Names that are not fields are ignored (the caller may pass all of a task's inputs);
-        ``hidden_sizes`` is a comma-separated string there, e.g. "256,128".
-        """
-        values = {f.name: params[f.name] for f in fields(cls) if f.name in params}
-        if isinstance(values.get("hidden_sizes"), str):
-            text = values["hidden_sizes"]
-            try:
-                values["hidden_sizes"] = tuple(int(h) for h in text.split(",") if h.strip())
-            except ValueError:
-                raise ConfigError(
-                    f"hidden_sizes={text!r}: give layer widths separated by commas, e.g. 256,128"
-                ) from None
-        return cls(**values)

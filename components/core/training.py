@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from components.core import progress
 from components.core.errors import ConfigError
 from components.core.model import MLP, MLPConfig
 from components.core.train_config import TrainConfig
@@ -44,6 +45,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_FORMAT = 2  # bump when the payload changes: older files are then ignored
 EVAL_ROWS = 16384  # rows per forward pass when evaluating
 GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before capture, as CUDA graphs need
+PROGRESS_SECONDS = 10.0  # at most one epoch line per this many seconds (first one always)
 
 
 @dataclass
@@ -724,18 +726,17 @@ def fit(
             )  # fmt: skip
         except Exception as exc:  # an unusual setup must cost speed, never the run
             log.warning("CUDA graph capture failed (%s); training with eager steps", exc)
-    log.info(
-        "training on %s (%s%s), %d rows x %d features, batch %d, %s, %s%s",
-        runtime.device,
-        runtime.precision,
-        f", {runtime.threads} threads" if runtime.threads else "",
-        n,
-        n_features,
-        batch,
-        "streamed from host memory" if streaming else "data on the device",
-        "CUDA graph" if graph is not None else "eager steps",
-        f", {world} processes" if world > 1 else "",
-    )
+    if rank == 0:
+        progress.report(
+            "train",
+            f"on {runtime.device} ({runtime.precision}"
+            f"{f', {runtime.threads} threads' if runtime.threads else ''}), {n:,} rows x "
+            f"{n_features:,} features, batch {batch:,}, up to {config.max_epochs} epochs, "
+            f"{'streamed from host memory' if streaming else 'data on the device'}, "
+            f"{'CUDA graph' if graph is not None else 'eager steps'}"
+            f"{f', {world} processes' if world > 1 else ''}",
+        )
+    show = progress.Throttle(PROGRESS_SECONDS)
 
     stop_reason = "max_epochs"
     while state.epoch < config.max_epochs:
@@ -771,15 +772,8 @@ def fit(
             state.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             state.bad_epochs += 1
-        log.info(
-            "epoch %d/%d train_loss=%.4f val_loss=%.4f val_acc=%.4f (%.0f rows/s)",
-            state.epoch,
-            config.max_epochs,
-            record["train_loss"],
-            val_loss,
-            val_acc,
-            record["samples_per_second"],
-        )
+        if rank == 0 and show(force=state.epoch == config.max_epochs):
+            progress.report("train", _epoch_line(state, config, time.perf_counter() - started))
         if ckpt is not None and rank == 0:
             ckpt.save(state, model, optimizer, schedule, scaler)
         if on_epoch_end is not None and on_epoch_end(
@@ -790,6 +784,15 @@ def fit(
     if state.best_weights is not None:
         model.load_state_dict(state.best_weights)
     model.eval()
+    seconds = time.perf_counter() - started
+    if rank == 0 and state.history:
+        best = state.history[max(state.best_epoch, 1) - 1]
+        progress.report(
+            "train",
+            f"stopped after {state.epoch} epochs ({stop_reason.replace('_', ' ')}) in "
+            f"{progress.duration(seconds)}: best epoch {state.best_epoch}, val loss "
+            f"{best['val_loss']:.4f}, val accuracy {best['val_accuracy']:.4f}",
+        )
     return TrainResult(
         network=model,
         history=state.history,
@@ -798,7 +801,7 @@ def fit(
         device=runtime.device.type,
         precision=runtime.precision,
         resumed_from_epoch=resumed_from,
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         stopped_early=state.epoch < config.max_epochs,
         extra={
             "stop_reason": stop_reason,
@@ -807,6 +810,19 @@ def fit(
             "world_size": world,
             "cpu_threads": runtime.threads,
         },
+    )
+
+
+def _epoch_line(state: _TrainState, config: TrainConfig, elapsed: float) -> str:
+    """One epoch for the progress log, with an upper bound of the time left."""
+    h = state.history[-1]
+    per_epoch = sum(r["seconds"] for r in state.history) / len(state.history)
+    left = (config.max_epochs - state.epoch) * per_epoch
+    return (
+        f"epoch {state.epoch}/{config.max_epochs}: train loss {h['train_loss']:.4f}, val loss "
+        f"{h['val_loss']:.4f}, val accuracy {h['val_accuracy']:.4f}, "
+        f"{h['samples_per_second']:,.0f} rows/s, {progress.duration(elapsed)} so far, "
+        + (f"at most {progress.duration(left)} left" if left > 0 else "done")
     )
 
 

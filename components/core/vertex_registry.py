@@ -27,14 +27,14 @@ import tempfile
 import time
 import urllib.parse
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from components.core import gcp
+from components.core.deploy_config import DeployConfig
 from components.core.errors import ConfigError, RegistryError
 from components.core.io import read_json
-from components.core.registry import Champion, VersionInfo, check_model_name
+from components.core.registry import Champion, RegistryConfig, VersionInfo, check_model_name
 
 log = logging.getLogger(__name__)
 
@@ -48,31 +48,6 @@ CLASSIFICATION_METRICS_SCHEMA = (
 REGION_RE = re.compile(r"^[a-z]+-[a-z]+\d+$")
 PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 LABEL_VALUE = re.compile(r"[^a-z0-9_-]")
-
-
-@dataclass(frozen=True)
-class EndpointConfig:
-    """How the champion is served on Vertex; fields map onto pipeline parameters."""
-
-    endpoint_name: str = ""  # endpoint display name; empty = the model name
-    machine_type: str = "n1-standard-2"  # serving machine per replica
-    min_replicas: int = 1  # replicas always up
-    max_replicas: int = 1  # autoscaling ceiling
-    canary_percent: int = 100  # traffic the new version gets; the rest stays on the old one
-
-    def __post_init__(self) -> None:
-        if self.min_replicas < 1:
-            raise ConfigError(f"min_replicas={self.min_replicas}: must be at least 1")
-        if self.max_replicas < self.min_replicas:
-            raise ConfigError(
-                f"max_replicas={self.max_replicas}: must be >= min_replicas={self.min_replicas}"
-            )
-        if not 1 <= self.canary_percent <= 100:
-            raise ConfigError(
-                f"canary_percent={self.canary_percent}: must be 1-100 (100 = all traffic)"
-            )
-        if not self.machine_type:
-            raise ConfigError("machine_type is empty: use e.g. n1-standard-2")
 
 
 def parse_uri(uri: str) -> tuple[str, str, dict[str, str]]:
@@ -512,7 +487,7 @@ class VertexRegistry:
             sync=True,
         )
 
-    def deploy_endpoint(self, champion: Champion, config: EndpointConfig) -> dict[str, Any]:
+    def deploy_endpoint(self, champion: Champion, config: DeployConfig) -> dict[str, Any]:
         """Serve ``champion`` on the endpoint with ``canary_percent`` of the traffic.
 
         The rest of the traffic stays on the deployed model that had the most; models left with
@@ -739,18 +714,17 @@ def _evaluation_metadata(decision: dict[str, Any]) -> dict[str, Any]:
 
 
 def deploy(
-    model_dir: str,
-    decision_path: str,
-    registry: str,
-    model_name: str,
-    serving_image: str,
-    config: EndpointConfig,
+    model_dir: str, decision_path: str, where: RegistryConfig, config: DeployConfig
 ) -> dict[str, Any]:
     """The deploy step on Vertex: register the bundle as champion, then serve it."""
     decision = read_json(decision_path)
     if not decision.get("deploy"):
         raise RegistryError(f"decision '{decision_path}' says not to deploy; refusing to register")
-    reg = VertexRegistry.from_uri(registry, model_name, serving_image=serving_image)
+    reg = VertexRegistry.from_uri(
+        where.registry, where.model_name, serving_image=config.serving_image
+    )
     champion = reg.register(model_dir, decision)
     served = reg.deploy_endpoint(champion, config)
-    return {"version": champion.version, "uri": champion.uri, "model_name": model_name} | served
+    return {"version": champion.version, "uri": champion.uri, "model_name": where.model_name} | (
+        served
+    )

@@ -2,7 +2,9 @@
 
 Routes (the first two from AIP_HEALTH_ROUTE / AIP_PREDICT_ROUTE):
 
-- ``GET /health``: 200 with the model version once a model is loaded, 503 before;
+- ``GET /health``: 200 with the model version once a model is loaded, 503 before; with
+  ``inputs`` (source kind, image size and mode, feature count, columns accepted and ignored)
+  when the bundle records how its training rows were made;
 - ``POST /predict``: ``{"instances": [...]}`` -> ``{"predictions": [{"label": ...,
   "probabilities": {...}}], "model_version": ...}``; bad input is a 4xx
   ``{"error": ..., "instance": i, "field": name}``, never a 500;

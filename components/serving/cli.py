@@ -17,56 +17,107 @@ from components.serving.config import BACKENDS, ServeConfig
 log = logging.getLogger(__name__)
 
 
+# Every option's help names its default, taken from ServeConfig so that the two never differ.
+DEFAULTS = ServeConfig()
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--registry", help="local registry directory (default: $SIGDEPLOY_REGISTRY or ./registry)"
+        "--registry",
+        help=f"local registry directory (default: $SIGDEPLOY_REGISTRY or ./{DEFAULTS.registry})",
     )
     p.add_argument(
         "--model-name",
-        help="model name in the registry (default: $SIGDEPLOY_MODEL_NAME or digits-mlp)",
+        help="model name in the registry "
+        f"(default: $SIGDEPLOY_MODEL_NAME or {DEFAULTS.model_name})",
     )
     p.add_argument(
         "--storage-uri",
-        help="serve this bundle (gs://... or a directory) instead "
-        "of the registry champion (default: $AIP_STORAGE_URI)",
+        help="serve this bundle (gs://... or a directory) instead of the registry champion "
+        "(default: $AIP_STORAGE_URI or none)",
     )
-    p.add_argument("--port", type=int, help="TCP port (default: $AIP_HTTP_PORT or 8080)")
-    p.add_argument("--host", help="interface to bind (default: 127.0.0.1; 0.0.0.0 in a container)")
-    p.add_argument("--max-instances", type=int, help="instances per request (default 10000)")
-    p.add_argument("--max-body-bytes", type=int, help="request body size (default 10 MiB)")
+    p.add_argument(
+        "--wait-for-champion",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="start even with no champion yet (or no bundle at a local --storage-uri) and "
+        "answer 503 until one is deployed; without it such a start is an error "
+        "(default: $SIGDEPLOY_WAIT_FOR_CHAMPION or off; on in the serving image)",
+    )
+    p.add_argument(
+        "--port", type=int, help=f"TCP port (default: $AIP_HTTP_PORT or {DEFAULTS.port})"
+    )
+    p.add_argument(
+        "--host",
+        help=f"interface to bind (default: {DEFAULTS.host}; the serving image passes 0.0.0.0)",
+    )
+    p.add_argument(
+        "--max-instances",
+        type=int,
+        help="instances per request "
+        f"(default: $SIGDEPLOY_SERVE_MAX_INSTANCES or {DEFAULTS.max_instances})",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        help="request body size in bytes "
+        f"(default: $SIGDEPLOY_SERVE_MAX_BODY_BYTES or {DEFAULTS.max_body_bytes}, 10 MiB)",
+    )
     p.add_argument(
         "--backend",
         choices=BACKENDS,
-        help="network runtime (default auto: ONNX Runtime, numpy when it is missing or disagrees)",
+        help="network runtime; auto: ONNX Runtime, numpy when it is missing or disagrees "
+        f"(default: $SIGDEPLOY_SERVE_BACKEND or {DEFAULTS.backend})",
     )
-    p.add_argument("--threads", type=int, help="intra-op threads of the network (default 1)")
     p.add_argument(
-        "--poll-seconds", type=float, help="how often to look for a new champion (default 1)"
+        "--threads",
+        type=int,
+        help="intra-op threads of the network "
+        f"(default: $SIGDEPLOY_SERVE_THREADS or {DEFAULTS.threads})",
     )
-    p.add_argument("--drift-window", type=int, help="recent rows kept for /stats (default 5000)")
-    p.add_argument("--psi-threshold", type=float, help="PSI that counts as drift (default 0.2)")
+    p.add_argument(
+        "--poll-seconds",
+        type=float,
+        help="how often to look for a new champion "
+        f"(default: $SIGDEPLOY_SERVE_POLL_SECONDS or {DEFAULTS.poll_seconds:g})",
+    )
+    p.add_argument(
+        "--drift-window",
+        type=int,
+        help="recent rows kept for /stats "
+        f"(default: $SIGDEPLOY_SERVE_DRIFT_WINDOW or {DEFAULTS.drift_window})",
+    )
+    p.add_argument(
+        "--psi-threshold",
+        type=float,
+        help="PSI that counts as drift "
+        f"(default: $SIGDEPLOY_SERVE_PSI_THRESHOLD or {DEFAULTS.psi_threshold:g})",
+    )
     p.add_argument(
         "--shift-threshold",
         type=float,
-        help="mean shift in training std units that counts as drift (default 0.5)",
+        help="mean shift in training std units that counts as drift "
+        f"(default: $SIGDEPLOY_SERVE_SHIFT_THRESHOLD or {DEFAULTS.shift_threshold:g})",
     )
     p.add_argument(
         "--noop-route",
         action="store_true",
         default=None,
-        help="add POST /noop answering a constant (benchmarks)",
+        help="add POST /noop answering a constant, for benchmarks "
+        "(default: $SIGDEPLOY_SERVE_NOOP_ROUTE or off)",
     )
     p.add_argument(
         "--access-log",
         action="store_true",
         default=None,
-        help="log every request (off by default: it costs per request)",
+        help="log every request (default: off, since it costs per request)",
     )
     p.add_argument(
         "--log-level",
         default="info",
-        choices=["critical", "error", "warning", "info", "debug"],
-        help="server log level (default info)",
+        choices=LOG_LEVELS,
+        help="server log level (default: %(default)s)",
     )
 
 
@@ -86,6 +137,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Se
         "registry",
         "model_name",
         "storage_uri",
+        "wait_for_champion",
         "port",
         "host",
         "max_instances",
@@ -108,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
     from components.serving.app import create_app
 
     config = config_from_args(args, os.environ)
+    app = create_app(config)  # checks that there is a model to serve (or waits for one)
     level = getattr(logging, args.log_level.upper())
     logging.getLogger("components.serving").setLevel(level)
     source = config.storage_uri or f"registry {config.registry} model {config.model_name}"
@@ -120,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         config.predict_route,
     )
     uvicorn.run(
-        create_app(config),
+        app,
         host=config.host,
         port=config.port,
         log_level=args.log_level,

@@ -25,6 +25,9 @@ class ServeConfig:
     storage_uri: str = ""  # AIP_STORAGE_URI: a bundle at gs://... or a path; empty = registry
     registry: str = "registry"  # local registry root whose champion is served
     model_name: str = "digits-mlp"  # model name inside the registry
+    # start even with nothing to serve yet (no champion in the registry, no bundle at a
+    # local storage_uri) and answer 503 until it appears; off: such a start is an error
+    wait_for_champion: bool = False
     max_instances: int = 10_000  # more instances in one request is a 413
     max_body_bytes: int = 10 * 1024 * 1024  # a larger request body is a 413
     backend: str = "auto"  # auto = ONNX Runtime, numpy if it is missing or disagrees
@@ -84,6 +87,7 @@ ENV_VARS = {
     "storage_uri": "AIP_STORAGE_URI",
     "registry": "SIGDEPLOY_REGISTRY",
     "model_name": "SIGDEPLOY_MODEL_NAME",
+    "wait_for_champion": "SIGDEPLOY_WAIT_FOR_CHAMPION",
     "max_instances": "SIGDEPLOY_SERVE_MAX_INSTANCES",
     "max_body_bytes": "SIGDEPLOY_SERVE_MAX_BODY_BYTES",
     "backend": "SIGDEPLOY_SERVE_BACKEND",

@@ -5,8 +5,11 @@ order of ``bundle.json`` ``schema.features``). Numeric features take JSON number
 ``null`` means missing: the preprocessor imputes it with the training median, exactly as
 it does for a missing value offline. Categorical features take strings, and ``null`` means
 missing (imputed with the most frequent training category); a string never seen in
-training is accepted and encodes to all zeros, as offline. Anything else is a
-:class:`BadRequest` that names the instance index and the field, never a server error.
+training is accepted and encodes to all zeros, as offline. An object may also carry the
+columns the model left out on purpose (``ignored``: ID-like columns, or columns outside
+``feature_columns``, as bundle.json ``inputs.columns_dropped`` lists them); their values are
+ignored, as batch predict ignores them. Anything else is a :class:`BadRequest` that names
+the instance index and the field, never a server error.
 
 No DataFrame is built: a request of plain numbers in schema order is checked on its raw
 bytes and converted by one ``np.array`` call; everything else takes a per-row path that
@@ -123,13 +126,21 @@ class InstanceDecoder:
         numeric: Sequence[str],
         categorical: Sequence[str],
         categories: Sequence[Sequence[str]],
+        ignored: Sequence[str] = (),
+        list_form: str | None = None,
     ) -> None:
+        """``ignored``: keys an object instance may carry besides the features (columns the
+        model left out on purpose). ``list_form``: what a list instance holds, said in
+        errors, e.g. "a 16x16 grayscale image, row by row"; None for a table."""
         self.features = tuple(features)
         self.numeric = tuple(numeric)
         self.categorical = tuple(categorical)
         if sorted(self.features) != sorted(self.numeric + self.categorical):
             raise ValueError("schema features must be the numeric plus the categorical ones")
         self._feature_set = frozenset(self.features)
+        self.ignored = tuple(c for c in dict.fromkeys(ignored) if c not in self._feature_set)
+        self._ignored_set = frozenset(self.ignored)
+        self.list_form = list_form
         position = {f: i for i, f in enumerate(self.features)}
         self._num_pos = [position[f] for f in self.numeric]
         self._cat_pos = [position[f] for f in self.categorical]
@@ -168,7 +179,8 @@ class InstanceDecoder:
         for i, inst in enumerate(instances):
             kind = type(inst)
             if kind is dict:
-                if inst.keys() != self._feature_set:
+                # Exactly the features is the common case: one set comparison, nothing more.
+                if inst.keys() != self._feature_set and not self._features_and_ignored(inst):
                     raise self._key_error(i, inst)
                 values = self._by_name(inst)
             elif kind is list:
@@ -179,7 +191,7 @@ class InstanceDecoder:
                 raise BadRequest(
                     400,
                     f"instance {i}: must be an object keyed by feature name or a list of {d} "
-                    f"values in schema order, got {_kind(inst)}",
+                    f"values in schema order{self._as_list()}, got {_kind(inst)}",
                     index=i,
                 )
             nums = values if self._num_of is None else self._num_of(values)
@@ -197,6 +209,13 @@ class InstanceDecoder:
             raise self._range_error(int(i), int(j))
         codes = self._codes(cat_rows, n)
         return Rows(numeric, codes)
+
+    def _features_and_ignored(self, inst: dict[str, Any]) -> bool:
+        """Every feature and, besides them, only columns the model left out on purpose."""
+        return bool(self._ignored_set) and inst.keys() - self._ignored_set == self._feature_set
+
+    def _as_list(self) -> str:
+        return f" ({self.list_form})" if self.list_form else ""
 
     def _codes(self, cat_rows: list[Sequence[Any]], n: int) -> np.ndarray:
         codes = np.empty((n, len(self.categorical)), np.int32)
@@ -221,12 +240,12 @@ class InstanceDecoder:
     # --- errors: found on the slow path, each names the instance and the field ---
 
     def _key_error(self, i: int, inst: dict[str, Any]) -> BadRequest:
-        unknown = [k for k in inst if k not in self._feature_set]
+        unknown = [k for k in inst if k not in self._feature_set and k not in self._ignored_set]
         if unknown:
             return BadRequest(
                 400,
                 f"instance {i}, field {unknown[0]!r}: unknown feature; the model expects "
-                f"{len(self.features)} features as in its schema",
+                f"{len(self.features)} features as in its schema{self._ignored_note()}",
                 index=i,
                 field=str(unknown[0]),
             )
@@ -240,9 +259,24 @@ class InstanceDecoder:
             field=missing[0],
         )
 
+    def _ignored_note(self) -> str:
+        if not self.ignored:
+            return ""
+        shown = ", ".join(self.ignored[:3])
+        more = f" and {len(self.ignored) - 3} more" if len(self.ignored) > 3 else ""
+        return f" (and ignores {shown}{more}, left out in training)"
+
     def _count_error(self, i: int, got: int) -> BadRequest:
         d = len(self.features)
         field = self.features[got] if got < d else f"[{d}]"
+        if self.list_form:
+            return BadRequest(
+                400,
+                f"instance {i}: expected {d} values in schema order ({self.list_form}), "
+                f"got {got}",
+                index=i,
+                field=field,
+            )
         return BadRequest(
             400,
             f"instance {i}, field {field!r}: expected {d} values in schema order, got {got}",

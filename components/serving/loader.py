@@ -12,6 +12,10 @@ loads) and then:
   (gs://, through google-cloud-storage, which honours STORAGE_EMULATOR_HOST) or read in
   place (a local path) and served until the process ends.
 
+Before any of that, :func:`check_model_source` ends the start with one line when there is
+nothing to serve (no registry, no such model, no champion, no bundle at a local
+``storage_uri``), unless ``wait_for_champion`` asks to wait for the first deploy.
+
 A model that fails to load is logged with its reason and the previous one keeps serving;
 the load is retried with back-off.
 """
@@ -27,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components.core.errors import RegistryError, SigdeployError
+from components.core.errors import ConfigError, RegistryError, SigdeployError, did_you_mean
 from components.serving.config import ServeConfig
 from components.serving.model import ServingModel, load_serving_model
 
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_RETRY_SECONDS = 60.0
+WAIT_HINT = "pass --wait-for-champion to wait for"
 
 
 class ModelHolder:
@@ -57,10 +62,12 @@ class ModelHolder:
         self._retry_delay = config.poll_seconds
         self._drift_checked = time.monotonic()
         self._registry: LocalRegistry | None = None
+        # before anything starts: a start with nothing to serve is one error line, not a
+        # server answering 503 forever
+        check_model_source(config)
         if not config.storage_uri:
             from components.core.registry import LocalRegistry
 
-            # checks the model name now, so that a bad one fails at start-up, not per poll
             self._registry = LocalRegistry(config.registry, config.model_name)
 
     # --- lifecycle ---
@@ -190,12 +197,7 @@ class ModelHolder:
                 self._download_dir = Path(tempfile.mkdtemp(prefix="sigdeploy-model-"))
             path = download_gcs(uri, self._download_dir / "bundle")
         else:
-            path = Path(uri.removeprefix("file://")).expanduser()
-            if not path.is_dir():
-                raise RegistryError(
-                    f"AIP_STORAGE_URI '{uri}': no such directory; point it at a "
-                    "model bundle (gs://... or a local path)"
-                )
+            path = local_bundle(uri)
         return self._load(path, None)
 
     def _maybe_check_drift(self) -> None:
@@ -214,6 +216,84 @@ class ModelHolder:
         if self.last_error:
             out["last_error"] = self.last_error
         return out
+
+
+def check_model_source(config: ServeConfig) -> None:
+    """Raise a one-line error when the server would have nothing to serve.
+
+    Registry mode: the registry directory, the model in it and its champion (a complete
+    bundle) must exist. Storage mode: a local path must be a complete bundle; gs:// is not
+    checked here (the download reports its own errors, retried). With
+    ``wait_for_champion`` only what waiting cannot fix is checked. Reads only: nothing is
+    created on disk.
+    """
+    from components.core.bundle_format import missing_files
+    from components.core.registry import LocalRegistry, model_names
+
+    if config.storage_uri:
+        if not config.storage_uri.startswith("gs://") and not config.wait_for_champion:
+            local_bundle(config.storage_uri, hint=True)
+        return
+    uri, name = config.registry, config.model_name
+    if "://" in uri:
+        raise ConfigError(
+            f"--registry '{uri}': sigdeploy serve follows a local registry directory; serve "
+            "a Vertex AI model version with --storage-uri gs://... (its artifact directory)"
+        )
+    registry = LocalRegistry(uri, name)  # checks the model name, creates nothing
+    if config.wait_for_champion:
+        return
+    if not registry.root.is_dir():
+        raise RegistryError(
+            f"registry '{uri}': no such directory; check --registry (the directory that "
+            f"`sigdeploy run` deploys to), or {WAIT_HINT} the first deploy"
+        )
+    if not registry.model_dir.is_dir():
+        held = model_names(registry.root)
+        if not held:
+            raise RegistryError(
+                f"registry '{uri}': no model '{name}' there (it holds none yet); run the "
+                f"pipeline first, or {WAIT_HINT} the first deploy"
+            )
+        shown = ", ".join(held[:10]) + (f" and {len(held) - 10} more" if len(held) > 10 else "")
+        raise RegistryError(
+            f"registry '{uri}': no model '{name}' there{did_you_mean(name, held)}; models "
+            f"there: {shown}; check --model-name, or {WAIT_HINT} its first deploy"
+        )
+    champion = registry.champion()  # a damaged pointer raises its own one-line error
+    if champion is None:
+        raise RegistryError(
+            f"registry '{uri}': model '{name}' has no champion yet; run the pipeline first, "
+            f"or {WAIT_HINT} the first deploy"
+        )
+    if missing := missing_files(champion.path):
+        raise RegistryError(
+            f"registry '{uri}': champion version {champion.version} of '{name}' lacks "
+            f"{', '.join(missing)}; roll back with `sigdeploy registry rollback` or deploy "
+            "a new version"
+        )
+
+
+def local_bundle(uri: str, hint: bool = False) -> Path:
+    """The complete bundle directory that a local (or file://) storage URI names.
+
+    ``hint``: add how to wait instead (at start-up; a waiting server already does)."""
+    from components.core.bundle_format import missing_files
+
+    path = Path(uri.removeprefix("file://")).expanduser()
+    wait = f", or {WAIT_HINT} it" if hint else ""
+    if not path.is_dir():
+        raise RegistryError(
+            f"storage URI '{uri}' (--storage-uri or AIP_STORAGE_URI): no such directory; "
+            f"point it at a model bundle directory (gs://... or a local path){wait}"
+        )
+    if missing := missing_files(path):
+        raise RegistryError(
+            f"storage URI '{uri}' (--storage-uri or AIP_STORAGE_URI): not a complete model "
+            f"bundle, it lacks {', '.join(missing)}; point it at a bundle directory such as "
+            f"REGISTRY/MODEL/versions/N{wait}"
+        )
+    return path
 
 
 def download_gcs(uri: str, dest: Path) -> Path:

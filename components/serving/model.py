@@ -13,6 +13,11 @@ that evaluation also runs (``components.core.mlp_numpy``), so that the image sta
   difference is 1e-5 or more, or ONNX Runtime is missing, the model is served by a
   float32 numpy implementation instead and the reason is logged.
 
+bundle.json ``inputs`` (absent in bundles written before sigdeploy kept it) says how the
+training rows were made: the columns left out on purpose become keys an object instance may
+carry and have ignored, and an image-folder model's list instances are described as images
+in errors; /health shows both.
+
 A :class:`ServingModel` is immutable once built: the server swaps whole models, so one
 request never sees parts of two.
 """
@@ -50,6 +55,8 @@ PROBE_ROWS = 256
 DECIMALS = 9  # probabilities are rounded to 1e-9 in responses (float32 carries ~7 digits)
 _SCALE = 10.0**DECIMALS
 SMALL_BATCH = 8  # up to this many rows, responses are built without numpy calls
+IMAGE_MODES = {"L": "grayscale"}  # image_mode (PIL) of an image-folder model: one value a pixel
+INPUT_FACTS = ("source_kind", "image_size", "image_mode", "image_resample")  # shown on /health
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,7 @@ class ServingPreprocessor:
     scales: np.ndarray
     categories: tuple[tuple[str, ...], ...]
     fill_codes: tuple[int, ...]  # category code that a missing value is imputed with
+    dropped: tuple[str, ...] = ()  # columns left out of the features in training
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -90,6 +98,7 @@ class ServingPreprocessor:
             scales=np.asarray(obj["scales"], np.float64),
             categories=categories,
             fill_codes=fill_codes,
+            dropped=tuple(str(c) for c in obj.get("dropped") or {}),
         )
 
     def scaled(self, rows: Rows) -> np.ndarray:
@@ -117,6 +126,55 @@ class ServingPreprocessor:
         if not self.categorical:
             return self.scaled(rows)
         return np.hstack([self.scaled(rows), self.onehot(rows)])
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model takes, from bundle.json ``inputs``; empty for an older bundle."""
+
+    ignored: tuple[str, ...] = ()  # columns left out in training: accepted, then ignored
+    list_form: str | None = None  # what a list instance holds when it is not a table row
+    facts: tuple[tuple[str, Any], ...] | None = None  # for /health; None: the bundle has none
+
+    def describe(self) -> dict[str, Any] | None:
+        if self.facts is None:
+            return None
+        return {**dict(self.facts), "ignored_columns": list(self.ignored)}
+
+
+def read_inputs(meta: dict[str, Any], pre: ServingPreprocessor) -> InputSpec:
+    """The InputSpec of bundle.json ``inputs`` and preprocessor.json ``dropped``;
+    ValueError when they are not what training writes."""
+    inputs = meta.get("inputs")
+    if inputs is None and not pre.dropped:
+        return InputSpec()
+    inputs = {} if inputs is None else inputs
+    if not isinstance(inputs, dict):
+        raise ValueError("bundle.json inputs is not an object")
+    dropped = inputs.get("columns_dropped") or {}
+    if not isinstance(dropped, dict):
+        raise ValueError("bundle.json inputs.columns_dropped is not an object")
+    features = set(pre.features)
+    ignored = tuple(
+        c for c in dict.fromkeys([*map(str, dropped), *pre.dropped]) if c not in features
+    )
+    facts = tuple((k, inputs[k]) for k in INPUT_FACTS if k in inputs)
+    return InputSpec(
+        ignored=ignored,
+        list_form=image_list_form(inputs, len(features)),
+        facts=(*facts, ("features", len(features))),
+    )
+
+
+def image_list_form(inputs: dict[str, Any], n_features: int) -> str | None:
+    """E.g. "a 16x16 grayscale image, row by row" for a model trained on an image folder;
+    None when the bundle does not say so or its features are not that image's pixels."""
+    if inputs.get("source_kind") != "image_folder":
+        return None
+    size, mode = inputs.get("image_size"), inputs.get("image_mode")
+    if type(size) is not int or mode not in IMAGE_MODES or size * size != n_features:
+        return None
+    return f"a {size}x{size} {IMAGE_MODES[mode]} image, row by row"
 
 
 class Network(Protocol):
@@ -233,6 +291,7 @@ class ServingModel:
     network: Network
     backend: str
     monitor: DriftMonitor
+    inputs: InputSpec = field(default_factory=InputSpec)
     _row_template: str = field(repr=False, default="")
     _labels_json: tuple[str, ...] = field(repr=False, default=())
     _class_keys: tuple[str, ...] = field(repr=False, default=())
@@ -308,13 +367,16 @@ class ServingModel:
         )
 
     def describe(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "model_name": self.name,
             "model_version": self.version,
             "backend": self.backend,
             "features": len(self.features),
             "classes": len(self.classes),
         }
+        if (inputs := self.inputs.describe()) is not None:
+            out["inputs"] = inputs
+        return out
 
 
 def load_serving_model(
@@ -342,6 +404,7 @@ def load_serving_model(
         pre = ServingPreprocessor.from_json(
             json.loads((root / PREPROCESSOR_JSON).read_text(encoding="utf-8"))
         )
+        inputs = read_inputs(meta, pre)
     except (ValueError, KeyError, TypeError) as exc:
         raise RegistryError(
             f"model bundle '{root}': unreadable bundle.json or preprocessor.json "
@@ -395,11 +458,19 @@ def load_serving_model(
         path=root,
         meta=meta,
         classes=classes,
-        decoder=InstanceDecoder(features, pre.numeric, pre.categorical, pre.categories),
+        decoder=InstanceDecoder(
+            features,
+            pre.numeric,
+            pre.categorical,
+            pre.categories,
+            ignored=inputs.ignored,
+            list_form=inputs.list_form,
+        ),
         preprocessor=pre,
         network=network,
         backend=used,
         monitor=monitor,
+        inputs=inputs,
         _row_template=template,
         _labels_json=tuple(json.dumps(c) for c in classes),
         _class_keys=tuple(str(c) for c in classes),

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from components.core import gcp
-from components.core.data import SourceOptions, load_source
+from components.core.data import load_source
 from components.core.errors import DataError
 
 
@@ -94,7 +94,7 @@ def bq(bigquery_server):
 
 
 def test_reads_a_bigquery_table_with_a_row_limit(bq):
-    frame = load_source("bq://proj-1.ds.tbl", options=SourceOptions(row_limit=2))
+    frame = load_source("bq://proj-1.ds.tbl", row_limit=2)
     assert list(frame.columns) == ["x", "c", "label"]
     assert frame["x"].tolist() == [1.5, 2.5]
     assert frame["label"].tolist() == [0, 1]
@@ -105,7 +105,7 @@ def test_reads_a_bigquery_table_with_a_row_limit(bq):
 
 def test_runs_a_query_with_the_table_substituted(bq):
     query = "SELECT * FROM {table} WHERE x > 1"
-    frame = load_source("bq://proj-1.ds.tbl", options=SourceOptions(row_limit=10, query=query))
+    frame = load_source("bq://proj-1.ds.tbl", row_limit=10, query=query)
     assert len(frame) == 3 and frame["c"].isna().sum() == 1
     (call,) = bq.find("POST", r"/projects/proj-1/queries$")
     body = call.json()
@@ -123,6 +123,6 @@ def test_runs_a_query_with_the_table_substituted(bq):
 )
 def test_bigquery_errors_are_one_line(bq, uri, query, expected):
     with pytest.raises(DataError) as info:
-        load_source(uri, options=SourceOptions(query=query))
+        load_source(uri, query=query)
     assert expected in str(info.value)
     assert "\n" not in str(info.value)

@@ -15,7 +15,8 @@ import yaml
 
 from components.core import kube
 from components.core.errors import ConfigError, RegistryError
-from components.core.registry import LocalRegistry
+from components.core.deploy_config import DeployConfig
+from components.core.registry import LocalRegistry, RegistryConfig
 
 K8S_VERSION = "1.31.0"  # kind v0.24+ node images
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,13 +122,21 @@ def test_the_deploy_step_registers_then_serves_with_kserve_when_installed(
     serving = kube.KubeServing(mount_path=str(shared))
     api = kube.api_client(kube_server.url)
     result = kube.deploy(
-        str(trained_bundle), str(decision), str(registry), "digits-mlp", serving, api
+        str(trained_bundle),
+        str(decision),
+        RegistryConfig(str(registry), "digits-mlp"),
+        DeployConfig(serving_image="example.org/serving:7", min_replicas=2, max_replicas=2),
+        serving,
+        api,
     )
     assert result["version"] == "1"
     assert LocalRegistry(registry, "digits-mlp").champion().version == "1"
     assert result["applied"][-1] == "InferenceService/kubeflow/digits-mlp-serving-isvc"
     deployment = kube_server.objects[("kubeflow", "deployments", "digits-mlp-serving")]
-    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert deployment["spec"]["replicas"] == 2  # the deploy settings reach the pods
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "example.org/serving:7"
+    env = container["env"]
     version_dir = str(registry / "digits-mlp" / "versions" / "1")
     assert {"name": "AIP_STORAGE_URI", "value": version_dir} in env
 

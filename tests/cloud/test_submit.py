@@ -145,13 +145,21 @@ def test_experiment_is_created_and_the_run_attached(compiled, vertex, runs_bucke
     ("extra", "message"),
     [
         (["--param", "epochs=3"], "parameter 'epochs' is not a pipeline parameter"),
-        (["--param", "max_epochs=three"], "parameter max_epochs='three': expected an integer"),
+        (["--param", "max_epochs=three"], "parameter max_epochs='three': expected a whole number"),
         (["--param", "alpha=high"], "parameter alpha='high': expected a number"),
         (["--param", "registry=registry"], "on Vertex AI the registry is Model Registry"),
         (["--label", "Team=ML"], "--label Team=ML: keys and values use lowercase"),
         (["--param", "novalue"], "--param 'novalue': write NAME=VALUE"),
         (["--param", "precision=fp64"], "precision='fp64' must be one of"),
         (["--param", "primary_metrics=speed"], "speed"),
+        (["--param", "max_epoch=5"], "(did you mean max_epochs?)"),
+        # every config a run builds is checked here, not minutes into the run on Vertex
+        (["--param", "train_fraction=0.9", "--param", "val_fraction=0.5"], "split fractions"),
+        (["--param", "canary_percent=0"], "canary_percent=0 must be 1-100"),
+        (["--param", "baseline=nonsense"], "baseline='nonsense' must be one of"),
+        (["--param", "min_replicas=3", "--param", "max_replicas=2"], "max_replicas=2 must be"),
+        (["--param", "image_size=0"], "image_size=0 must be 1-1024"),
+        (["--param", "feature_columns=a", "--param", "id_columns=a"], "both name a"),
     ],
 )
 def test_bad_input_fails_before_any_request(compiled, vertex, capsys, extra, message):
@@ -160,6 +168,16 @@ def test_bad_input_fails_before_any_request(compiled, vertex, capsys, extra, mes
     assert rc == 2
     assert len(err) == 1 and err[0].startswith("sigdeploy: error: ")
     assert message in err[0]
+    assert vertex.calls == []
+
+
+def test_every_problem_is_one_line_before_any_request(compiled, vertex, capsys):
+    extra = ["--param", "canary_percent=0", "--param", "baseline=x", "--param", "max_epoch=5"]
+    assert main(_vertex_args(compiled, vertex, *extra)) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("sigdeploy: error: invalid settings: ")
+    for part in ("max_epochs?", "canary_percent=0", "baseline='x'"):
+        assert part in line
     assert vertex.calls == []
 
 
@@ -289,7 +307,7 @@ def test_submit_kfp_wait_reports_failure(compiled, kfp_server, capsys):
 
 def test_submit_kfp_bad_parameter_sends_nothing(compiled, kfp_server, capsys):
     assert main(_kfp_args(kfp_server, compiled["kind"], "--param", "max_epochs=1.5")) == 2
-    assert "parameter max_epochs='1.5': expected an integer" in capsys.readouterr().err
+    assert "parameter max_epochs='1.5': expected a whole number" in capsys.readouterr().err
     assert kfp_server.calls == []
 
 

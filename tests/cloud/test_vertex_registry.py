@@ -14,11 +14,11 @@ import pytest
 
 from components.core.bundle import load_bundle
 from components.core.errors import ConfigError, RegistryError
-from components.core.registry import open_registry
+from components.core.deploy_config import DeployConfig
+from components.core.registry import RegistryConfig, open_registry
 from components.core.vertex_registry import (
     CHAMPION_ALIAS,
     CLASSIFICATION_METRICS_SCHEMA,
-    EndpointConfig,
     VertexRegistry,
     deploy,
     parse_uri,
@@ -124,7 +124,7 @@ def test_record_keeps_the_decision_and_leaves_the_champion(registry, vertex, gcs
 
 
 def test_deploy_creates_the_endpoint_then_canaries_and_retires(registry, vertex, trained_bundle):
-    config = EndpointConfig(
+    config = DeployConfig(
         endpoint_name="digits", machine_type="n1-standard-4", min_replicas=1, max_replicas=3
     )
     v1 = registry.register(trained_bundle, DECISION)
@@ -142,7 +142,7 @@ def test_deploy_creates_the_endpoint_then_canaries_and_retires(registry, vertex,
     }
     assert first["traffic_split"] == {first["deployed_model_id"]: 100}
 
-    canary = EndpointConfig(endpoint_name="digits", canary_percent=10)
+    canary = DeployConfig(endpoint_name="digits", canary_percent=10)
     v2 = registry.register(trained_bundle, DECISION)
     second = registry.deploy_endpoint(v2, canary)
     body = vertex.find("POST", r":deployModel$")[1].json()
@@ -165,13 +165,14 @@ def test_deploy_creates_the_endpoint_then_canaries_and_retires(registry, vertex,
 def test_the_deploy_step_registers_and_serves(uri, vertex, trained_bundle, tmp_path):
     decision = tmp_path / "decision.json"
     decision.write_text(json.dumps(DECISION))
-    result = deploy(str(trained_bundle), str(decision), uri, MODEL, SERVING, EndpointConfig())
+    where = RegistryConfig(uri, MODEL)
+    result = deploy(str(trained_bundle), str(decision), where, DeployConfig(serving_image=SERVING))
     assert result["version"] == "1" and result["uri"].endswith("@1")
     endpoint = _one(vertex, "POST", r"/endpoints$").json()
     assert endpoint["displayName"] == MODEL  # empty endpoint_name: the model's name
     decision.write_text(json.dumps(DECISION | {"deploy": False}))
     with pytest.raises(RegistryError, match="says not to deploy"):
-        deploy(str(trained_bundle), str(decision), uri, MODEL, SERVING, EndpointConfig())
+        deploy(str(trained_bundle), str(decision), where, DeployConfig(serving_image=SERVING))
 
 
 @pytest.mark.parametrize(
@@ -193,14 +194,14 @@ def test_bad_registry_uris_are_one_line(bad, message):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"canary_percent": 0}, "canary_percent=0: must be 1-100"),
-        ({"min_replicas": 2, "max_replicas": 1}, "max_replicas=1: must be >= min_replicas=2"),
-        ({"min_replicas": 0}, "min_replicas=0: must be at least 1"),
+        ({"canary_percent": 0}, "canary_percent=0 must be 1-100"),
+        ({"min_replicas": 2, "max_replicas": 1}, "max_replicas=1 must be >= min_replicas=2"),
+        ({"min_replicas": 0}, "min_replicas=0 must be at least 1"),
     ],
 )
 def test_endpoint_config_is_checked(kwargs, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        EndpointConfig(**kwargs)
+        DeployConfig(**kwargs)
 
 
 def test_register_needs_a_serving_image_and_a_place_for_the_bundle(uri, vertex, trained_bundle):
@@ -400,9 +401,9 @@ def test_version_listing_permission_denied_is_one_line(registry, vertex, trained
 
 def test_redeploy_after_rollback_serves_only_the_restored_version(registry, vertex, trained_bundle):
     v1 = registry.register(trained_bundle, DECISION)
-    first = registry.deploy_endpoint(v1, EndpointConfig(endpoint_name="digits"))
+    first = registry.deploy_endpoint(v1, DeployConfig(endpoint_name="digits"))
     v2 = registry.register(trained_bundle, DECISION)
-    second = registry.deploy_endpoint(v2, EndpointConfig(endpoint_name="digits", canary_percent=10))
+    second = registry.deploy_endpoint(v2, DeployConfig(endpoint_name="digits", canary_percent=10))
     assert second["traffic_split"] == {
         second["deployed_model_id"]: 10,
         first["deployed_model_id"]: 90,
@@ -410,7 +411,7 @@ def test_redeploy_after_rollback_serves_only_the_restored_version(registry, vert
 
     champion = registry.rollback(reason="canary errors")
     served = registry.deploy_endpoint(
-        champion, EndpointConfig(endpoint_name="digits", canary_percent=100)
+        champion, DeployConfig(endpoint_name="digits", canary_percent=100)
     )
 
     body = vertex.find("POST", r":deployModel$")[-1].json()
@@ -431,9 +432,9 @@ def test_registry_cli_on_vertex_shows_rolls_back_and_moves_the_traffic(
     from pipelines.cli import main
 
     v1 = registry.register(trained_bundle, DECISION)
-    registry.deploy_endpoint(v1, EndpointConfig(endpoint_name="digits"))
+    registry.deploy_endpoint(v1, DeployConfig(endpoint_name="digits"))
     v2 = registry.register(trained_bundle, DECISION)
-    registry.deploy_endpoint(v2, EndpointConfig(endpoint_name="digits"))
+    registry.deploy_endpoint(v2, DeployConfig(endpoint_name="digits"))
     base = ["--registry", uri, "--model-name", MODEL]
 
     assert main(["registry", "show", *base, "--json"]) == 0
@@ -464,5 +465,5 @@ def test_registry_cli_bad_endpoint_settings_move_nothing(
     args = ["registry", "rollback", "--registry", uri, "--model-name", MODEL, "--reason", "x",
             "--endpoint", "digits", "--min-replicas", "0"]  # fmt: skip
     assert main(args) == 2
-    assert "min_replicas=0: must be at least 1" in capsys.readouterr().err
+    assert "min_replicas=0 must be at least 1" in capsys.readouterr().err
     assert len(vertex.calls) == before  # refused before any request

@@ -1,6 +1,7 @@
 """Each component run through the KFP local runner (SubprocessRunner, use_venv=False)."""
 
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import NamedTuple
 
@@ -8,6 +9,10 @@ import pytest
 from kfp import dsl, local
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Metrics, Model
 
+from components.core.deploy_config import DeployConfig
+from components.core.features import FeatureConfig
+from components.core.gate import GatePolicy
+from components.core.settings import defaults
 from components.deploy import deploy
 from components.evaluate import evaluate
 from components.ingest import ingest
@@ -18,15 +23,10 @@ pytestmark = pytest.mark.slow
 
 
 SPLIT = {"train_fraction": 0.6, "val_fraction": 0.2, "split_salt": "sigdeploy-v1"}
-GATE = {
-    "alpha": 0.05,
-    "primary_metrics": "accuracy",
-    "margin": 0.0,
-    "guardrails": "",
-    "min_test_rows": 10,
-    "baseline": "majority",
-    "accuracy_floor": 0.0,
-}
+D = defaults()
+GATE = {f.name: D[f.name] for f in fields(GatePolicy)} | {"min_test_rows": 10}
+FEATURES = {f.name: D[f.name] for f in fields(FeatureConfig)}
+SERVING = {f.name: D[f.name] for f in fields(DeployConfig)}
 
 # The trainer's remaining settings, non-defaults where CPU allows, to see them arrive.
 TRAIN_RUNTIME = {
@@ -70,7 +70,7 @@ def component_chain(registry: str) -> ChainOutputs:
     ing = ingest(
         source="sklearn:wine", label="label", image_size=28, row_limit=0, query="", **SPLIT
     )
-    prep = preprocess(dataset=ing.outputs["dataset"], label="label", **SPLIT)
+    prep = preprocess(dataset=ing.outputs["dataset"], label="label", **SPLIT, **FEATURES)
     tr = train(
         train_data=prep.outputs["train_data"],
         val_data=prep.outputs["val_data"],
@@ -100,6 +100,7 @@ def component_chain(registry: str) -> ChainOutputs:
         decision=ev.outputs["decision"],
         registry=registry,
         model_name="wine",
+        **SERVING,
     )
     return ChainOutputs(
         ing.outputs["dataset"],

@@ -8,7 +8,6 @@ import pytest
 from PIL import Image
 
 from components.core.data import (
-    SourceOptions,
     content_sha256,
     dataset_metadata,
     load_source,
@@ -59,7 +58,7 @@ def _write_images(root, classes=("A", "B"), per_class=6, size=(12, 10)):
 
 def test_image_folder_is_grayscale_resized_pixels(tmp_path):
     _write_images(tmp_path / "imgs")
-    frame = load_source(str(tmp_path / "imgs"), "label", SourceOptions(image_size=8))
+    frame = load_source(str(tmp_path / "imgs"), "label", image_size=8)
     assert frame.shape == (12, 8 * 8 + 1)
     assert sorted(frame["label"].unique()) == ["A", "B"]
     assert frame.drop(columns="label").to_numpy().max() <= 255

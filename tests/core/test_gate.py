@@ -150,23 +150,3 @@ def test_decision_is_strict_json():
     json.dumps(d.to_json(), allow_nan=False)
 
 
-@pytest.mark.parametrize(
-    "kwargs,pattern",
-    [
-        ({"alpha": 0.0}, "alpha"),
-        ({"primary_metrics": "f2"}, "primary metric 'f2'"),
-        ({"guardrails": "log_loss:abc"}, "guardrail"),
-        ({"guardrails": "nope:0.1"}, "guardrail nope"),
-        ({"margin": -0.1}, "margin"),
-        ({"accuracy_floor": 1.0}, "accuracy_floor"),
-    ],
-)
-def test_policy_from_params_rejects_bad_values(kwargs, pattern):
-    with pytest.raises(ConfigError, match=pattern):
-        GatePolicy.from_params(**kwargs)
-
-
-def test_policy_from_params_parses_lists():
-    p = GatePolicy.from_params(primary_metrics="accuracy, auc", guardrails="log_loss:0.05,macro_f1")
-    assert p.primary_metrics == ("accuracy", "auc")
-    assert p.guardrails == (("log_loss", 0.05), ("macro_f1", 0.0))

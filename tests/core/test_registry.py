@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from components.core.errors import RegistryError
-from components.core.registry import LocalRegistry, open_registry
+from components.core.registry import LocalRegistry, model_names, open_registry
 
 
 def test_register_moves_champion_and_keeps_history(tmp_path, trained_bundle):
@@ -72,6 +72,17 @@ def test_open_registry_rejects_unknown_scheme():
 def test_open_registry_refuses_an_empty_uri():
     with pytest.raises(RegistryError, match="registry is empty"):
         open_registry("", "m")
+
+
+def test_model_names_lists_the_models_a_registry_holds(tmp_path, trained_bundle):
+    root = tmp_path / "reg"
+    assert model_names(root) == []  # no directory yet: nothing, and nothing is created
+    assert not root.exists()
+    LocalRegistry(root, "zeta").register(trained_bundle, {"deploy": True})
+    LocalRegistry(root, "alpha").record({"deploy": False})  # a model with no champion yet
+    (root / ".cache").mkdir()  # not a valid model name: not listed
+    (root / "notes.txt").write_text("a file, not a model")
+    assert model_names(root) == ["alpha", "zeta"]
 
 
 def _decision(p: float, acc: float) -> dict:

@@ -7,9 +7,10 @@ import json
 import pytest
 
 from components.core import steps
+from components.core.deploy_config import DeployConfig
 from components.core.errors import SchemaMismatchError
 from components.core.gate import GatePolicy
-from components.core.registry import LocalRegistry
+from components.core.registry import LocalRegistry, RegistryConfig
 
 
 @pytest.fixture()
@@ -58,8 +59,8 @@ def test_same_model_as_champion_is_not_deployed_and_recorded(tmp_path, trained_b
         steps.deploy(
             str(trained_bundle),
             str(tmp_path / "decision.json"),
-            str(tmp_path / "reg"),
-            "digits-mlp",
+            RegistryConfig(str(tmp_path / "reg"), "digits-mlp"),
+            DeployConfig(),
         )
     assert reg.champion().version == "1"
 
@@ -96,8 +97,10 @@ from components.core.gate import GatePolicy
 ev = steps.evaluate({str(trained_bundle)!r}, {split_files["train"]!r}, {split_files["test"]!r},
     {str(tmp_path / "reg")!r}, "digits-mlp", GatePolicy(), {str(tmp_path / "d.json")!r},
     {str(tmp_path / "r.html")!r}, {str(tmp_path / "s.md")!r})
-steps.deploy({str(trained_bundle)!r}, {str(tmp_path / "d.json")!r}, {str(tmp_path / "reg")!r},
-    "digits-mlp")
+from components.core.deploy_config import DeployConfig
+from components.core.registry import RegistryConfig
+steps.deploy({str(trained_bundle)!r}, {str(tmp_path / "d.json")!r},
+    RegistryConfig({str(tmp_path / "reg")!r}, "digits-mlp"), DeployConfig())
 print(ev.decision.deploy, "torch" in sys.modules)
 """
     result = subprocess.run(

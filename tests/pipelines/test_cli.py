@@ -7,10 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipelines.cli import main
-from pipelines.spec import check_parameters, compile_pipeline, load_spec
+from pipelines.spec import (
+    check_parameters,
+    compile_pipeline,
+    load_spec,
+    parameter_defaults,
+    run_settings,
+)
 
 SIGDEPLOY = str(Path(sys.executable).with_name("sigdeploy"))
 
@@ -24,15 +31,27 @@ SIGDEPLOY = str(Path(sys.executable).with_name("sigdeploy"))
         (["--alpha", "1.5"], "alpha=1.5"),
         (["--model-name", "bad name"], "model name"),
         (["--param", "nosuch=1"], "parameter 'nosuch' is not a pipeline parameter"),
-        (["--param", "max_epochs=ten"], "expected an integer"),
+        (["--param", "max_epochs=ten"], "expected a whole number"),
         (["--param", "train_fraction=0.9"], "split fractions"),
         (["--registry", "vertex://p/r"], "keeps its registry in a local directory"),
         # trainer settings are checked with the parameters, before any task runs
         (["--param", "precision=fp8"], "precision='fp8' must be one of"),
-        (["--param", "hidden_sizes=wide"], "hidden_sizes='wide': give layer widths"),
+        (
+            ["--param", "hidden_sizes=wide"],
+            "hidden_sizes='wide': expected whole numbers separated by commas",
+        ),
         (["--param", "batch_size=0"], "batch_size=0 must be >= 1"),
         (["--param", "device=tpu"], "device='tpu' must be auto, cpu, cuda or cuda:N"),
         (["--param", "cuda_graphs=maybe"], "parameter cuda_graphs='maybe': expected true or"),
+        # every setting a run builds, and what it needs of the data, before any task runs
+        (["--param", "max_epoch=5"], "(did you mean max_epochs?)"),
+        (["--data", "{csv}", "--label", "Y"], "label column 'Y' not found (did you mean y?)"),
+        (["--param", "primary_metrics=auc"], "ROC AUC needs a binary label and the data has 10"),
+        (["--param", "canary_percent=0"], "canary_percent=0 must be 1-100"),
+        (["--param", "baseline=nonsense"], "baseline='nonsense' must be one of majority"),
+        (["--param", "feature_columns=pixel_0_0,pixel_9"], "column 'pixel_9' (in feature_columns"),
+        (["--param", "id_columns=pixel_0_0,nope"], "column 'nope' (in feature_columns or id_c"),
+        (["--image-size", "0"], "image_size=0 must be 1-1024"),
     ],
 )
 def test_bad_input_one_line_and_registry_untouched(tmp_path, capsys, args, pattern):
@@ -92,6 +111,48 @@ def test_check_parameters_coerces_types(tmp_path):
     spec = load_spec(compile_pipeline("local", tmp_path / "p.json"))
     out = check_parameters(spec, {"alpha": "0.01", "max_epochs": "7", "source": "x"})
     assert out == {"alpha": 0.01, "max_epochs": 7, "source": "x"}
+    assert type(out["max_epochs"]) is int
+
+
+def test_compiled_integer_defaults_come_back_as_integers(tmp_path):
+    """The IR stores 28 as 28.0; a float must never reach Pillow, range() or torch."""
+    spec = load_spec(compile_pipeline("local", tmp_path / "p.json"))
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["image_size"]["defaultValue"] == 28.0  # what KFP writes
+    defaults = parameter_defaults(spec)
+    for name in ("image_size", "max_epochs", "seed", "row_limit", "min_test_rows"):
+        assert type(defaults[name]) is int, name
+
+
+def test_image_folder_checks_with_the_default_size(tmp_path):
+    """`run --data <folder of PNGs>` read the folder at 28.0 pixels and crashed in Pillow."""
+    from PIL import Image
+
+    from components.core import steps
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(40):
+            pixels = rng.integers(0, 255, (10, 10), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "imgs" / cls / f"{i}.png")
+    spec = load_spec(compile_pipeline("local", tmp_path / "p.json"))
+    params = check_parameters(spec, {"source": str(tmp_path / "imgs")})
+    assert steps.preflight(run_settings(spec, params)) == []  # no pixel looks like an ID
+
+
+def test_run_help_states_every_default_and_parameter(capsys):
+    from components.core.settings import parameters
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    for flag, default in (("--data", "sklearn:digits"), ("--epochs", "60"), ("--image-size", "28")):
+        block = text[text.index(f"  {flag} ") :][:300]
+        assert f"default: {default}" in block, flag
+    for name, p in parameters().items():
+        assert f"    {name}=" in text, name
+    assert "    id_columns=auto  (auto = leave out ID-like columns" in text
 
 
 def test_compile_py_writes_json(tmp_path):

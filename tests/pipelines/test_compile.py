@@ -98,16 +98,6 @@ def test_image_from_flag_then_environment(tmp_path, monkeypatch):
         assert found == {want}
 
 
-def test_pipeline_defaults_come_from_the_core_configs(specs):
-    from components.core.gate import GatePolicy
-    from components.core.train_config import TrainConfig
-
-    params = specs["local"]["root"]["inputDefinitions"]["parameters"]
-    assert params["alpha"]["defaultValue"] == GatePolicy().alpha
-    assert params["max_epochs"]["defaultValue"] == TrainConfig().max_epochs
-    assert params["source"]["defaultValue"] == "sklearn:digits"
-
-
 def test_registry_default_per_target(specs):
     assert (
         specs["local"]["root"]["inputDefinitions"]["parameters"]["registry"]["defaultValue"]
@@ -119,22 +109,46 @@ def test_registry_default_per_target(specs):
     assert vertex.get("defaultValue", "") == ""
 
 
-def test_every_trainer_setting_is_a_pipeline_parameter_with_its_default(specs):
-    """Pipeline parameters map onto TrainConfig fields one to one, defaults included, and
-    each reaches the train task (a field left out would silently keep its default)."""
-    from dataclasses import fields
+SPEC_TYPES = {int: "NUMBER_INTEGER", float: "NUMBER_DOUBLE", bool: "BOOLEAN", str: "STRING"}
 
-    from components.core.train_config import TrainConfig
 
-    defaults = TrainConfig()
-    for spec in specs.values():
+def _tasks(spec):
+    """Every task in the spec (nested pipelines too), with the component it runs."""
+    for component in [spec["root"], *spec["components"].values()]:
+        for name, task in component.get("dag", {}).get("tasks", {}).items():
+            yield name, task, spec["components"][task["componentRef"]["name"]]
+
+
+def test_every_config_field_is_a_pipeline_parameter_that_reaches_its_task(specs):
+    """Pipeline parameters map onto the fields of every config one to one: same name, type
+    and default (the registry's default depends on the target), and each one reaches a task
+    under its own name. A field left out would silently keep its default in the task."""
+    from components.core.settings import parameters
+
+    table = parameters()
+    for target, spec in specs.items():
         root = spec["root"]["inputDefinitions"]["parameters"]
-        train_inputs = spec["components"]["comp-train"]["inputDefinitions"]["parameters"]
-        for f in fields(TrainConfig):
-            want = getattr(defaults, f.name)
-            if f.name == "hidden_sizes":
-                want = ",".join(map(str, want))
-            assert root[f.name]["defaultValue"] == want, f.name
-            assert f.name in train_inputs, f.name
-            wired = spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"][f.name]
-            assert wired["componentInputParameter"] == f.name
+        assert set(root) == set(table), target
+        for name, p in table.items():
+            assert root[name]["parameterType"] == SPEC_TYPES[p.kind], name
+            if name != "registry":
+                assert root[name].get("defaultValue", "") == p.default, name
+        consumed = set()
+        for _, task, component in _tasks(spec):
+            declared = component.get("inputDefinitions", {}).get("parameters", {})
+            for key, source in task.get("inputs", {}).get("parameters", {}).items():
+                name = key.removeprefix("pipelinechannel--")
+                if name in table and "componentInputParameter" in source:
+                    # a task input named like a parameter comes from that parameter
+                    fed_by = source["componentInputParameter"].removeprefix("pipelinechannel--")
+                    assert fed_by == name, (target, key)
+                    if key in declared:
+                        consumed.add(name)
+        executors = {
+            name
+            for c in spec["components"].values()
+            if "executorLabel" in c
+            for name in c.get("inputDefinitions", {}).get("parameters", {})
+        }
+        assert set(table) <= executors, set(table) - executors  # each one reaches a component
+        assert set(table) <= consumed | {"deploy_model"}, set(table) - consumed

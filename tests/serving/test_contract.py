@@ -79,7 +79,7 @@ def test_health_is_503_until_a_champion_is_deployed(
     from components.core.registry import LocalRegistry
 
     empty = LocalRegistry(tmp_path / "later", "digits-mlp")
-    config = config_for(empty)
+    config = config_for(empty, wait_for_champion=True)  # without it, such a start fails
     client = client_for(config, wait=False)
     health = client.get("/health")
     assert health.status_code == 503 and health.json()["status"] == "loading"

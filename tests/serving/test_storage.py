@@ -3,6 +3,8 @@ real google-cloud-storage client talks to), and a clear error when it is not the
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -36,9 +38,14 @@ def test_storage_uri_local_path(digits_bundles, digits_test, client_for, helpers
     )
 
 
-def test_missing_storage_uri_keeps_answering_503(tmp_path, client_for, helpers):
+def test_missing_storage_uri_waiting_answers_503_until_it_appears(
+    tmp_path, digits_bundles, client_for, helpers
+):
     config = ServeConfig(
-        storage_uri=str(tmp_path / "absent"), poll_seconds=0.05, port=helpers.free_port()
+        storage_uri=str(tmp_path / "absent"),
+        wait_for_champion=True,  # without it the start fails (test_startup.py)
+        poll_seconds=0.05,
+        port=helpers.free_port(),
     )
     client = client_for(config, wait=False)
     helpers.wait_for(lambda: "last_error" in client.get("/health").json(), 10, "the error")
@@ -49,6 +56,9 @@ def test_missing_storage_uri_keeps_answering_503(tmp_path, client_for, helpers):
         and "no such directory" in health.json()["last_error"]
     )
     assert client.post("/predict", json={"instances": [[0] * 64]}).status_code == 503
+    shutil.copytree(digits_bundles[0], tmp_path / "absent")
+    helpers.wait_for(lambda: client.get("/health").status_code == 200, 90, "the bundle")
+    assert "last_error" not in client.get("/health").json()
 
 
 @pytest.fixture()
