@@ -1,14 +1,24 @@
 """The evaluation report: a self-contained HTML page (plots as inline SVG, no scripts, no
 network) and a short Markdown summary. Written by the evaluate step, shown in the Vertex
-console as HTML / Markdown artifacts, and by ``sigdeploy run`` locally."""
+console as HTML / Markdown artifacts, and by ``sigdeploy run`` locally.
+
+One sign convention throughout: an improvement is positive when the challenger is better
+(for log loss, the champion's loss minus the challenger's), in the metric's own unit. Colour
+marks only what its interval shows: green wholly above 0, red wholly below 0.
+"""
 
 from __future__ import annotations
 
 import html
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from statistics import median
 from typing import TYPE_CHECKING, Any
 
 from components.core.gate import format_p
 from components.core.io import write_text
+from components.core.progress import duration
 
 if TYPE_CHECKING:
     from components.core.steps import Evaluation
@@ -20,17 +30,395 @@ METRIC_ROWS = (
     ("roc_auc", "ROC AUC", True),
 )
 
+CHALLENGER_COLOR = "#1f5fbf"
+CHAMPION_COLOR = "#c0392b"
+TRAIN_COLOR = "#e67e22"
+VALIDATION_COLOR = "#1f5fbf"
+CHANCE_COLOR = "#999"
+
+STOP_REASONS = {
+    "early_stopping": "early stopping (validation loss stopped improving)",
+    "max_epochs": "reached the maximum number of epochs",
+    "on_epoch_end": "stopped by the epoch hook",
+}
+
+_SVG = 'xmlns="http://www.w3.org/2000/svg"'
+
+
+# --------------------------------------------------------------------------------------
+# Provenance: what the numbers were computed from
+# --------------------------------------------------------------------------------------
+
+
+def collect_provenance(
+    meta: dict[str, Any],
+    *,
+    test_rows: int,
+    champion: str,
+    champion_version: Any = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Where an evaluation's numbers come from, for the report and the decision record.
+
+    ``meta`` is the challenger bundle's bundle.json; an older bundle may lack any of its
+    ``inputs`` / ``training`` / ``train_config`` / ``training_history``, which then stay
+    empty and the report shows "–".
+    """
+    when = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return {
+        "evaluated_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "test_rows": int(test_rows),
+        "champion": champion,
+        "champion_version": champion_version,
+        "first_run": champion_version is None,
+        "inputs": dict(meta.get("inputs") or {}),
+        "training": dict(meta.get("training") or {}),
+        "train_config": dict(meta.get("train_config") or {}),
+        "training_history": list(meta.get("training_history") or []),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Number formatting
+# --------------------------------------------------------------------------------------
+
+
+def _num(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
 
 def _f(x: Any, digits: int = 4) -> str:
-    try:
-        return f"{float(x):.{digits}f}"
-    except (TypeError, ValueError):
+    v = _num(x)
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def _signed(x: Any, digits: int = 4) -> str:
+    """An improvement with its sign always shown; a rounded zero carries none."""
+    v = _num(x)
+    if v is None:
         return "–"
+    s = f"{v:+.{digits}f}"
+    return s[1:] if float(s) == 0 else s
+
+
+def _count(x: Any) -> str:
+    v = _num(x)
+    return "–" if v is None else f"{int(v):,}"
+
+
+def _seconds(x: Any) -> str:
+    v = _num(x)
+    if v is None:
+        return "–"
+    return f"{v:.1f} s" if v < 60 else duration(v)
 
 
 def _mde(power: dict[str, Any]) -> str:
-    mde = power.get("minimum_detectable_improvement")
-    return "none at this test size" if mde is None else f"{mde * 100:.1f} points"
+    mde = _num(power.get("minimum_detectable_improvement"))
+    return "none at this test size" if mde is None else f"{mde:.4f} ({mde * 100:.1f} points)"
+
+
+def _improvement(new: Any, old: Any, higher_is_better: bool) -> float | None:
+    """Positive = challenger better, in the metric's own unit."""
+    a, b = _num(new), _num(old)
+    if a is None or b is None:
+        return None
+    return a - b if higher_is_better else b - a
+
+
+def _significance(ci: dict[str, Any] | None) -> str:
+    """'up' when the interval lies wholly above 0, 'down' wholly below, '' otherwise."""
+    if not ci:
+        return ""
+    low, high = _num(ci.get("low")), _num(ci.get("high"))
+    if low is not None and low > 0:
+        return "up"
+    if high is not None and high < 0:
+        return "down"
+    return ""
+
+
+def _interval(ci: dict[str, Any] | None) -> str:
+    return f"[{_signed(ci.get('low'))}, {_signed(ci.get('high'))}]" if ci else "–"
+
+
+# --------------------------------------------------------------------------------------
+# Provenance as text
+# --------------------------------------------------------------------------------------
+
+
+def _source_text(inputs: dict[str, Any]) -> str:
+    source = inputs.get("source")
+    if not source:
+        return "–"
+    text = f"{source} ({inputs.get('source_kind') or 'unknown kind'})"
+    if inputs.get("image_size"):
+        size = inputs["image_size"]
+        text += f"; images resized to {size}×{size}"
+        extras = [str(inputs[k]) for k in ("image_mode", "image_resample") if inputs.get(k)]
+        if extras:
+            text += f" ({', '.join(extras)})"
+    return text
+
+
+def _rows_text(prov: dict[str, Any], test_rows: Any) -> str:
+    training = prov.get("training") or {}
+    return (
+        f"{_count(training.get('rows'))} train / {_count(training.get('val_rows'))} validation "
+        f"/ {_count(test_rows)} test"
+    )
+
+
+def _stop_text(training: dict[str, Any]) -> str:
+    reason = training.get("stop_reason")
+    return STOP_REASONS.get(reason, str(reason).replace("_", " ")) if reason else "–"
+
+
+def _rows_per_second(training: dict[str, Any], history: list[dict[str, Any]]) -> str:
+    rates = [v for v in (_num(h.get("samples_per_second")) for h in history) if v]
+    if rates:
+        return f"{median(rates):,.0f} rows/s (median epoch, training passes)"
+    rows, epochs, secs = (_num(training.get(k)) for k in ("rows", "epochs_run", "seconds"))
+    if rows and epochs and secs:
+        return f"{rows * epochs / secs:,.0f} rows/s (all epochs, with validation)"
+    return "–"
+
+
+def _training_text(training: dict[str, Any], config: dict[str, Any]) -> str:
+    if not training:
+        return "–"
+    limit = config.get("max_epochs")
+    run = _count(training.get("epochs_run"))
+    text = f"{run} epochs" + (f" (at most {limit})" if limit else "")
+    text += (
+        f"; best epoch {_count(training.get('best_epoch'))} (validation loss "
+        f"{_f(training.get('val_loss'))}, validation accuracy {_f(training.get('val_accuracy'))})"
+        f"; stopped: {_stop_text(training)}"
+    )
+    resumed = _num(training.get("resumed_from_epoch"))
+    if resumed:
+        text += f"; resumed from a checkpoint at epoch {int(resumed)}"
+    return text
+
+
+def _hardware_text(training: dict[str, Any]) -> str:
+    if not training.get("device"):
+        return "–"
+    text = f"{training['device']}, {training.get('precision') or '–'} precision"
+    world = _num(training.get("world_size"))
+    if world and world > 1:
+        text += f", {int(world)} processes (one per GPU)"
+    if training.get("cuda_graph"):
+        text += ", CUDA graph"
+    if training.get("streamed"):
+        text += ", data streamed from host memory"
+    return text
+
+
+def _settings_text(config: dict[str, Any]) -> str:
+    if not config:
+        return "–"
+    parts = []
+    hidden = config.get("hidden_sizes")
+    if hidden:
+        parts.append("hidden layers " + "-".join(str(h) for h in hidden))
+    labels = (
+        ("batch_size", "batch"),
+        ("learning_rate", "learning rate"),
+        ("schedule", "schedule"),
+        ("weight_decay", "weight decay"),
+        ("dropout", "dropout"),
+        ("patience", "patience"),
+        ("seed", "seed"),
+    )
+    parts += [f"{label} {config[key]}" for key, label in labels if key in config]
+    return ", ".join(parts) or "–"
+
+
+def _compared_text(ev: Evaluation) -> str:
+    prov = ev.provenance
+    champion = prov.get("champion") or ev.decision.champion or "–"
+    version = prov.get("champion_version", ev.champion_version)
+    if version is not None:
+        return f"the champion, version {version}"
+    if prov.get("first_run"):
+        return f"{champion}, fitted on the train rows (first run: no champion yet)"
+    return champion
+
+
+def _provenance_rows(ev: Evaluation) -> list[tuple[str, str]]:
+    """(label, HTML) pairs of the provenance table; values escaped here."""
+    prov = ev.provenance
+    inputs = prov.get("inputs") or {}
+    training = prov.get("training") or {}
+    config = prov.get("train_config") or {}
+    history = prov.get("training_history") or []
+    test_rows = prov.get("test_rows", ev.decision.counts.get("test_rows"))
+    when = prov.get("evaluated_at")
+    used = list(inputs.get("columns_used") or [])
+    dropped = dict(inputs.get("columns_dropped") or {})
+    if used:
+        shown = ", ".join(html.escape(str(c)) for c in used[:12])
+        more = f" … ({len(used) - 12} more)" if len(used) > 12 else ""
+        used_html = f"{len(used):,}: {shown}{more}"
+        if len(used) > 12:
+            full = ", ".join(html.escape(str(c)) for c in used)
+            used_html += f"<details><summary>all columns</summary>{full}</details>"
+    else:
+        used_html = "–"
+    if dropped:
+        dropped_html = "; ".join(
+            f"{html.escape(str(c))} ({html.escape(str(why))})" for c, why in dropped.items()
+        )
+    else:
+        dropped_html = "none" if "columns_dropped" in inputs else "–"
+    e = html.escape
+    return [
+        ("data source", e(_source_text(inputs))),
+        ("evaluated", f"{e(when)} (UTC)" if when else "–"),
+        ("rows", e(_rows_text(prov, test_rows))),
+        ("train rows sha256", e(str(training.get("data_sha256") or "–"))),
+        ("columns used", used_html),
+        ("columns left out", dropped_html),
+        ("training", e(_training_text(training, config))),
+        ("ran on", e(_hardware_text(training))),
+        (
+            "time",
+            e(f"{_seconds(training.get('seconds'))}; {_rows_per_second(training, history)}")
+            if training
+            else "–",
+        ),
+        ("settings", e(_settings_text(config))),
+        ("compared with", e(_compared_text(ev))),
+    ]
+
+
+# --------------------------------------------------------------------------------------
+# SVG plots
+# --------------------------------------------------------------------------------------
+
+
+def _nice_step(span: float, count: int) -> float:
+    raw = span / max(count, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5):
+        if raw <= m * magnitude * (1 + 1e-9):
+            return m * magnitude
+    return 10 * magnitude
+
+
+def _nice_range(
+    lo: float, hi: float, count: int = 5, integer: bool = False
+) -> tuple[float, float, list[float]]:
+    """A range covering [lo, hi] on round tick values, and those ticks."""
+    if hi - lo < 1e-12:
+        pad = 1.0 if integer else (abs(hi) * 0.1 or 0.5)
+        lo, hi = lo - pad, hi + pad
+    step = _nice_step(hi - lo, count)
+    if integer:
+        step = float(max(1, math.ceil(step)))
+    first = round(math.floor(lo / step + 1e-9) * step, 10)
+    last = round(math.ceil(hi / step - 1e-9) * step, 10)
+    n = int(round((last - first) / step))
+    return first, last, [round(first + i * step, 10) for i in range(n + 1)]
+
+
+def _tick_label(v: float, ticks: list[float]) -> str:
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    digits = next((d for d in range(7) if abs(round(step, d) - step) < 1e-9), 6)
+    return f"{v:.{digits}f}"
+
+
+@dataclass(frozen=True)
+class _Panel:
+    """A plot area in pixels and the data ranges it shows."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+    xlim: tuple[float, float]
+    ylim: tuple[float, float]
+
+    def x(self, v: float) -> float:
+        lo, hi = self.xlim
+        return self.left + (v - lo) / (hi - lo) * self.width
+
+    def y(self, v: float) -> float:
+        lo, hi = self.ylim
+        return self.top + self.height - (v - lo) / (hi - lo) * self.height
+
+
+def _axes(
+    p: _Panel, xticks: list[float], yticks: list[float], xlabel: str, ylabel: str
+) -> list[str]:
+    bottom, right = p.top + p.height, p.left + p.width
+    parts = []
+    for t in xticks:
+        x = p.x(t)
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{p.top}" x2="{x:.1f}" y2="{bottom}" stroke="#eee"/>'
+            f'<line class="tick" x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 5}" '
+            'stroke="#666"/>'
+            f'<text class="tick-label x" x="{x:.1f}" y="{bottom + 17}" text-anchor="middle" '
+            f'font-size="10">{_tick_label(t, xticks)}</text>'
+        )
+    for t in yticks:
+        y = p.y(t)
+        parts.append(
+            f'<line x1="{p.left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" stroke="#eee"/>'
+            f'<line class="tick" x1="{p.left - 5}" y1="{y:.1f}" x2="{p.left}" y2="{y:.1f}" '
+            'stroke="#666"/>'
+            f'<text class="tick-label y" x="{p.left - 8}" y="{y + 3.5:.1f}" text-anchor="end" '
+            f'font-size="10">{_tick_label(t, yticks)}</text>'
+        )
+    parts.append(
+        f'<rect x="{p.left}" y="{p.top}" width="{p.width}" height="{p.height}" fill="none" '
+        'stroke="#999"/>'
+        f'<text x="{p.left + p.width / 2}" y="{bottom + 34}" text-anchor="middle" '
+        f'font-size="11">{html.escape(xlabel)}</text>'
+        f'<text x="{p.left - 44}" y="{p.top + p.height / 2}" font-size="11" text-anchor="middle" '
+        f'transform="rotate(-90 {p.left - 44} {p.top + p.height / 2})">{html.escape(ylabel)}</text>'
+    )
+    return parts
+
+
+def _legend_size(items: list[tuple[str, str, str]]) -> tuple[float, float]:
+    return 34 + 6.2 * max(len(label) for label, _, _ in items), 8 + 16 * len(items)
+
+
+def _legend(x: float, y: float, items: list[tuple[str, str, str]], boxed: bool) -> list[str]:
+    """Rows of a line sample and its label, from (x, y) at the top left."""
+    width, height = _legend_size(items)
+    parts = []
+    if boxed:
+        parts.append(
+            f'<rect x="{x}" y="{y}" width="{width:.0f}" height="{height}" '
+            'fill="#fff" fill-opacity="0.9" stroke="#ddd"/>'
+        )
+    for i, (label, color, dash) in enumerate(items):
+        ly = y + 12 + 16 * i
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        parts.append(
+            f'<line x1="{x + 6}" y1="{ly}" x2="{x + 26}" y2="{ly}" stroke="{color}" '
+            f'stroke-width="2"{dash_attr}/>'
+            f'<text class="legend" x="{x + 30}" y="{ly + 4}" font-size="11">'
+            f"{html.escape(label)}</text>"
+        )
+    return parts
+
+
+def _polyline(points: list[tuple[float, float]], color: str, cls: str, dash: str = "") -> str:
+    pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+    return (
+        f'<polyline class="{cls}" points="{pts}" fill="none" stroke="{color}" '
+        f'stroke-width="2"{dash_attr}/>'
+    )
 
 
 def _confusion_svg(matrix: list[list[int]], classes: list[Any], title: str) -> str:
@@ -40,7 +428,7 @@ def _confusion_svg(matrix: list[list[int]], classes: list[Any], title: str) -> s
     size = pad + cell * k + 10
     peak = max((max(r) for r in matrix), default=1) or 1
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size + 20}" '
+        f'<svg {_SVG} width="{size}" height="{size + 20}" '
         f'role="img" aria-label="{html.escape(title)}">',
         f'<text x="{size / 2}" y="14" text-anchor="middle" font-size="13">{html.escape(title)}</text>',
     ]
@@ -72,31 +460,131 @@ def _confusion_svg(matrix: list[list[int]], classes: list[Any], title: str) -> s
     return "".join(parts)
 
 
-def _roc_svg(curves: list[tuple[str, dict[str, list[float]], str]]) -> str:
-    w = h = 300
-    m = 36
+def _auc_label(name: str, auc: Any) -> str:
+    v = _num(auc)
+    return f"{name} (AUC {'–' if v is None else f'{v:.3f}'})"
+
+
+def _roc_svg(curves: list[tuple[str, dict[str, list[float]], str, Any]], positive: Any) -> str:
+    """ROC curves of (name, curve, colour, AUC) on one set of axes, with the chance line."""
+    p = _Panel(left=56, top=30, width=300, height=300, xlim=(0.0, 1.0), ylim=(0.0, 1.0))
+    ticks = [i / 5 for i in range(6)]
+    title = f"ROC curves, positive class: {positive}"
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w + m + 10}" height="{h + m + 10}" '
-        'role="img" aria-label="ROC curves">',
-        f'<rect x="{m}" y="10" width="{w}" height="{h}" fill="none" stroke="#999"/>',
-        f'<line x1="{m}" y1="{10 + h}" x2="{m + w}" y2="10" stroke="#ccc" stroke-dasharray="4"/>',
-        f'<text x="{m + w / 2}" y="{h + m + 4}" text-anchor="middle" font-size="11">'
-        "false positive rate</text>",
-        f'<text x="12" y="{10 + h / 2}" font-size="11" transform="rotate(-90 12 {10 + h / 2})" '
-        'text-anchor="middle">true positive rate</text>',
+        f'<svg {_SVG} width="{p.left + p.width + 16}" height="{p.top + p.height + 44}" '
+        f'role="img" aria-label="{html.escape(title)}">',
+        f'<text x="{p.left + p.width / 2}" y="16" text-anchor="middle" font-size="13">'
+        f"{html.escape(title)}</text>",
+        *_axes(p, ticks, ticks, "false positive rate", "true positive rate"),
+        f'<line class="chance" x1="{p.x(0)}" y1="{p.y(0)}" x2="{p.x(1)}" y2="{p.y(1)}" '
+        f'stroke="{CHANCE_COLOR}" stroke-dasharray="4 3"/>',
     ]
-    for idx, (name, curve, color) in enumerate(curves):
-        pts = " ".join(
-            f"{m + fx * w:.1f},{10 + h - ty * h:.1f}"
-            for fx, ty in zip(curve["fpr"], curve["tpr"], strict=False)
-        )
-        parts.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"/>')
-        parts.append(
-            f'<text x="{m + w - 8}" y="{h - 10 - 16 * idx}" text-anchor="end" '
-            f'font-size="12" fill="{color}">{html.escape(name)}</text>'
-        )
+    legend = []
+    for name, curve, color, auc in curves:
+        points = [(p.x(fx), p.y(ty)) for fx, ty in zip(curve["fpr"], curve["tpr"], strict=False)]
+        parts.append(_polyline(points, color, f"roc {name}"))
+        legend.append((_auc_label(name, auc), color, ""))
+    legend.append(("chance (AUC 0.500)", CHANCE_COLOR, "4 3"))
+    width, height = _legend_size(legend)
+    parts += _legend(p.left + p.width - width - 6, p.top + p.height - height - 6, legend, True)
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _history_values(history: list[dict[str, Any]], key: str) -> list[float | None]:
+    return [_num(row.get(key)) for row in history]
+
+
+def _curve_svg(
+    title: str,
+    ylabel: str,
+    epochs: list[float],
+    series: list[tuple[str, list[float | None], str, str]],
+    best_epoch: float | None,
+    marked: str,
+    bounded: bool,
+) -> str:
+    """One per-epoch line chart: ``series`` are (label, values, colour, dash); the best
+    epoch gets a dashed vertical line and a dot on the series labelled ``marked``."""
+    values = [v for _, ys, _, _ in series for v in ys if v is not None]
+    if not values:
+        return ""
+    x0, x1, xticks = _nice_range(min(epochs), max(epochs), min(6, max(len(epochs) - 1, 2)), True)
+    if bounded:  # accuracy: keep the axis inside [0, 1]
+        y0, y1, yticks = _nice_range(min(values), max(values), 4)
+        y0, y1 = max(0.0, y0), min(1.0, y1)
+        yticks = [t for t in yticks if y0 - 1e-9 <= t <= y1 + 1e-9]
+    else:  # loss: from 0, so curves compare by height
+        y0, y1, yticks = _nice_range(0.0, max(max(values), 1e-6), 4)
+    p = _Panel(left=60, top=30, width=320, height=190, xlim=(x0, x1), ylim=(y0, y1))
+    height = p.top + p.height + 48 + 16 * len(series)
+    parts = [
+        f'<svg {_SVG} width="{p.left + p.width + 20}" height="{height}" role="img" '
+        f'aria-label="{html.escape(title)}">',
+        f'<text x="{p.left + p.width / 2}" y="16" text-anchor="middle" font-size="13">'
+        f"{html.escape(title)}</text>",
+        *_axes(p, xticks, yticks, "epoch", ylabel),
+    ]
+    if best_epoch is not None and x0 <= best_epoch <= x1:
+        bx = p.x(best_epoch)
+        anchor, dx = ("end", -4) if bx > p.left + p.width * 0.7 else ("start", 4)
+        parts.append(
+            f'<line class="best-epoch" x1="{bx:.1f}" y1="{p.top}" x2="{bx:.1f}" '
+            f'y2="{p.top + p.height}" stroke="#555" stroke-dasharray="3 3"/>'
+            f'<text class="best-epoch" x="{bx + dx:.1f}" y="{p.top + 12}" text-anchor="{anchor}" '
+            f'font-size="10" fill="#555">best epoch {best_epoch:g}</text>'
+        )
+    for label, ys, color, dash in series:
+        points = [(p.x(e), p.y(v)) for e, v in zip(epochs, ys, strict=False) if v is not None]
+        parts.append(_polyline(points, color, "curve " + label.replace(" ", "-"), dash))
+        if label == marked and best_epoch is not None and best_epoch in epochs:
+            v = ys[epochs.index(best_epoch)]
+            if v is not None:
+                parts.append(
+                    f'<circle class="best-point" cx="{p.x(best_epoch):.1f}" cy="{p.y(v):.1f}" '
+                    f'r="4" fill="{color}" stroke="#fff"/>'
+                )
+    items = [(label, color, dash) for label, _, color, dash in series]
+    parts += _legend(p.left, p.top + p.height + 40, items, False)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _training_svgs(prov: dict[str, Any]) -> str:
+    """Loss and accuracy per epoch, side by side; empty without a training history."""
+    history = [row for row in prov.get("training_history") or [] if isinstance(row, dict)]
+    if not history:
+        return ""
+    epochs = [_num(row.get("epoch")) or float(i + 1) for i, row in enumerate(history)]
+    best = _num((prov.get("training") or {}).get("best_epoch"))
+    if best is None:  # an older bundle: the epoch early stopping would have kept
+        losses = _history_values(history, "val_loss")
+        finite = [(v, e) for v, e in zip(losses, epochs, strict=False) if v is not None]
+        best = min(finite)[1] if finite else None
+
+    def present(key: str) -> list[float | None] | None:
+        ys = _history_values(history, key)
+        return ys if any(v is not None for v in ys) else None
+
+    def chart(title: str, ylabel: str, stem: str, bounded: bool) -> str:
+        series = []
+        for who, prefix, color, dash in (
+            ("train", "train", TRAIN_COLOR, "5 3"),
+            ("validation", "val", VALIDATION_COLOR, ""),
+        ):
+            ys = present(f"{prefix}_{stem}")
+            if ys is not None:
+                series.append((f"{who} {stem}", ys, color, dash))
+        return _curve_svg(title, ylabel, epochs, series, best, f"validation {stem}", bounded)
+
+    return chart("Loss per epoch", "log loss", "loss", False) + chart(
+        "Accuracy per epoch", "accuracy", "accuracy", True
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The page and the summary
+# --------------------------------------------------------------------------------------
 
 
 def resampling_note(ev: Evaluation) -> str:
@@ -110,36 +598,68 @@ def resampling_note(ev: Evaluation) -> str:
     )
 
 
+def _metric_rows(ev: Evaluation) -> list[tuple[str, Any, Any, float | None, dict[str, Any] | None]]:
+    """(name, challenger, champion, improvement, interval) per metric the models have."""
+    out = []
+    for key, name, higher in METRIC_ROWS:
+        new, old = ev.challenger.get(key), ev.champion.get(key)
+        if new is None and old is None:
+            continue
+        out.append((name, new, old, _improvement(new, old, higher), ev.improvement_ci.get(key)))
+    return out
+
+
 def render_html(ev: Evaluation, model_name: str) -> str:
     d = ev.decision
     verdict = "DEPLOYED" if d.deploy else "NOT DEPLOYED"
     color = "#0a7d32" if d.deploy else "#9a5b00"
     ci_pct = int(round((1 - d.alpha) * 100))
     rows = []
-    for key, name, higher in METRIC_ROWS:
-        new, old = ev.challenger.get(key), ev.champion.get(key)
-        diff = (new - old) if new is not None and old is not None else None
-        better = diff is not None and ((diff > 0) if higher else (diff < 0))
-        ci = ev.improvement_ci.get(key)
-        ci_text = f"{_f(ci['estimate'])} [{_f(ci['low'])}, {_f(ci['high'])}]" if ci else "–"
-        cls = "up" if better else ""
+    for name, new, old, gain, ci in _metric_rows(ev):
+        cls = _significance(ci)
         rows.append(
             f"<tr><td>{name}</td><td>{_f(new)}</td><td>{_f(old)}</td>"
-            f"<td class='{cls}'>{_f(diff) if diff is not None else '–'}</td><td>{ci_text}</td></tr>"
+            f"<td class='{cls}'>{_signed(gain)}</td><td class='{cls}'>{_interval(ci)}</td></tr>"
         )
     low = d.effect.get("accuracy_lower_bound")
     checks = "".join(
         f"<li>{'✔' if c['passed'] else '✘'} {html.escape(c['check'])}"
         + (f" (p = {format_p(c['p_value'])})" if "p_value" in c else "")
-        + (f" (lower bound {_f(c['lower_bound'], 4)})" if "lower_bound" in c else "")
+        + (f" (lower bound {_signed(c['lower_bound'])})" if "lower_bound" in c else "")
         + "</li>"
         for c in d.checks
     )
     counts = d.counts
+    facts = "".join(
+        f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in _provenance_rows(ev)
+    )
+    curves = _training_svgs(ev.provenance)
+    if curves:
+        curves = (
+            "<h2>Training curves (challenger)</h2>"
+            f'<div class="grid">{curves}</div>'
+            '<p class="muted">Best epoch: the lowest validation loss; the model keeps its '
+            "weights. Dashed: training passes (with dropout); solid: validation.</p>"
+        )
     roc = ""
     if ev.roc_challenger and ev.roc_champion:
-        roc = "<h2>ROC curves</h2>" + _roc_svg(
-            [("challenger", ev.roc_challenger, "#1f5fbf"), ("champion", ev.roc_champion, "#c0392b")]
+        positive = ev.classes[1] if len(ev.classes) > 1 else "–"
+        roc = (
+            f"<h2>ROC curves (positive class: {html.escape(str(positive))})</h2>"
+            + _roc_svg(
+                [
+                    (
+                        "challenger",
+                        ev.roc_challenger,
+                        CHALLENGER_COLOR,
+                        ev.challenger.get("roc_auc"),
+                    ),
+                    ("champion", ev.roc_champion, CHAMPION_COLOR, ev.champion.get("roc_auc")),
+                ],
+                positive,
+            )
+            + '<p class="muted">Scores: each model\'s probability of the positive class; '
+            "the dashed diagonal is a model that guesses.</p>"
         )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sigdeploy: {html.escape(model_name)}</title>
@@ -149,18 +669,29 @@ h1{{font-size:22px}} h2{{font-size:17px;margin-top:28px}}
 .verdict{{font-size:20px;font-weight:700;color:{color}}}
 .reason{{background:#f6f7f9;border-left:4px solid {color};padding:10px 14px;line-height:1.45}}
 table{{border-collapse:collapse;margin:8px 0}} td,th{{border:1px solid #ddd;padding:5px 10px;text-align:right}}
-th{{background:#f0f2f5}} td:first-child,th:first-child{{text-align:left}} td.up{{color:#0a7d32;font-weight:600}}
+th{{background:#f0f2f5}} td:first-child,th:first-child{{text-align:left}}
+td.up{{color:#0a7d32;font-weight:600}} td.down{{color:#b03a2e;font-weight:600}}
+table.facts td{{text-align:left}} table.facts th{{font-weight:600;white-space:nowrap;vertical-align:top}}
 .grid{{display:flex;flex-wrap:wrap;gap:24px}} .muted{{color:#666;font-size:13px}}
 </style></head><body>
 <h1>sigdeploy evaluation: {html.escape(model_name)}</h1>
 <p class="verdict">{verdict}</p>
 <p class="reason">{html.escape(d.reason)}</p>
+<h2>Provenance</h2>
+<table class="facts" id="provenance">
+{facts}
+</table>
 <h2>Metrics on the same {counts["test_rows"]} test rows</h2>
-<table><tr><th>metric</th><th>challenger</th><th>champion ({html.escape(d.champion)})</th><th>difference</th><th>improvement, {ci_pct}% CI</th></tr>
+<table id="metrics"><tr><th>metric</th><th>challenger</th><th>champion ({html.escape(d.champion)})</th><th>improvement</th><th>{ci_pct}% interval of the improvement</th></tr>
 {"".join(rows)}</table>
-<p class="muted">Improvement: positive favours the challenger (for log loss, the champion's loss minus the challenger's); paired bootstrap, {ci_pct}% percentile interval; resampled: {html.escape(resampling_note(ev))}.</p>
-<p>Accuracy difference {_f(d.effect["accuracy_difference"])}; one-sided {ci_pct}% lower bound
-{_f(low) if low is not None else "–"} (paired bootstrap).</p>
+<p class="muted">Improvement: positive = challenger better, in the metric's own unit (fractions for
+accuracy, macro F1 and ROC AUC; nats for log loss, where it is the champion's loss minus the
+challenger's). Interval: paired bootstrap, two-sided {ci_pct}%, each metric on its own (no
+correction for several metrics); resampled: {html.escape(resampling_note(ev))}. Green: the interval
+lies wholly above 0; red: wholly below 0; uncoloured: it includes 0 or there is none. The deploy
+decision rests on the test below, not on these colours.</p>
+<p>Accuracy improvement {_signed(d.effect.get("accuracy_difference"))}; one-sided {ci_pct}% lower
+bound {_signed(low)} (paired bootstrap), compared with the margin {d.margin}.</p>
 <h2>Test</h2>
 <table>
 <tr><th>test</th><td>{html.escape(d.test)}</td></tr>
@@ -169,13 +700,14 @@ th{{background:#f0f2f5}} td:first-child,th:first-child{{text-align:left}} td.up{
 <tr><th>margin</th><td>{d.margin}</td></tr>
 <tr><th>both right / only challenger / only champion / both wrong</th><td>{counts["both_right"]} / {counts["only_challenger_right"]} / {counts["only_champion_right"]} / {counts["both_wrong"]}</td></tr>
 <tr><th>power for the observed effect</th><td>{d.power["observed_power"]:.2f}</td></tr>
-<tr><th>smallest improvement detectable with {int(float(d.power["target_power"] or 0.8) * 100)}% power</th><td>{_mde(d.power)}</td></tr>
+<tr><th>smallest accuracy improvement detectable with {int(float(d.power["target_power"] or 0.8) * 100)}% power</th><td>{_mde(d.power)}</td></tr>
 </table>
 <h2>Checks</h2><ul>{checks}</ul>
 <h2>Confusion matrices (rows: true class, columns: predicted)</h2>
 <div class="grid">{_confusion_svg(ev.confusion_challenger, ev.classes, "challenger")}
 {_confusion_svg(ev.confusion_champion, ev.classes, "champion")}</div>
 {roc}
+{curves}
 <p class="muted">A deploy happens only when the test says the challenger is better with at most
 {d.alpha:.0%} risk of deploying a model that is not. "Not deployed" with low power means the test
 set is too small to tell, not that the challenger is worse.</p>
@@ -183,24 +715,55 @@ set is too small to tell, not that the challenger is worse.</p>
 """
 
 
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def _provenance_line(ev: Evaluation) -> str:
+    prov = ev.provenance
+    training = prov.get("training") or {}
+    test_rows = prov.get("test_rows", ev.decision.counts.get("test_rows"))
+    trained = "–"
+    if training:
+        trained = (
+            f"{_count(training.get('epochs_run'))} epochs (best {_count(training.get('best_epoch'))}"
+            f", {str(training.get('stop_reason') or '–').replace('_', ' ')}) on "
+            f"{training.get('device') or '–'} "
+            f"in {_seconds(training.get('seconds'))}"
+        )
+    when = prov.get("evaluated_at") or "–"
+    return (
+        f"- data: {_source_text(prov.get('inputs') or {})}; rows: {_rows_text(prov, test_rows)}; "
+        f"trained: {trained}; compared with {_compared_text(ev)}; evaluated {when} UTC"
+    )
+
+
 def render_markdown(ev: Evaluation, model_name: str) -> str:
     d = ev.decision
+    ci_pct = int(round((1 - d.alpha) * 100))
     lines = [
         f"## sigdeploy: {model_name} — {'deployed' if d.deploy else 'not deployed'}",
         "",
         d.reason,
         "",
-        "| metric | challenger | champion | difference |",
-        "|---|---|---|---|",
+        _md(_provenance_line(ev)),
+        "",
+        f"| metric | challenger | champion ({_md(d.champion)}) | improvement | {ci_pct}% interval |",
+        "|---|---:|---:|---:|---|",
     ]
-    for key, name, _ in METRIC_ROWS:
-        new, old = ev.challenger.get(key, float("nan")), ev.champion.get(key, float("nan"))
-        lines.append(f"| {name} | {_f(new)} | {_f(old)} | {_f(new - old)} |")
+    for name, new, old, gain, ci in _metric_rows(ev):
+        text = _signed(gain)
+        if _significance(ci):
+            text = f"**{text}**"
+        lines.append(f"| {name} | {_f(new)} | {_f(old)} | {text} | {_interval(ci)} |")
     lines += [
+        "",
+        "Improvement: positive = challenger better, in the metric's own unit (log loss: the "
+        f"champion's loss minus the challenger's); bold: the {ci_pct}% interval excludes 0.",
         "",
         f"- test: {d.test}; p = {d.p_value:.4g}; alpha = {d.alpha}; margin = {d.margin}",
         f"- power for the observed effect: {d.power['observed_power']:.2f}; smallest detectable "
-        f"improvement: {_mde(d.power)}",
+        f"accuracy improvement: {_mde(d.power)}",
         "",
     ]
     return "\n".join(lines)

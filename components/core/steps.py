@@ -244,6 +244,9 @@ class Evaluation:
     champion_version: str | None = None
     # improvement (positive = challenger better) per metric: estimate, low, high
     improvement_ci: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # where the numbers come from (report.collect_provenance): evaluated_at, test_rows,
+    # champion, and the challenger's inputs, training, train_config, training_history
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def flat_metrics(self) -> dict[str, float]:
         """Both models' metrics and the differences, for a KFP Metrics artifact."""
@@ -384,9 +387,16 @@ def evaluate(
             policy.bootstrap_resamples,
             policy.bootstrap_seed,
         ),
+        provenance=report_mod.collect_provenance(
+            challenger.meta,
+            test_rows=len(y),
+            champion=champion_name,
+            champion_version=current.version if current else None,
+        ),
     )
     payload = decision.to_json() | {
         "improvement_ci": ev.improvement_ci,
+        "provenance": {k: v for k, v in ev.provenance.items() if k != "training_history"},
         "model_name": model_name,
         "registry": registry,
         "champion_version": ev.champion_version,

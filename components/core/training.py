@@ -730,7 +730,8 @@ def fit(
         progress.report(
             "train",
             f"on {runtime.device} ({runtime.precision}"
-            f"{f', {runtime.threads} threads' if runtime.threads else ''}), {n:,} rows x "
+            f"{f', {runtime.threads} thread' if runtime.threads else ''}"
+            f"{'s' if runtime.threads and runtime.threads != 1 else ''}), {n:,} rows x "
             f"{n_features:,} features, batch {batch:,}, up to {config.max_epochs} epochs, "
             f"{'streamed from host memory' if streaming else 'data on the device'}, "
             f"{'CUDA graph' if graph is not None else 'eager steps'}"

@@ -272,8 +272,7 @@ class InstanceDecoder:
         if self.list_form:
             return BadRequest(
                 400,
-                f"instance {i}: expected {d} values in schema order ({self.list_form}), "
-                f"got {got}",
+                f"instance {i}: expected {d} values in schema order ({self.list_form}), got {got}",
                 index=i,
                 field=field,
             )

@@ -174,7 +174,8 @@ def image_list_form(inputs: dict[str, Any], n_features: int) -> str | None:
     size, mode = inputs.get("image_size"), inputs.get("image_mode")
     if type(size) is not int or mode not in IMAGE_MODES or size * size != n_features:
         return None
-    return f"a {size}x{size} {IMAGE_MODES[mode]} image, row by row"
+    article = "an" if str(size).startswith("8") or size in (11, 18) else "a"  # an 8x8, an 11x11
+    return f"{article} {size}x{size} {IMAGE_MODES[mode]} image, row by row"
 
 
 class Network(Protocol):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from components.core import steps
@@ -143,3 +145,45 @@ print("sklearn" in sys.modules, versions["scikit-learn"] != "not installed")
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True"]
+
+
+def test_id_columns_and_provenance_travel_from_ingest_to_the_bundle(tmp_path):
+    """A customer id is left out at preprocess, recorded in the bundle with how the rows
+    were read, and test rows that still carry it are scored (it is no feature)."""
+    from components.core.bundle import load_bundle
+    from components.core.data import SourceConfig, read_provenance
+    from components.core.features import FeatureConfig
+    from components.core.split import SplitConfig
+    from components.core.train_config import TrainConfig
+
+    rng = np.random.default_rng(1)
+    n = 600
+    x = rng.normal(size=(n, 3))
+    frame = pd.DataFrame(x, columns=["a", "b", "c"])
+    frame.insert(0, "customer_id", [f"C{i:05d}" for i in rng.permutation(n)])
+    frame["label"] = np.where(x[:, 0] + x[:, 1] > 0, "yes", "no")
+    frame.to_csv(tmp_path / "customers.csv", index=False)
+    paths = {k: str(tmp_path / f"{k}.parquet") for k in ("data", "train", "val", "test")}
+    split = SplitConfig()
+    meta = steps.ingest(SourceConfig(str(tmp_path / "customers.csv")), split, paths["data"])
+    assert meta["source_kind"] == "csv" and read_provenance(paths["data"])["source_kind"] == "csv"
+    prep = steps.preprocess(
+        paths["data"], "label", split, FeatureConfig(), paths["train"], paths["val"],
+        paths["test"], str(tmp_path / "pre.json"),
+    )  # fmt: skip
+    assert prep["preprocessor"]["dropped"] == 1 and prep["preprocessor"]["outputs"] == 3
+    assert read_provenance(paths["test"])["source"] == str(tmp_path / "customers.csv")
+    steps.train(
+        paths["train"], paths["val"], str(tmp_path / "pre.json"), "label",
+        TrainConfig(max_epochs=3), str(tmp_path / "model"), "churn",
+    )  # fmt: skip
+    bundle = load_bundle(tmp_path / "model")
+    assert bundle.inputs["source_kind"] == "csv"
+    assert bundle.inputs["columns_used"] == ["a", "b", "c"]
+    assert list(bundle.dropped_columns) == ["customer_id"]
+    assert [row["epoch"] for row in bundle.meta["training_history"]] == [1, 2, 3]
+    ev = steps.evaluate(
+        str(tmp_path / "model"), paths["train"], paths["test"], str(tmp_path / "reg"),
+        "churn", GatePolicy(), str(tmp_path / "decision.json"),
+    )  # fmt: skip
+    assert ev.challenger["accuracy"] > 0.8  # the test rows kept their customer_id column

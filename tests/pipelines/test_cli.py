@@ -166,3 +166,26 @@ def test_compile_py_writes_json(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert load_spec(out)["pipelineInfo"]["name"] == "sigdeploy-training"
+
+
+def test_progress_lines_are_shown_under_their_task_as_they_come():
+    """The local runner hands each task's output on line by line; the step's progress lines
+    reach the terminal at once (not when the task ends), the runner's own chatter does not."""
+    import io
+
+    from pipelines.local_run import _RunnerOutput
+
+    log, shown = io.StringIO(), io.StringIO()
+    sink = _RunnerOutput(log, shown)
+    sink.write("14:55:55.442 - INFO - Executing task \x1b[96m'train'\x1b[0m\n")
+    sink.write("    some runner detail\n    2026-11-27 14:55:57,955 INFO components.core")
+    assert shown.getvalue() == ""
+    sink.write(".progress: [sigdeploy] train: epoch 1/60: val accuracy 0.9\n")
+    assert shown.getvalue() == "  train          epoch 1/60: val accuracy 0.9\n"  # before the end
+    sink.write("14:56:00.1 - INFO - Task \x1b[96m'train'\x1b[0m finished with status SUCCESS\n")
+    assert shown.getvalue().splitlines()[-1].startswith("  train        ok ")
+    assert "some runner detail" in log.getvalue() and "some runner" not in shown.getvalue()
+    quiet = io.StringIO()
+    sink = _RunnerOutput(io.StringIO(), quiet, verbose=False)
+    sink.write("Executing task 'train'\n[sigdeploy] train: epoch 1/60\n")
+    assert quiet.getvalue() == ""

@@ -99,3 +99,52 @@ def test_schema_mismatch_with_champion_fails_clearly_and_keeps_it(two_runs):
     assert last.startswith("sigdeploy: error:")
     assert "feature schema differs" in last and "Traceback" not in result.stderr
     assert pointer.read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory):
+    """A folder of PNGs with every default: read at 28x28, as the model's bundle records."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    work = tmp_path_factory.mktemp("images")
+    digits = load_digits()
+    for i, (pixels, target) in enumerate(zip(digits.images, digits.target, strict=True)):
+        if target in (0, 1, 7):
+            folder = work / "imgs" / f"digit{target}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray((pixels * 15).astype(np.uint8)).save(folder / f"{i}.png")
+    args = ["--registry", str(work / "registry"), "--model-name", "glyphs"]
+    result = run_cli("run", "--data", "imgs", *args, "--output-dir", "runs", "--json", cwd=work)
+    return work, args, result
+
+
+def test_an_image_folder_runs_with_the_default_size(image_run):
+    work, _, result = image_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["deployed"] is True and summary["challenger"]["accuracy"] > 0.9
+    bundle = json.loads((Path(summary["paths"]["champion"]) / "bundle.json").read_text())
+    assert bundle["inputs"]["source_kind"] == "image_folder"
+    assert bundle["inputs"]["image_size"] == 28 and len(bundle["schema"]["features"]) == 784
+    # progress came while the tasks ran, and the report opens as a web page
+    assert "  train          epoch 1/60: train loss" in result.stderr
+    assert Path(summary["paths"]["report"]).name == "report.html"
+    assert (work / "runs" / "summary.md").read_text().startswith("## sigdeploy: glyphs")
+
+
+def test_predict_reads_images_at_the_size_the_model_was_trained_at(image_run):
+    work, args, _ = image_run
+    scored = run_cli("predict", "--data", "imgs", *args, "--output", "p.csv", cwd=work)
+    assert scored.returncode == 0, scored.stderr
+    accuracy = float(scored.stderr.split("accuracy ")[1].split()[0])
+    assert accuracy > 0.9
+    wrong = run_cli(
+        "predict", "--data", "imgs", *args, "--output", "q.csv", "--image-size", "16", cwd=work
+    )
+    assert wrong.returncode == 2 and not (work / "q.csv").exists()
+    assert wrong.stderr.strip() == (
+        "sigdeploy: error: --image-size 16: model 'glyphs' was trained on 28x28 images; "
+        "drop --image-size or pass 28"
+    )

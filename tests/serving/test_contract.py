@@ -93,6 +93,24 @@ def test_health_is_503_until_a_champion_is_deployed(
     assert client.post("/predict", json={"instances": [[0] * 64]}).json()["model_version"] == "1"
 
 
+def test_health_reports_the_model_and_what_it_takes(registry, config_for, client_for):
+    health = client_for(config_for(registry)).get("/health")
+    assert health.status_code == 200
+    answer = health.json()
+    backend = answer.pop("backend")
+    assert backend in ("onnx", "numpy")
+    # "inputs" only says what the bundle records: this one was trained from a frame, so it
+    # knows no source kind, and no column was left out (test_inputs covers the rest)
+    assert answer == {
+        "status": "ok",
+        "model_name": "digits-mlp",
+        "model_version": "1",
+        "features": 64,
+        "classes": 10,
+        "inputs": {"features": 64, "ignored_columns": []},
+    }
+
+
 def test_sigdeploy_serve_is_a_cli_command():
     from components.serving.cli import config_from_args
     from pipelines.cli import build_parser
