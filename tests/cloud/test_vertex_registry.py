@@ -13,8 +13,8 @@ import re
 import pytest
 
 from components.core.bundle import load_bundle
-from components.core.errors import ConfigError, RegistryError
 from components.core.deploy_config import DeployConfig
+from components.core.errors import ConfigError, RegistryError
 from components.core.registry import RegistryConfig, open_registry
 from components.core.vertex_registry import (
     CHAMPION_ALIAS,

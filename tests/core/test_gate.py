@@ -148,5 +148,3 @@ def test_auc_needs_a_binary_label():
 def test_decision_is_strict_json():
     d = run(cells=(300, 0, 0, 60))
     json.dumps(d.to_json(), allow_nan=False)
-
-

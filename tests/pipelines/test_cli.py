@@ -150,7 +150,7 @@ def test_run_help_states_every_default_and_parameter(capsys):
     for flag, default in (("--data", "sklearn:digits"), ("--epochs", "60"), ("--image-size", "28")):
         block = text[text.index(f"  {flag} ") :][:300]
         assert f"default: {default}" in block, flag
-    for name, p in parameters().items():
+    for name in parameters():
         assert f"    {name}=" in text, name
     assert "    id_columns=auto  (auto = leave out ID-like columns" in text
 
