@@ -106,7 +106,7 @@ def parameter_help() -> str:
         default = p.default if p.default != "" else '""'
         if isinstance(default, bool):
             default = str(default).lower()
-        lines.append(f"    {p.name}={default}" + (f"  ({p.help})" if p.help else ""))
+        lines.append(f"    {p.name}={default}" + (f"  # {p.help}" if p.help else ""))
     return "\n".join(lines)
 
 

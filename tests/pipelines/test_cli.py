@@ -152,7 +152,7 @@ def test_run_help_states_every_default_and_parameter(capsys):
         assert f"default: {default}" in block, flag
     for name in parameters():
         assert f"    {name}=" in text, name
-    assert "    id_columns=auto  (auto = leave out ID-like columns" in text
+    assert "    id_columns=auto  # auto = leave out ID-like columns" in text
 
 
 def test_compile_py_writes_json(tmp_path):
