@@ -37,8 +37,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "on Vertex AI", "--batch-job: a Vertex AI batch prediction job scores gs:// or bq:// data"
     )
     job.add_argument("--batch-job", action="store_true", help="run on Vertex AI, not here")
-    job.add_argument("--machine-type", default="n1-standard-4", help="batch job machine type")
-    job.add_argument("--max-replicas", type=int, default=1, help="batch job replicas at most")
+    job.add_argument(
+        "--machine-type",
+        default="n1-standard-4",
+        help="batch job machine type (default: n1-standard-4)",
+    )
+    job.add_argument(
+        "--max-replicas", type=int, default=1, help="batch job replicas at most (default: 1)"
+    )
     job.add_argument("--wait", action="store_true", help="wait until the batch job ends")
     p.set_defaults(func=run)
 

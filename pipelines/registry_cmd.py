@@ -12,7 +12,10 @@ import argparse
 import time
 from typing import Any
 
+from components.core.deploy_config import DeployConfig
 from components.core.errors import ConfigError
+
+_D = DeployConfig()
 
 HISTORY_DEFAULT = 20  # entries `history` prints unless --last says otherwise
 REASON_WIDTH = 110  # characters of a decision's reason on one history line
@@ -35,7 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     history = verbs.add_parser("history", help="every decision and rollback, newest last")
     common(history)
     history.add_argument(
-        "--last", type=int, default=HISTORY_DEFAULT, help="entries to print (0 = all)"
+        "--last",
+        type=int,
+        default=HISTORY_DEFAULT,
+        help=f"entries to print, 0 = all (default: {HISTORY_DEFAULT})",
     )
     history.set_defaults(func=run_history)
 
@@ -51,11 +57,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rollback.add_argument(
         "--endpoint",
         default="",
-        help="Vertex: also serve the restored version with all the traffic on this endpoint",
+        help="Vertex: also serve the restored version with all the traffic on this endpoint "
+        "(default: none, the endpoint stays as it is)",
     )
-    rollback.add_argument("--machine-type", default=None, help="Vertex endpoint machine type")
-    rollback.add_argument("--min-replicas", type=int, default=None)
-    rollback.add_argument("--max-replicas", type=int, default=None)
+    rollback.add_argument(
+        "--machine-type",
+        default=None,
+        help=f"Vertex endpoint machine type (default: {_D.machine_type})",
+    )
+    rollback.add_argument(
+        "--min-replicas", type=int, default=None, help=f"(default: {_D.min_replicas})"
+    )
+    rollback.add_argument(
+        "--max-replicas", type=int, default=None, help=f"(default: {_D.max_replicas})"
+    )
     rollback.set_defaults(func=run_rollback)
 
 

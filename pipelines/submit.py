@@ -66,7 +66,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _vertex_arguments(vertex)
     vertex.add_argument("--wait", action="store_true", help="follow the run until it ends")
     vertex.add_argument(
-        "--poll-seconds", type=float, default=30.0, help="with --wait: seconds between checks"
+        "--poll-seconds",
+        type=float,
+        default=30.0,
+        help="with --wait: seconds between checks (default: 30)",
     )
     vertex.set_defaults(func=submit_vertex)
 
@@ -85,7 +88,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _common_run_arguments(kfp)
     kfp.add_argument("--wait", action="store_true", help="follow the run until it ends")
     kfp.add_argument(
-        "--poll-seconds", type=float, default=10.0, help="with --wait: seconds between checks"
+        "--poll-seconds",
+        type=float,
+        default=10.0,
+        help="with --wait: seconds between checks (default: 10)",
     )
     kfp.set_defaults(func=submit_kfp)
 
@@ -98,10 +104,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         required=True,
         help='five-field cron, optionally with a time zone: "TZ=Europe/Berlin 0 3 * * 1"',
     )
-    sv.add_argument("--schedule-name", default=None, help="schedule display name")
-    sv.add_argument("--max-concurrent-runs", type=int, default=1, help="default 1")
-    sv.add_argument("--max-runs", type=int, default=None, help="stop after this many runs")
-    sv.add_argument("--start-time", default=None, help="RFC 3339, e.g. 2026-01-01T00:00:00Z")
+    sv.add_argument(
+        "--schedule-name",
+        default=None,
+        help="schedule display name (default: the run display name + -schedule)",
+    )
+    sv.add_argument(
+        "--max-concurrent-runs", type=int, default=1, help="runs at once at most (default: 1)"
+    )
+    sv.add_argument(
+        "--max-runs", type=int, default=None, help="stop after this many runs (default: no limit)"
+    )
+    sv.add_argument(
+        "--start-time", default=None, help="RFC 3339, e.g. 2026-01-01T00:00:00Z (default: now)"
+    )
     sv.add_argument("--end-time", default=None, help="RFC 3339; no end by default")
     sv.set_defaults(func=schedule_vertex)
 
@@ -127,7 +143,11 @@ def _vertex_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network", default=None, help="VPC: projects/NUMBER/global/networks/NAME")
     p.add_argument("--experiment", default=None, help="Vertex AI experiment (created if missing)")
     p.add_argument("--label", action="append", metavar="KEY=VALUE", help="run label, repeatable")
-    p.add_argument("--display-name", default=None, help="run display name")
+    p.add_argument(
+        "--display-name",
+        default=None,
+        help="run display name (default: the pipeline name)",
+    )
     p.add_argument(
         "--api-endpoint",
         default=None,

@@ -189,3 +189,24 @@ def test_progress_lines_are_shown_under_their_task_as_they_come():
     sink = _RunnerOutput(io.StringIO(), quiet, verbose=False)
     sink.write("Executing task 'train'\n[sigdeploy] train: epoch 1/60\n")
     assert quiet.getvalue() == ""
+
+
+def test_every_option_with_a_default_states_it_in_help():
+    """`--help` of every command shows the defaults (a None default means "not given")."""
+    import argparse
+
+    from pipelines.cli import build_parser
+
+    missing = []
+
+    def walk(parser, name):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    walk(child, f"{name} {sub}")
+            elif action.option_strings and action.default not in (None, False, "==SUPPRESS=="):
+                if "default" not in (action.help or ""):
+                    missing.append(f"{name} {action.option_strings[0]}")
+
+    walk(build_parser(), "sigdeploy")
+    assert missing == []
