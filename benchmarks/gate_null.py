@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from components.core import stats
-from components.core.gate import GatePolicy
-from components.core.gate_sim import Scenario, cell_probabilities, simulate
+from gate_sim import Scenario, cell_probabilities, simulate
+
+from components.core.evaluation import stats
+from components.core.evaluation.gate import GatePolicy
 
 
 def main() -> int:

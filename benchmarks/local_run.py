@@ -23,11 +23,11 @@ IN_PROCESS = r"""
 import sys
 from pathlib import Path
 from components.core import steps
-from components.core.data import SourceConfig
-from components.core.features import FeatureConfig
-from components.core.gate import GatePolicy
-from components.core.split import SplitConfig
-from components.core.train_config import TrainConfig
+from components.core.data.sources import SourceConfig
+from components.core.data.features import FeatureConfig
+from components.core.evaluation.gate import GatePolicy
+from components.core.data.split import SplitConfig
+from components.core.training.config import TrainConfig
 
 work = Path(sys.argv[1])
 split = SplitConfig()

@@ -46,13 +46,13 @@ TARGET_ROWS_PER_S = 50_000
 def build_registry(root: Path) -> tuple[Path, list[list[int]]]:
     """A registry whose champion is a digits MLP; returns it and raw rows to send."""
     sys.path.insert(0, str(REPO))
-    from components.core.bundle import save_bundle
-    from components.core.data import load_source
-    from components.core.features import feature_statistics, fit_preprocessor
-    from components.core.metrics import encode_labels
+    from components.core.data.features import feature_statistics, fit_preprocessor
+    from components.core.data.sources import load_source
+    from components.core.data.split import SplitConfig, split_frame
+    from components.core.evaluation.metrics import encode_labels
+    from components.core.model.bundle import save_bundle
     from components.core.registry import LocalRegistry
-    from components.core.split import SplitConfig, split_frame
-    from components.core.training import TrainConfig, train_mlp
+    from components.core.training.trainer import TrainConfig, train_mlp
 
     frame = load_source("sklearn:digits", "label")
     parts = split_frame(frame, "label", SplitConfig())

@@ -37,7 +37,7 @@ from scipy import stats as sps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from components.core import stats  # noqa: E402
+from components.core.evaluation import stats  # noqa: E402
 
 N_RESAMPLES = 10_000
 CONFIDENCE = 0.95

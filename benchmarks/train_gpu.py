@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from components.core.training import TrainConfig, train_mlp
+from components.core.training.trainer import TrainConfig, train_mlp
 
 IN_FEATURES, HIDDEN, CLASSES = 256, (512, 256), 10
 TARGET_H100 = 50e6  # samples/s

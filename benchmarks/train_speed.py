@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from components.core.training import TrainConfig, cpu_thread_count, train_mlp
+from components.core.training.trainer import TrainConfig, cpu_thread_count, train_mlp
 
 HIDDEN = (256, 128)
 SKLEARN_EPOCHS = 30
@@ -100,10 +100,10 @@ def data_200k() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def data_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    from components.core.data import load_source
-    from components.core.features import fit_preprocessor
-    from components.core.metrics import encode_labels
-    from components.core.split import SplitConfig, split_frame
+    from components.core.data.features import fit_preprocessor
+    from components.core.data.sources import load_source
+    from components.core.data.split import SplitConfig, split_frame
+    from components.core.evaluation.metrics import encode_labels
 
     parts = split_frame(load_source("sklearn:digits", "label"), "label", SplitConfig())
     pre = fit_preprocessor(parts["train"], "label")

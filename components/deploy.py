@@ -26,7 +26,7 @@ def deploy(
 ) -> str:
     params = dict(locals())  # first line: only the task's inputs are bound yet
     from components.core import settings, steps
-    from components.core.deploy_config import DeployConfig
+    from components.core.platforms.deploy_config import DeployConfig
     from components.core.progress import task_logging
     from components.core.registry import RegistryConfig
 

@@ -46,7 +46,7 @@ def evaluate(
     from typing import NamedTuple
 
     from components.core import settings, steps
-    from components.core.gate import GatePolicy
+    from components.core.evaluation.gate import GatePolicy
     from components.core.progress import task_logging
 
     task_logging()

@@ -20,9 +20,9 @@ def ingest(
 ):
     params = dict(locals())  # first line: only the task's inputs are bound yet
     from components.core import settings, steps
-    from components.core.data import SourceConfig
+    from components.core.data.sources import SourceConfig
+    from components.core.data.split import SplitConfig
     from components.core.progress import task_logging
-    from components.core.split import SplitConfig
 
     task_logging()
     meta = steps.ingest(

@@ -22,9 +22,9 @@ def preprocess(
 ):
     params = dict(locals())  # first line: only the task's inputs are bound yet
     from components.core import settings, steps
-    from components.core.features import FeatureConfig
+    from components.core.data.features import FeatureConfig
+    from components.core.data.split import SplitConfig
     from components.core.progress import task_logging
-    from components.core.split import SplitConfig
 
     task_logging()
     meta = steps.preprocess(

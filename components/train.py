@@ -1,7 +1,7 @@
 """train: the PyTorch MLP, as ONE model bundle plus per-epoch metrics.
 
 Its parameters after ``model_name`` are the fields of
-``components.core.train_config.TrainConfig``, one to one and with the same names.
+``components.core.training.config.TrainConfig``, one to one and with the same names.
 """
 
 from kfp import dsl
@@ -43,7 +43,7 @@ def train(
 
     from components.core import settings, steps
     from components.core.progress import task_logging
-    from components.core.train_config import TrainConfig
+    from components.core.training.config import TrainConfig
 
     task_logging()
     config = settings.build(TrainConfig, parameters)

@@ -51,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _model(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The bundle to score with, and how to name it in the summary."""
-    from components.core.bundle import load_bundle
+    from components.core.model.bundle import load_bundle
     from components.core.registry import open_registry
 
     if args.bundle:
@@ -69,7 +69,7 @@ def _model(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 def image_size(data: str, asked: int | None, bundle: Any) -> int:
     """The pixels per side to read an image folder at: the model's own, as its bundle
     records; a different ``asked`` size, or images for a model of tables, is refused."""
-    from components.core.data import source_kind
+    from components.core.data.sources import source_kind
 
     if source_kind(data) != "image_folder":
         return asked or 28
@@ -100,7 +100,7 @@ def run_batch_job(args: argparse.Namespace) -> int:
     """`--batch-job`: the scoring runs on Vertex AI; this command only submits (and waits)."""
     from components.core.io import dumps
     from components.core.registry import open_registry
-    from components.core.vertex_registry import VertexRegistry
+    from components.core.registry.vertex import VertexRegistry
 
     if args.bundle:
         raise ConfigError("--batch-job scores a Model Registry version; drop --bundle")
@@ -128,11 +128,11 @@ def run_batch_job(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from components.core import batch
+    from components.core.model import batch
 
     if args.batch_job:
         return run_batch_job(args)
-    from components.core.data import load_source
+    from components.core.data.sources import load_source
     from components.core.io import dumps
 
     batch.check_output(args.output)  # a wrong extension fails before anything is read

@@ -12,8 +12,8 @@ import argparse
 import time
 from typing import Any
 
-from components.core.deploy_config import DeployConfig
 from components.core.errors import ConfigError
+from components.core.platforms.deploy_config import DeployConfig
 
 _D = DeployConfig()
 
@@ -88,7 +88,7 @@ def when(seconds: float | None) -> str:
 
 def gate_summary(decision: dict[str, Any]) -> str:
     """'p=6.3e-96; accuracy 0.958 vs 0.095 (majority-class baseline)' from a decision."""
-    from components.core.gate import format_p
+    from components.core.evaluation.gate import format_p
 
     if not decision:
         return ""
@@ -221,7 +221,7 @@ def run_rollback(args: argparse.Namespace) -> int:
         )
     config = None
     if args.endpoint:  # checked before anything moves
-        from components.core.deploy_config import DeployConfig
+        from components.core.platforms.deploy_config import DeployConfig
 
         given = {
             "machine_type": args.machine_type,

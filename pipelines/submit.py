@@ -251,7 +251,7 @@ def vertex_parameters(
     spec: dict[str, Any], raw: dict[str, str], project: str, region: str, root: str
 ) -> dict[str, Any]:
     """Checked parameters, with Vertex defaults for the registry and the serving image."""
-    from components.core.vertex_registry import registry_uri
+    from components.core.registry.vertex import registry_uri
     from pipelines.spec import check_parameters, parameter_types
 
     params = check_parameters(spec, raw)
@@ -345,7 +345,7 @@ def _vertex_job(
 ) -> tuple[Any, str]:
     """Parameters checked, the SDK pointed at the project: an unsubmitted PipelineJob and
     its display name."""
-    from components.core.vertex_registry import init_aiplatform
+    from components.core.registry.vertex import init_aiplatform
     from pipelines.spec import load_spec, parse_pairs
 
     project, root, labels = settings
@@ -444,7 +444,7 @@ def kfp_parameters(
     spec: dict[str, Any], platform: dict[str, Any], raw: dict[str, str]
 ) -> dict[str, Any]:
     """Checked parameters; the registry defaults to the shared volume when the spec mounts it."""
-    from components.core.kube import REGISTRY_DIR, SHARED_MOUNT
+    from components.core.platforms.kube import REGISTRY_DIR, SHARED_MOUNT
     from pipelines.spec import check_parameters, parameter_types
 
     params = check_parameters(spec, raw)

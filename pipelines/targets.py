@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from components import images
-from components.core import kube
 from components.core.errors import ConfigError
+from components.core.platforms import kube
 
 TARGETS = ("local", "vertex", "kind")
 VERTEX_DEFAULT_ACCELERATOR = "NVIDIA_TESLA_T4"

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.core.data import load_source
-from components.core.features import fit_preprocessor
-from components.core.split import SplitConfig, split_frame
+from components.core.data.features import fit_preprocessor
+from components.core.data.sources import load_source
+from components.core.data.split import SplitConfig, split_frame
 
 LABEL = "label"
 
@@ -56,7 +56,7 @@ def train_bundle(
 ) -> Path:
     """A real bundle, trained and written exactly as the train step does it."""
     from components.core.steps import train_frames
-    from components.core.train_config import TrainConfig
+    from components.core.training.config import TrainConfig
 
     config = TrainConfig(max_epochs=max_epochs, seed=seed, hidden_sizes=hidden)
     train_frames(train, val, fit_preprocessor(train, LABEL), LABEL, config, path, name)

@@ -23,14 +23,14 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, TypeVar
 
-from components.core.data import SourceConfig
-from components.core.deploy_config import DeployConfig
+from components.core.data.features import FeatureConfig
+from components.core.data.sources import SourceConfig
+from components.core.data.split import SplitConfig
 from components.core.errors import ConfigError, SigdeployError, did_you_mean
-from components.core.features import FeatureConfig
-from components.core.gate import GatePolicy
-from components.core.registry import RegistryConfig
-from components.core.split import SplitConfig
-from components.core.train_config import TrainConfig
+from components.core.evaluation.gate import GatePolicy
+from components.core.platforms.deploy_config import DeployConfig
+from components.core.registry.base import RegistryConfig
+from components.core.training.config import TrainConfig
 
 C = TypeVar("C")
 

@@ -19,14 +19,14 @@ from components.core.io import read_json, write_json
 from components.core.registry import open_registry
 
 if TYPE_CHECKING:
-    from components.core.data import SourceConfig
-    from components.core.deploy_config import DeployConfig
-    from components.core.features import FeatureConfig
-    from components.core.gate import Decision, GatePolicy
+    from components.core.data.features import FeatureConfig
+    from components.core.data.sources import SourceConfig
+    from components.core.data.split import SplitConfig
+    from components.core.evaluation.gate import Decision, GatePolicy
+    from components.core.platforms.deploy_config import DeployConfig
     from components.core.registry import RegistryConfig
     from components.core.settings import Settings
-    from components.core.split import SplitConfig
-    from components.core.train_config import TrainConfig
+    from components.core.training.config import TrainConfig
 
 # Each pipeline task is a fresh interpreter that runs one of these functions, so heavy
 # libraries (pandas, torch, scikit-learn, scipy) are imported inside the functions that use
@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 
 def check_source(source: SourceConfig, split: SplitConfig) -> Any:
     """Load and validate a source exactly as ingest does; returns the frame."""
-    from components.core import data as data_mod
-    from components.core.split import assign_splits, check_class_coverage
+    from components.core.data import sources as data_mod
+    from components.core.data.split import assign_splits, check_class_coverage
 
     frame = source.load()
     data_mod.validate_frame(frame, source.label, source.source)
@@ -52,8 +52,8 @@ def preflight(settings: Settings) -> list[str]:
     """What a run can check before its first task: the data as ingest reads it, the split,
     the feature columns and what the gate needs of the data. Every problem found in the data
     is reported at once; returns notes for the user (e.g. the columns left out)."""
+    from components.core.data.features import select_columns
     from components.core.errors import ConfigError, SigdeployError
-    from components.core.features import select_columns
 
     frame = check_source(settings.source, settings.split)
     label = settings.source.label
@@ -73,7 +73,7 @@ def preflight(settings: Settings) -> list[str]:
 
 
 def ingest(source: SourceConfig, split: SplitConfig, out_path: str) -> dict[str, Any]:
-    from components.core import data as data_mod
+    from components.core.data import sources as data_mod
 
     frame = check_source(source, split)
     provenance = source.describe()
@@ -96,9 +96,9 @@ def preprocess(
     test_path: str,
     preprocessor_path: str,
 ) -> dict[str, Any]:
-    from components.core import data as data_mod
-    from components.core.features import fit_preprocessor
-    from components.core.split import split_frame
+    from components.core.data import sources as data_mod
+    from components.core.data.features import fit_preprocessor
+    from components.core.data.split import split_frame
 
     frame = data_mod.read_parquet(dataset_path)
     provenance = data_mod.read_provenance(dataset_path)
@@ -145,8 +145,8 @@ def train(
     model_name: str = "",
     checkpoint_dir: str | None = None,
 ) -> tuple[list[dict[str, float]], dict[str, Any]]:
-    from components.core import data as data_mod
-    from components.core.features import Preprocessor
+    from components.core.data import sources as data_mod
+    from components.core.data.features import Preprocessor
 
     return train_frames(
         data_mod.read_parquet(train_path),
@@ -178,11 +178,11 @@ def train_frames(
     with the columns used and left out, so predict and serve read new data the same way.
     Returns the per-epoch history and the training facts stored in bundle.json.
     """
-    from components.core import data as data_mod
-    from components.core.bundle import save_bundle
-    from components.core.features import feature_statistics
-    from components.core.metrics import encode_labels
-    from components.core.training import train_mlp
+    from components.core.data import sources as data_mod
+    from components.core.data.features import feature_statistics
+    from components.core.evaluation.metrics import encode_labels
+    from components.core.model.bundle import save_bundle
+    from components.core.training.trainer import train_mlp
 
     classes = _classes(train_df, label)
     x_train, y_train = pre.transform(train_df), encode_labels(train_df[label], classes)
@@ -276,7 +276,7 @@ def improvement_intervals(
     Positive always favours the challenger (for log loss: champion loss minus challenger
     loss). ROC AUC gets an interval only for a binary label.
     """
-    from components.core import stats
+    from components.core.evaluation import stats
 
     out = {}
     binary = proba_new.shape[1] == 2
@@ -317,11 +317,10 @@ def evaluate(
     report_html: str | None = None,
     report_md: str | None = None,
 ) -> Evaluation:
-    from components.core import data as data_mod
-    from components.core import report as report_mod
-    from components.core.bundle import load_bundle
-    from components.core.gate import decide, format_p
-    from components.core.metrics import (
+    from components.core.data import sources as data_mod
+    from components.core.evaluation import report as report_mod
+    from components.core.evaluation.gate import decide, format_p
+    from components.core.evaluation.metrics import (
         Baseline,
         align_proba,
         classification_metrics,
@@ -329,6 +328,7 @@ def evaluate(
         encode_labels,
         roc_points,
     )
+    from components.core.model.bundle import load_bundle
 
     challenger = load_bundle(model_dir)
     test_df = data_mod.read_parquet(test_path)
@@ -441,11 +441,11 @@ def deploy(
     a Deployment/Service. ``config`` applies to vertex (all of it) and kind (image, replicas).
     """
     if platform == "vertex":
-        from components.core import vertex_registry
+        from components.core.registry import vertex as vertex_registry
 
         result = vertex_registry.deploy(model_dir, decision_path, where, config)
     elif platform == "kind":
-        from components.core import kube
+        from components.core.platforms import kube
 
         result = kube.deploy(model_dir, decision_path, where, config)
     elif platform == "local":

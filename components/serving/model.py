@@ -2,11 +2,11 @@
 
 Training writes a bundle with torch; serving reads the same three files (``bundle.json``,
 ``preprocessor.json``, ``model.safetensors``) without torch, through the numpy forward pass
-that evaluation also runs (``components.core.mlp_numpy``), so that the image stays small:
+that evaluation also runs (``components.core.model.mlp_numpy``), so that the image stays small:
 
 - the weights are read with ``safetensors.numpy``; at load time the numeric preprocessing
   (median imputation and standardisation in float64, then float32: exactly what
-  ``components.core.features.Preprocessor.transform`` computes) and the network are built
+  ``components.core.data.features.Preprocessor.transform`` computes) and the network are built
   into one ONNX graph and run with ONNX Runtime; categorical one-hot columns are encoded
   with numpy. The graph's output is checked against a float64 numpy forward pass of the
   same parameters (the math torch runs, in more precision); if the maximum absolute
@@ -43,7 +43,7 @@ from components.core.bundle_format import (
     missing_files,
 )
 from components.core.errors import RegistryError
-from components.core.mlp_numpy import forward, load_weights, read_layers, transposed
+from components.core.model.mlp_numpy import forward, load_weights, read_layers, transposed
 from components.serving import fastjson
 from components.serving.drift import DriftMonitor
 from components.serving.instances import MISSING, UNSEEN, BadRequest, InstanceDecoder, Rows

@@ -4,7 +4,7 @@ parameters (no torch needed).
 Inputs: ``numeric`` (float64 raw values, NaN = missing) and, when the model has categorical
 features, ``onehot`` (float32, encoded by numpy). The numeric part is imputed and
 standardised in float64 and then cast to float32, the same operations in the same
-precision as ``components.core.features.Preprocessor.transform``; then come Gemm/Relu
+precision as ``components.core.data.features.Preprocessor.transform``; then come Gemm/Relu
 pairs (dropout is the identity at inference) and a Softmax.
 """
 

@@ -125,6 +125,6 @@ def uri(vertex, gcs, tmp_path, monkeypatch):
 
 @pytest.fixture()
 def registry(uri):
-    from components.core.vertex_registry import VertexRegistry
+    from components.core.registry.vertex import VertexRegistry
 
     return VertexRegistry.from_uri(uri, MODEL, serving_image=SERVING)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from components import images
-from components.core import kube
+from components.core.platforms import kube
 from tests.cloud.conftest import IMAGE
 
 GRAPH = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from components.core import gcp
-from components.core.data import load_source
+from components.core.data.sources import load_source
 from components.core.errors import DataError
+from components.core.platforms import gcp
 
 
 @pytest.fixture()

@@ -13,9 +13,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.core import kube
-from components.core.deploy_config import DeployConfig
 from components.core.errors import ConfigError, RegistryError
+from components.core.platforms import kube
+from components.core.platforms.deploy_config import DeployConfig
 from components.core.registry import LocalRegistry, RegistryConfig
 
 K8S_VERSION = "1.31.0"  # kind v0.24+ node images

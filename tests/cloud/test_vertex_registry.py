@@ -12,11 +12,11 @@ import re
 
 import pytest
 
-from components.core.bundle import load_bundle
-from components.core.deploy_config import DeployConfig
 from components.core.errors import ConfigError, RegistryError
+from components.core.model.bundle import load_bundle
+from components.core.platforms.deploy_config import DeployConfig
 from components.core.registry import RegistryConfig, open_registry
-from components.core.vertex_registry import (
+from components.core.registry.vertex import (
     CHAMPION_ALIAS,
     CLASSIFICATION_METRICS_SCHEMA,
     VertexRegistry,

@@ -9,9 +9,9 @@ import pytest
 from kfp import dsl, local
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Metrics, Model
 
-from components.core.deploy_config import DeployConfig
-from components.core.features import FeatureConfig
-from components.core.gate import GatePolicy
+from components.core.data.features import FeatureConfig
+from components.core.evaluation.gate import GatePolicy
+from components.core.platforms.deploy_config import DeployConfig
 from components.core.settings import defaults
 from components.deploy import deploy
 from components.evaluate import evaluate

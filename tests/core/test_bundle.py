@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from components.core.bundle import load_bundle
 from components.core.errors import RegistryError, SchemaMismatchError
+from components.core.model.bundle import load_bundle
 
 
 def test_round_trip_gives_identical_predictions(trained_bundle, digits_parts, tmp_path):
@@ -56,7 +56,7 @@ def test_schema_check_names_missing_and_extra_columns(trained_bundle, digits_par
 
 
 def test_failed_save_leaves_nothing(tmp_path, trained_bundle, monkeypatch):
-    from components.core import bundle as bundle_mod
+    from components.core.model import bundle as bundle_mod
 
     loaded = load_bundle(trained_bundle)
     target = tmp_path / "out" / "model"

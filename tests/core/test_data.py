@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from components.core.data import (
+from components.core.data.sources import (
     content_sha256,
     dataset_metadata,
     load_source,
     validate_frame,
 )
+from components.core.data.split import SplitConfig, split_frame
 from components.core.errors import DataError
-from components.core.split import SplitConfig, split_frame
 
 
 @pytest.mark.parametrize(

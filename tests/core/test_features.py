@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.core.errors import DataError, SchemaMismatchError
-from components.core.features import (
+from components.core.data.features import (
     FeatureConfig,
     Preprocessor,
     build_column_transformer,
@@ -18,6 +17,7 @@ from components.core.features import (
     select_columns,
     split_columns,
 )
+from components.core.errors import DataError, SchemaMismatchError
 
 
 def test_json_transform_matches_sklearn_column_transformer(mixed_frame):
@@ -78,7 +78,7 @@ def _customers(n: int = 2000, seed: int = 0) -> pd.DataFrame:
 
 def test_id_like_columns_are_left_out_with_the_reason(caplog):
     frame = _customers()
-    with caplog.at_level("INFO", logger="components.core.features"):
+    with caplog.at_level("INFO", logger="components.core.data.features"):
         pre = fit_preprocessor(frame, "label")
     dropped = dict(pre.dropped)
     assert set(dropped) == {"customer_id", "line", "accountId"}
@@ -97,7 +97,7 @@ def test_too_few_rows_never_look_like_ids(n):
 
 
 def test_bundled_data_sets_lose_no_column():
-    from components.core.data import load_source
+    from components.core.data.sources import load_source
 
     for name in ("digits", "wine", "breast_cancer"):
         features, dropped = select_columns(load_source(f"sklearn:{name}"), "label")

@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from gate_sim import Scenario, _proba, simulate
 
 from components.core.errors import ConfigError
-from components.core.gate import GatePolicy, decide
-from components.core.gate_sim import Scenario, _proba, simulate
+from components.core.evaluation.gate import GatePolicy, decide
 
 
 def paired(n_both, n_new, n_old, n_wrong, k=10, seed=0):

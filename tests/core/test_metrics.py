@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
-from components.core.metrics import (
+from components.core.evaluation.metrics import (
     Baseline,
     align_proba,
     classification_metrics,
@@ -59,7 +59,7 @@ def test_majority_baseline_predicts_majority_class():
 
 
 def test_logistic_baseline_learns(digits_parts):
-    from components.core.features import fit_preprocessor
+    from components.core.data.features import fit_preprocessor
 
     train, test = digits_parts["train"], digits_parts["test"]
     pre = fit_preprocessor(train, "label")

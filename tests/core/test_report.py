@@ -9,9 +9,9 @@ from html.parser import HTMLParser
 
 import numpy as np
 
-from components.core.gate import GatePolicy, decide
-from components.core.metrics import classification_metrics, confusion_matrix, roc_points
-from components.core.report import collect_provenance, render_html, render_markdown
+from components.core.evaluation.gate import GatePolicy, decide
+from components.core.evaluation.metrics import classification_metrics, confusion_matrix, roc_points
+from components.core.evaluation.report import collect_provenance, render_html, render_markdown
 from components.core.steps import Evaluation, improvement_intervals
 
 HISTORY = [
@@ -339,7 +339,7 @@ def test_markdown_carries_the_same_numbers_and_convention():
 
 
 def test_report_says_what_each_interval_resampled(monkeypatch):
-    from components.core import stats
+    from components.core.evaluation import stats
 
     ev = _evaluation(binary=True)
     text = render_html(ev, "m")

@@ -9,9 +9,9 @@ import pytest
 
 from components.core import settings
 from components.core.errors import ConfigError
-from components.core.gate import GatePolicy
+from components.core.evaluation.gate import GatePolicy
 from components.core.settings import Settings, build, coerce, defaults, parameters
-from components.core.train_config import TrainConfig
+from components.core.training.config import TrainConfig
 
 
 def test_every_config_field_is_one_parameter_with_a_comment():

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.core.data.split import SplitConfig, assign_splits, split_frame
 from components.core.errors import ConfigError
-from components.core.split import SplitConfig, assign_splits, split_frame
 
 
 def _key(frame: pd.DataFrame) -> pd.Series:

@@ -1,5 +1,5 @@
-"""Tests for components.core.stats against statsmodels, scipy, scikit-learn, brute force and
-pinned R pROC values (the live R cross-check is in test_stats_r.py)."""
+"""Tests for components.core.evaluation.stats against statsmodels, scipy, scikit-learn, brute
+force and pinned R pROC values (the live R cross-check is in test_stats_r.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from scipy import stats as sps
 from sklearn.metrics import f1_score, log_loss, roc_auc_score
 from statsmodels.stats.contingency_tables import mcnemar as statsmodels_mcnemar
 
-from components.core import stats
+from components.core.evaluation import stats
 
 # b = only champion right, c = only challenger right: b + c = 0, < 10, moderate, large.
 DISCORDANT = [(0, 4), (3, 9), (9, 3), (12, 5), (40, 61), (500, 560), (4810, 5030), (7, 7)]

@@ -1,4 +1,4 @@
-"""Cross-check of components.core.stats.delong against R's pROC on random data sets.
+"""Cross-check of components.core.evaluation.stats.delong against R's pROC on random data sets.
 
 Runs ``Rscript`` once for all data sets and compares AUCs, z and p-values to 1e-9. Skipped
 when R or the pROC package is not installed (Debian: r-base-core r-cran-proc); the pinned
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.core import stats
+from components.core.evaluation import stats
 
 R_SCRIPT = r"""
 suppressMessages(library(pROC))

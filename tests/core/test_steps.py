@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from components.core import steps
-from components.core.deploy_config import DeployConfig
 from components.core.errors import SchemaMismatchError
-from components.core.gate import GatePolicy
+from components.core.evaluation.gate import GatePolicy
+from components.core.platforms.deploy_config import DeployConfig
 from components.core.registry import LocalRegistry, RegistryConfig
 
 
@@ -90,16 +90,16 @@ def test_evaluate_and_deploy_run_without_torch(tmp_path, trained_bundle, split_f
     import pandas as pd
     import torch
 
-    from components.core.bundle import load_bundle
+    from components.core.model.bundle import load_bundle
 
     code = f"""
 import sys
 from components.core import steps
-from components.core.gate import GatePolicy
+from components.core.evaluation.gate import GatePolicy
 ev = steps.evaluate({str(trained_bundle)!r}, {split_files["train"]!r}, {split_files["test"]!r},
     {str(tmp_path / "reg")!r}, "digits-mlp", GatePolicy(), {str(tmp_path / "d.json")!r},
     {str(tmp_path / "r.html")!r}, {str(tmp_path / "s.md")!r})
-from components.core.deploy_config import DeployConfig
+from components.core.platforms.deploy_config import DeployConfig
 from components.core.registry import RegistryConfig
 steps.deploy({str(trained_bundle)!r}, {str(tmp_path / "d.json")!r},
     RegistryConfig({str(tmp_path / "reg")!r}, "digits-mlp"), DeployConfig())
@@ -124,7 +124,7 @@ def test_train_step_does_not_import_scikit_learn(tmp_path, digits_parts):
     import subprocess
     import sys
 
-    from components.core.features import fit_preprocessor
+    from components.core.data.features import fit_preprocessor
     from components.core.io import write_json
 
     for name in ("train", "val"):
@@ -133,7 +133,7 @@ def test_train_step_does_not_import_scikit_learn(tmp_path, digits_parts):
     code = f"""
 import sys, json
 from components.core import steps
-from components.core.train_config import TrainConfig
+from components.core.training.config import TrainConfig
 steps.train({str(tmp_path / "train.parquet")!r}, {str(tmp_path / "val.parquet")!r},
     {str(tmp_path / "pre.json")!r}, "label", TrainConfig(max_epochs=2, hidden_sizes=(16,)),
     {str(tmp_path / "model")!r}, "digits-mlp")
@@ -150,11 +150,11 @@ print("sklearn" in sys.modules, versions["scikit-learn"] != "not installed")
 def test_id_columns_and_provenance_travel_from_ingest_to_the_bundle(tmp_path):
     """A customer id is left out at preprocess, recorded in the bundle with how the rows
     were read, and test rows that still carry it are scored (it is no feature)."""
-    from components.core.bundle import load_bundle
-    from components.core.data import SourceConfig, read_provenance
-    from components.core.features import FeatureConfig
-    from components.core.split import SplitConfig
-    from components.core.train_config import TrainConfig
+    from components.core.data.features import FeatureConfig
+    from components.core.data.sources import SourceConfig, read_provenance
+    from components.core.data.split import SplitConfig
+    from components.core.model.bundle import load_bundle
+    from components.core.training.config import TrainConfig
 
     rng = np.random.default_rng(1)
     n = 600

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from components.core.data.features import fit_preprocessor
 from components.core.errors import ConfigError
-from components.core.features import fit_preprocessor
-from components.core.metrics import encode_labels
-from components.core.training import (
+from components.core.evaluation.metrics import encode_labels
+from components.core.training.trainer import (
     LRSchedule,
     Runtime,
     TrainConfig,
@@ -200,7 +200,7 @@ def test_schedule_fills_a_tensor_learning_rate_in_place():
 def test_graph_warm_up_is_undone_exactly():
     """The CUDA graph is captured after a few warm-up steps on dummy data; _restore must put
     weights and optimiser state back so that training continues as if they never ran."""
-    from components.core.training import _restore, _snapshot
+    from components.core.training.trainer import _restore, _snapshot
 
     def setup():
         torch.manual_seed(0)
@@ -311,7 +311,7 @@ def test_two_gloo_processes_match_one_process():
     Without dropout, the gradient is the mean over the same global batch either way, so the
     weights agree with one process up to float summation order.
     """
-    from components.core import distributed
+    from components.core.training import distributed
 
     data = _noisy(n=1200, d=16)
     config = TrainConfig(dropout=0.0, max_epochs=2, batch_size=64, **CPU)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.core.bundle import load_bundle
+from components.core.model.bundle import load_bundle
 from components.core.registry import LocalRegistry
 from pipelines.cli import main
 

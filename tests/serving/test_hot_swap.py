@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from components.core.bundle import load_bundle
+from components.core.model.bundle import load_bundle
 from components.core.registry import LocalRegistry
 from components.serving.config import ServeConfig
 from components.serving.model import load_serving_model

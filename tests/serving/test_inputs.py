@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.core.bundle import load_bundle
+from components.core.model.bundle import load_bundle
 from components.serving.instances import BadRequest, InstanceDecoder
 from components.serving.model import image_list_form, load_serving_model
 
@@ -25,10 +25,10 @@ OLD_HEALTH_KEYS = {"status", "model_name", "model_version", "backend", "features
 
 def _train(path: Path, frame: pd.DataFrame, name: str, provenance: dict) -> Path:
     """A bundle written exactly as the train step writes it, with ``provenance``."""
-    from components.core.features import fit_preprocessor
-    from components.core.split import SplitConfig, split_frame
+    from components.core.data.features import fit_preprocessor
+    from components.core.data.split import SplitConfig, split_frame
     from components.core.steps import train_frames
-    from components.core.train_config import TrainConfig
+    from components.core.training.config import TrainConfig
 
     parts = split_frame(frame, LABEL, SplitConfig())
     config = TrainConfig(max_epochs=3, seed=0, hidden_sizes=(16,))
@@ -59,7 +59,7 @@ def image_bundle(tmp_path_factory) -> Path:
     """Trained on a real image folder (two classes of 20x20 noise, read at 16x16)."""
     from PIL import Image
 
-    from components.core.data import describe_source, load_source
+    from components.core.data.sources import describe_source, load_source
 
     root = tmp_path_factory.mktemp("images")
     folder = root / "shapes"

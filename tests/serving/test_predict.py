@@ -10,8 +10,8 @@ import logging
 import numpy as np
 import pytest
 
-from components.core.bundle import load_bundle
 from components.core.errors import RegistryError
+from components.core.model.bundle import load_bundle
 from components.serving import model as model_mod
 from components.serving.model import load_serving_model
 

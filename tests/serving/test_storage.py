@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from components.core.bundle import load_bundle
+from components.core.model.bundle import load_bundle
 from components.serving.config import ServeConfig
 
 

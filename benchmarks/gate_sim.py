@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.core.gate import GatePolicy, decide
+from components.core.evaluation.gate import GatePolicy, decide
 
 
 @dataclass(frozen=True)

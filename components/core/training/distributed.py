@@ -2,7 +2,7 @@
 
 ``train_mlp`` comes here by itself when more than one GPU is visible (``TrainConfig.
 distributed == "auto"``): ``launch`` writes the arrays and the config to a job directory,
-starts ``torchrun --standalone --nproc-per-node=N -m components.core.distributed JOB_DIR``
+starts ``torchrun --standalone --nproc-per-node=N -m components.core.training.distributed JOB_DIR``
 and reads back what rank 0 wrote. The caller then writes the model bundle exactly as after
 single-process training. Every rank shuffles the same permutation and trains on its own
 contiguous share of each global batch (``training.shard_batch``); DDP averages gradients,
@@ -11,8 +11,8 @@ Checkpoints are written by rank 0 and read by every rank on a retry.
 
 Run by hand on a job directory (``write_job``)::
 
-    torchrun --standalone --nproc-per-node=4 -m components.core.distributed JOB_DIR
-    python -m components.core.distributed JOB_DIR     # no torchrun: one process
+    torchrun --standalone --nproc-per-node=4 -m components.core.training.distributed JOB_DIR
+    python -m components.core.training.distributed JOB_DIR     # no torchrun: one process
 
 Each process initialises from the variables torchrun sets (RANK, LOCAL_RANK, WORLD_SIZE,
 MASTER_ADDR, MASTER_PORT): NCCL on GPUs, gloo on CPU.
@@ -36,8 +36,8 @@ import torch
 
 from components.core.errors import SigdeployError
 from components.core.io import atomic_path, write_json
-from components.core.model import MLP, MLPConfig
-from components.core.training import Runtime, TrainConfig, TrainResult, fit
+from components.core.model.mlp import MLP, MLPConfig
+from components.core.training.trainer import Runtime, TrainConfig, TrainResult, fit
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ def launch(
             "--standalone",
             f"--nproc-per-node={nproc}",
             "-m",
-            "components.core.distributed",
+            "components.core.training.distributed",
             job,
         ]
         log.info("training with %d processes: %s", nproc, " ".join(command))
@@ -230,7 +230,7 @@ def launch(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m components.core.distributed",
+        prog="python -m components.core.training.distributed",
         description="Train one job directory (see write_job) as one rank of a torchrun run.",
     )
     parser.add_argument("job_dir", help="directory holding arrays.npz and job.json")

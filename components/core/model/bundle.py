@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from components.core import mlp_numpy
 from components.core.bundle_format import (
     BUNDLE_JSON,
     FORMAT,
@@ -33,12 +32,13 @@ from components.core.bundle_format import (
     WEIGHTS,
     missing_files,
 )
+from components.core.data.features import Preprocessor
 from components.core.errors import RegistryError, SchemaMismatchError
-from components.core.features import Preprocessor
 from components.core.io import atomic_dir
+from components.core.model import mlp_numpy
 
 if TYPE_CHECKING:
-    from components.core.model import MLP
+    from components.core.model.mlp import MLP
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class Bundle:
         """The weights as the torch module (imports torch; scoring does not need it)."""
         import torch
 
-        from components.core.model import MLP, MLPConfig
+        from components.core.model.mlp import MLP, MLPConfig
 
         network = MLP(MLPConfig.from_json(self.meta["model_config"]))
         network.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in self.weights.items()})

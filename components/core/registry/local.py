@@ -1,13 +1,10 @@
-"""The model registry: which version is the champion.
+"""The local registry: a directory with one folder per version and an atomic champion pointer.
 
-Local registry layout::
+Layout::
 
     <root>/<model>/versions/<n>/     one complete bundle per version
     <root>/<model>/champion          JSON pointer {"version": n}, replaced atomically
     <root>/<model>/history.jsonl     append-only record of every decision
-
-Vertex AI Model Registry (versions of one parent model with a ``champion`` alias) implements
-the same interface in ``components.core.vertex_registry``; ``open_registry`` picks by URI.
 """
 
 from __future__ import annotations
@@ -17,75 +14,17 @@ import fcntl
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from components.core.errors import RegistryError
 from components.core.io import atomic_dir, write_json
+from components.core.registry.base import NAME_RE, Champion, VersionInfo, check_model_name
 
 log = logging.getLogger(__name__)
-
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-DEFAULT_MODEL_NAME = "digits-mlp"  # the embedded data's model
-
-
-@dataclass(frozen=True)
-class Champion:
-    version: str  # registry version id
-    path: Path  # a local directory holding the bundle
-    uri: str  # where the registry keeps it (a path, or a Vertex resource name)
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """One registered version, as `sigdeploy registry show` lists it."""
-
-    version: str  # registry version id
-    created: float | None  # when it was registered, seconds since the epoch
-    champion: bool  # whether it is the champion now
-    uri: str  # where the registry keeps it
-    decision: dict[str, Any]  # the gate's decision that deployed it ({} when unknown)
-
-
-class Registry(Protocol):
-    def champion(self) -> Champion | None: ...
-
-    def register(self, bundle_dir: str | Path, decision: dict[str, Any]) -> Champion: ...
-
-    def record(self, decision: dict[str, Any]) -> None: ...
-
-    def version_infos(self) -> list[VersionInfo]: ...
-
-    def history(self) -> list[dict[str, Any]]: ...
-
-    def rollback(self, version: str | None = None, reason: str = "") -> Champion: ...
-
-    def version_bundle(self, version: str) -> Champion: ...
-
-
-@dataclass(frozen=True)
-class RegistryConfig:
-    """Where the champion lives; fields are pipeline parameters."""
-
-    registry: str = "registry"  # a local directory, or vertex://PROJECT/REGION?artifacts=gs://...
-    model_name: str = DEFAULT_MODEL_NAME  # the model's name in the registry
-
-    def __post_init__(self) -> None:
-        check_model_name(self.model_name)
-
-
-def check_model_name(name: str) -> str:
-    if not NAME_RE.match(name or ""):
-        raise RegistryError(
-            f"model name {name!r}: use 1-63 letters, digits, '-', '_' or '.', starting with a "
-            "letter or digit"
-        )
-    return name
 
 
 class LocalRegistry:
@@ -280,27 +219,3 @@ def model_names(root: str | Path) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if p.is_dir() and NAME_RE.match(p.name))
-
-
-def open_registry(uri: str, model_name: str, *, existing: bool = False) -> Registry:
-    """``vertex://PROJECT/REGION`` opens Vertex AI Model Registry; anything else is a directory.
-
-    ``existing``: a local directory must already hold the model (commands that only read or
-    roll back; a run creates it when it first deploys)."""
-    if not uri:
-        raise RegistryError("registry is empty: pass a directory or vertex://PROJECT/REGION")
-    if uri.startswith("vertex://"):
-        from components.core.vertex_registry import VertexRegistry
-
-        return VertexRegistry.from_uri(uri, model_name)
-    if "://" in uri:
-        raise RegistryError(
-            f"registry {uri!r}: unsupported scheme; use a directory or vertex://PROJECT/REGION"
-        )
-    registry = LocalRegistry(uri, model_name)
-    if existing and not registry.model_dir.is_dir():
-        raise RegistryError(
-            f"registry '{uri}': no model '{model_name}' there; check the registry directory and "
-            "the model name (a run creates them when it first deploys)"
-        )
-    return registry

@@ -110,11 +110,11 @@ def load_source(
     if source.startswith("sklearn:"):
         return _load_sklearn(source, label)
     if source.startswith("gs://"):
-        from components.core import gcp  # optional extra; only needed for gs:// sources
+        from components.core.platforms import gcp  # optional extra; only needed for gs:// sources
 
         return gcp.read_gcs_table(source)
     if source.startswith("bq://"):
-        from components.core import gcp
+        from components.core.platforms import gcp
 
         return gcp.read_bigquery(source, row_limit=row_limit, query=query)
     path = Path(source).expanduser()

@@ -18,7 +18,7 @@ from components.core.errors import ConfigError, DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from components.core.bundle import Bundle
+    from components.core.model.bundle import Bundle
 
 PREDICTION = "predicted_label"
 PROBABILITY = "probability_"  # + the class label

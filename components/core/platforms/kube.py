@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from components import images
-from components.core.deploy_config import DeployConfig
 from components.core.errors import ConfigError, RegistryError
 from components.core.io import read_json
-from components.core.registry import RegistryConfig
+from components.core.platforms.deploy_config import DeployConfig
+from components.core.registry.base import RegistryConfig
 
 log = logging.getLogger(__name__)
 

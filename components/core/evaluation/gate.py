@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from components.core.errors import ConfigError
-from components.core.metrics import BASELINES
+from components.core.evaluation.metrics import BASELINES
 
 PRIMARY_METRICS = ("accuracy", "auc")
 GUARDRAIL_METRICS = ("accuracy", "macro_f1", "log_loss", "auc")
@@ -62,7 +62,7 @@ class GatePolicy:
         if not 0 <= self.accuracy_floor < 1:
             problems.append(f"accuracy_floor={self.accuracy_floor} must be in [0, 1)")
         if self.mcnemar_method != "exact":  # stats imports scipy: only look when it matters
-            from components.core.stats import MCNEMAR_METHODS
+            from components.core.evaluation.stats import MCNEMAR_METHODS
 
             if self.mcnemar_method not in MCNEMAR_METHODS:
                 problems.append(
@@ -147,7 +147,7 @@ def decide(
     ``report_power=False`` skips the power figures (they explain a decision, they never
     change it), which the null simulation uses to run thousands of decisions quickly.
     """
-    from components.core import stats  # scipy is only needed once a decision is made
+    from components.core.evaluation import stats  # scipy is only needed once a decision is made
 
     n = int(y.shape[0])
     k = proba_challenger.shape[1]
@@ -323,7 +323,7 @@ def _power_report(b: int, c: int, n: int, alpha: float) -> dict[str, float | Non
     two rows' worth, so identical models still get a meaningful figure); None when no
     improvement at all is detectable with TARGET_POWER at this test size.
     """
-    from components.core import stats
+    from components.core.evaluation import stats
 
     if n == 0:
         return {

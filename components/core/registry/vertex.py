@@ -30,11 +30,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from components.core import gcp
-from components.core.deploy_config import DeployConfig
 from components.core.errors import ConfigError, RegistryError
 from components.core.io import read_json
-from components.core.registry import Champion, RegistryConfig, VersionInfo, check_model_name
+from components.core.platforms import gcp
+from components.core.platforms.deploy_config import DeployConfig
+from components.core.registry.base import Champion, RegistryConfig, VersionInfo, check_model_name
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from components.core import data as data_mod
+from components.core.data import sources as data_mod
 from components.core.errors import DataError, SigdeployError
 
 log = logging.getLogger(__name__)

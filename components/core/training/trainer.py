@@ -36,8 +36,8 @@ from torch import nn
 
 from components.core import progress
 from components.core.errors import ConfigError
-from components.core.model import MLP, MLPConfig
-from components.core.train_config import TrainConfig
+from components.core.model.mlp import MLP, MLPConfig
+from components.core.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -609,7 +609,7 @@ def train_mlp(
     gpus = torch.cuda.device_count() if runtime.device.type == "cuda" else 0
     if config.distributed == "auto" and gpus > 1 and runtime.device.index is None:
         if on_epoch_end is None:
-            from components.core import distributed
+            from components.core.training import distributed
 
             return distributed.launch(
                 x_train, y_train, x_val, y_val, n_classes, config, checkpoint_dir, nproc=gpus

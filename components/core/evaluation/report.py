@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
-from components.core.gate import format_p
+from components.core.evaluation.gate import format_p
 from components.core.io import write_text
 from components.core.progress import duration
 
@@ -589,7 +589,7 @@ def _training_svgs(prov: dict[str, Any]) -> str:
 
 def resampling_note(ev: Evaluation) -> str:
     """What each improvement interval resampled, e.g. 'accuracy: multinomial draws of ...'."""
-    from components.core.stats import RESAMPLING_METHODS
+    from components.core.evaluation.stats import RESAMPLING_METHODS
 
     names = {key: name for key, name, _ in METRIC_ROWS}
     return "; ".join(

@@ -1,8 +1,8 @@
 """The MLP's forward pass in numpy, read straight from a bundle's safetensors weights.
 
-Evaluation (``components.core.bundle``) and serving (``components.serving.model``) both run
+Evaluation (``components.core.model.bundle``) and serving (``components.serving.model``) both run
 this, so neither needs torch to score a model, and the gate scores the network exactly as
-the server's numpy path computes it. The math is the torch module's (``components.core.model``:
+the server's numpy path computes it. The math is the torch module's (``components.core.model.mlp``:
 Linear, ReLU, ..., Linear; dropout is the identity when predicting), then a softmax.
 """
 
@@ -43,7 +43,7 @@ def read_layers(weights: dict[str, np.ndarray], config: dict[str, Any], where: s
         if not match:
             raise RegistryError(
                 f"model bundle '{where}': unexpected weight {key!r} in {WEIGHTS}; "
-                "only the MLP of components.core.model can be scored"
+                "only the MLP of components.core.model.mlp can be scored"
             )
         found.setdefault(int(match.group(1)), {})[match.group(2)] = value
     layers = []

@@ -1,0 +1,2 @@
+"""Training the MLP: its settings (``config``), the trainer (``trainer``) and one process per
+GPU (``distributed``)."""
