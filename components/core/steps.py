@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,8 @@ if TYPE_CHECKING:
     from components.core.data.features import FeatureConfig
     from components.core.data.sources import SourceConfig
     from components.core.data.split import SplitConfig
-    from components.core.evaluation.gate import Decision, GatePolicy
+    from components.core.evaluation.compare import Evaluation
+    from components.core.evaluation.gate import GatePolicy
     from components.core.platforms.deploy_config import DeployConfig
     from components.core.registry import RegistryConfig
     from components.core.settings import Settings
@@ -231,81 +231,6 @@ def train_frames(
     return result.history, meta["training"]
 
 
-@dataclass
-class Evaluation:
-    decision: Decision
-    classes: list[Any]
-    challenger: dict[str, float]
-    champion: dict[str, float]
-    confusion_challenger: list[list[int]]
-    confusion_champion: list[list[int]]
-    roc_challenger: dict[str, list[float]] | None = None
-    roc_champion: dict[str, list[float]] | None = None
-    champion_version: str | None = None
-    # improvement (positive = challenger better) per metric: estimate, low, high
-    improvement_ci: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # where the numbers come from (report.collect_provenance): evaluated_at, test_rows,
-    # champion, and the challenger's inputs, training, train_config, training_history
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-    def flat_metrics(self) -> dict[str, float]:
-        """Both models' metrics and the differences, for a KFP Metrics artifact."""
-        out: dict[str, float] = {}
-        for who, values in (("challenger", self.challenger), ("champion", self.champion)):
-            for k, v in values.items():
-                out[f"{who}_{k}"] = float(v)
-        for k in self.challenger:
-            out[f"difference_{k}"] = float(self.challenger[k] - self.champion[k])
-        low = self.decision.effect.get("accuracy_lower_bound")
-        if low is not None:
-            out["difference_accuracy_lower_bound"] = float(low)
-        for k, ci in self.improvement_ci.items():
-            out[f"improvement_{k}_ci_low"] = ci["low"]
-            out[f"improvement_{k}_ci_high"] = ci["high"]
-        out["p_value"] = float(self.decision.p_value)
-        out["deploy"] = float(self.decision.deploy)
-        out["test_rows"] = float(self.decision.counts["test_rows"])
-        return out
-
-
-def improvement_intervals(
-    y: Any, proba_new: Any, proba_old: Any, confidence: float, n_resamples: int, seed: int
-) -> dict[str, dict[str, Any]]:
-    """Two-sided paired-bootstrap intervals of each metric's improvement.
-
-    Positive always favours the challenger (for log loss: champion loss minus challenger
-    loss). ROC AUC gets an interval only for a binary label.
-    """
-    from components.core.evaluation import stats
-
-    out = {}
-    binary = proba_new.shape[1] == 2
-    for key, metric in (
-        ("accuracy", "accuracy"),
-        ("macro_f1", "macro_f1"),
-        ("log_loss", "log_loss"),
-        ("roc_auc", "auc"),
-    ):
-        if metric in ("accuracy", "macro_f1"):
-            a, b = proba_new.argmax(1), proba_old.argmax(1)
-        elif metric == "auc":
-            if not binary:
-                continue
-            a, b = proba_new[:, 1], proba_old[:, 1]
-        else:
-            a, b = proba_new, proba_old
-        r = stats.bootstrap_difference(
-            metric, y, a, b, confidence=confidence, n_resamples=n_resamples, seed=seed
-        )
-        out[key] = {
-            "estimate": float(r.estimate),
-            "low": float(r.low),
-            "high": float(r.high),
-            "method": r.method,
-        }
-    return out
-
-
 def evaluate(
     model_dir: str,
     train_path: str,
@@ -319,81 +244,28 @@ def evaluate(
 ) -> Evaluation:
     from components.core.data import sources as data_mod
     from components.core.evaluation import report as report_mod
-    from components.core.evaluation.gate import decide, format_p
-    from components.core.evaluation.metrics import (
-        Baseline,
-        align_proba,
-        classification_metrics,
-        confusion_matrix,
-        encode_labels,
-        roc_points,
-    )
+    from components.core.evaluation.compare import compare
+    from components.core.evaluation.gate import format_p
     from components.core.model.bundle import load_bundle
 
     challenger = load_bundle(model_dir)
     test_df = data_mod.read_parquet(test_path)
-    label = challenger.label
     challenger.check_schema(test_df, what=f"test data for model '{model_name}'")
     reg = open_registry(registry, model_name)
     current = reg.champion()
-    classes = challenger.classes
-    y = encode_labels(test_df[label], classes)
-    if (y < 0).any():
-        raise DataError(
-            f"test split: {int((y < 0).sum())} row(s) have a label the challenger "
-            "never saw in training; add such rows to the training data"
-        )
-    x_test = challenger.transform(test_df)
-    proba_new = challenger.predict_proba_matrix(x_test)
-    if current is None:
-        train_df = data_mod.read_parquet(train_path)
-        baseline = Baseline(policy.baseline).fit(
-            challenger.transform(train_df), encode_labels(train_df[label], classes), classes
-        )
-        proba_old = baseline.predict_proba_matrix(x_test)
-        champion_name = baseline.describe()
-    else:
-        champ = load_bundle(current.path)
-        champ.check_schema(test_df, what=f"champion version {current.version} of '{model_name}'")
-        proba_old = align_proba(champ.predict_proba(test_df), champ.classes, classes)
-        champion_name = f"version {current.version}"
-    progress.report("evaluate", f"challenger against {champion_name} on {len(y):,} test rows")
-    m_new, m_old = classification_metrics(y, proba_new), classification_metrics(y, proba_old)
-    decision = decide(
+    champion = None
+    if current is not None:
+        champion = load_bundle(current.path)
+        champion.check_schema(test_df, what=f"champion version {current.version} of '{model_name}'")
+    ev = compare(
+        challenger,
+        test_df,
         policy,
-        y,
-        proba_new,
-        proba_old,
-        champion_name=champion_name,
-        first_run=current is None,
-        metrics={"challenger": m_new, "champion": m_old},
-    )
-    k = len(classes)
-    ev = Evaluation(
-        decision=decision,
-        classes=classes,
-        challenger=m_new,
-        champion=m_old,
-        confusion_challenger=confusion_matrix(y, proba_new.argmax(1), k),
-        confusion_champion=confusion_matrix(y, proba_old.argmax(1), k),
-        roc_challenger=roc_points(y, proba_new[:, 1]) if k == 2 else None,
-        roc_champion=roc_points(y, proba_old[:, 1]) if k == 2 else None,
+        champion=champion,
         champion_version=current.version if current else None,
-        improvement_ci=improvement_intervals(
-            y,
-            proba_new,
-            proba_old,
-            1 - policy.alpha,
-            policy.bootstrap_resamples,
-            policy.bootstrap_seed,
-        ),
-        provenance=report_mod.collect_provenance(
-            challenger.meta,
-            test_rows=len(y),
-            champion=champion_name,
-            champion_version=current.version if current else None,
-        ),
+        train_df=data_mod.read_parquet(train_path) if current is None else None,
     )
+    decision = ev.decision
     payload = decision.to_json() | {
         "improvement_ci": ev.improvement_ci,
         "provenance": {k: v for k, v in ev.provenance.items() if k != "training_history"},

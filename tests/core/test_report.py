@@ -9,10 +9,14 @@ from html.parser import HTMLParser
 
 import numpy as np
 
+from components.core.evaluation.compare import (
+    Evaluation,
+    collect_provenance,
+    improvement_intervals,
+)
 from components.core.evaluation.gate import GatePolicy, decide
 from components.core.evaluation.metrics import classification_metrics, confusion_matrix, roc_points
-from components.core.evaluation.report import collect_provenance, render_html, render_markdown
-from components.core.steps import Evaluation, improvement_intervals
+from components.core.evaluation.report import render_html, render_markdown
 
 HISTORY = [
     {

@@ -110,9 +110,7 @@ def load_source(
     if source.startswith("sklearn:"):
         return _load_sklearn(source, label)
     if source.startswith("gs://"):
-        from components.core.platforms import gcp  # optional extra; only needed for gs:// sources
-
-        return gcp.read_gcs_table(source)
+        return read_gcs_table(source)
     if source.startswith("bq://"):
         from components.core.platforms import gcp
 
@@ -181,6 +179,30 @@ def read_parquet_table(source: Any, name: str) -> pd.DataFrame:
             f"data source '{name}': cannot be read as Parquet ({type(exc).__name__}); "
             "check that the file is a complete Parquet file"
         ) from exc
+
+
+def read_gcs_table(uri: str, client: Any = None) -> pd.DataFrame:
+    """A CSV or Parquet object, or every such object under a ``gs://bucket/prefix/`` (the
+    shards must share one header)."""
+    import io
+
+    from components.core.platforms import gcp  # the gcp extra; only needed for gs:// sources
+
+    objects = gcp.read_gcs_objects(uri, client)
+    frames = [
+        read_csv_table(io.BytesIO(data), name)
+        if name.lower().endswith(".csv")
+        else read_parquet_table(io.BytesIO(data), name)
+        for name, data in objects
+    ]
+    first = list(frames[0].columns)
+    for (name, _), frame in zip(objects[1:], frames[1:], strict=True):
+        if list(frame.columns) != first:
+            raise DataError(
+                f"data source '{uri}': {name} has different columns from the first object; "
+                "every shard needs the same header"
+            )
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

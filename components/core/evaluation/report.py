@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,7 @@ from components.core.io import write_text
 from components.core.progress import duration
 
 if TYPE_CHECKING:
-    from components.core.steps import Evaluation
+    from components.core.evaluation.compare import Evaluation
 
 METRIC_ROWS = (
     ("accuracy", "Accuracy", True),
@@ -48,34 +47,6 @@ _SVG = 'xmlns="http://www.w3.org/2000/svg"'
 # --------------------------------------------------------------------------------------
 # Provenance: what the numbers were computed from
 # --------------------------------------------------------------------------------------
-
-
-def collect_provenance(
-    meta: dict[str, Any],
-    *,
-    test_rows: int,
-    champion: str,
-    champion_version: Any = None,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """Where an evaluation's numbers come from, for the report and the decision record.
-
-    ``meta`` is the challenger bundle's bundle.json; an older bundle may lack any of its
-    ``inputs`` / ``training`` / ``train_config`` / ``training_history``, which then stay
-    empty and the report shows "–".
-    """
-    when = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    return {
-        "evaluated_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "test_rows": int(test_rows),
-        "champion": champion,
-        "champion_version": champion_version,
-        "first_run": champion_version is None,
-        "inputs": dict(meta.get("inputs") or {}),
-        "training": dict(meta.get("training") or {}),
-        "train_config": dict(meta.get("train_config") or {}),
-        "training_history": list(meta.get("training_history") or []),
-    }
 
 
 # --------------------------------------------------------------------------------------

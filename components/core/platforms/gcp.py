@@ -1,4 +1,5 @@
-"""Google Cloud Storage and BigQuery: read tables, copy model bundles, keep small JSON records.
+"""Google Cloud Storage and BigQuery: fetch table objects, copy model bundles, keep small JSON
+records.
 
 Only imported for ``gs://`` / ``bq://`` sources and the Vertex registry (the ``gcp`` extra).
 Clients are made per call from Application Default Credentials. ``STORAGE_EMULATOR_HOST``
@@ -9,7 +10,6 @@ Every failure a user can fix becomes a one-line DataError (sources) or RegistryE
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -18,9 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from components.core.data import sources as data_mod
 from components.core.errors import DataError, SigdeployError
 
 log = logging.getLogger(__name__)
@@ -90,8 +87,9 @@ def _call(uri: str, client: Any, bucket: str, fn: Any, *args: Any, **kwargs: Any
 # ---------------------------------------------------------------------------------- tables
 
 
-def read_gcs_table(uri: str, client: Any = None) -> pd.DataFrame:
-    """A CSV or Parquet object, or every such object under a ``gs://bucket/prefix/``."""
+def read_gcs_objects(uri: str, client: Any = None) -> list[tuple[str, bytes]]:
+    """(gs:// URI, content) of a CSV or Parquet object, or of every such object under a
+    ``gs://bucket/prefix/``, in name order. Parsing them is the data sources' job."""
     bucket_name, path = split_gcs_uri(uri, "data source")
     client = client or storage_client()
     bucket = client.bucket(bucket_name)
@@ -108,32 +106,24 @@ def read_gcs_table(uri: str, client: Any = None) -> pd.DataFrame:
                 f"data source '{uri}': no .csv or .parquet objects under this prefix; "
                 "check the path"
             )
-        frames = [_read_blob(f"gs://{bucket_name}/{b.name}", b, client) for b in blobs]
-        first = list(frames[0].columns)
-        for blob, frame in zip(blobs[1:], frames[1:], strict=True):
-            if list(frame.columns) != first:
-                raise DataError(
-                    f"data source '{uri}': gs://{bucket_name}/{blob.name} has different columns "
-                    "from the first object; every shard needs the same header"
-                )
-        log.info("read %d objects under %s", len(blobs), uri)
-        return pd.concat(frames, ignore_index=True)
-    if not path.lower().endswith(TABLE_SUFFIXES):
+        log.info("reading %d objects under %s", len(blobs), uri)
+    elif not path.lower().endswith(TABLE_SUFFIXES):
         raise DataError(
             f"data source '{uri}': unsupported object type; use a .csv or .parquet object, "
             "or a prefix ending in / that holds such objects"
         )
-    return _read_blob(uri, bucket.blob(path), client)
-
-
-def _read_blob(uri: str, blob: Any, client: Any) -> pd.DataFrame:
-    data = _call(uri, client, blob.bucket.name, blob.download_as_bytes)
-    if not data:
-        raise DataError(f"data source '{uri}': the object is empty; point to an object with rows")
-    buffer = io.BytesIO(data)
-    if uri.lower().endswith(".csv"):
-        return data_mod.read_csv_table(buffer, uri)
-    return data_mod.read_parquet_table(buffer, uri)
+    else:
+        blobs = [bucket.blob(path)]
+    out = []
+    for blob in blobs:
+        name = f"gs://{bucket_name}/{blob.name}"
+        data = _call(name, client, bucket_name, blob.download_as_bytes)
+        if not data:
+            raise DataError(
+                f"data source '{name}': the object is empty; point to an object with rows"
+            )
+        out.append((name, data))
+    return out
 
 
 def parse_bigquery_uri(uri: str) -> tuple[str, str, str]:
@@ -166,13 +156,12 @@ def bigquery_client(project: str) -> Any:
         raise DataError(f"BigQuery: no credentials found; {CREDENTIALS_HINT}") from exc
 
 
-def read_bigquery(
-    uri: str, row_limit: int = 0, query: str = "", client: Any = None
-) -> pd.DataFrame:
+def read_bigquery(uri: str, row_limit: int = 0, query: str = "", client: Any = None) -> Any:
     """A whole table, or the result of ``query`` (``{table}`` in it names the URI's table).
 
     ``row_limit`` > 0 stops after that many rows (for a query too). The query runs, and is
-    billed, in the URI's project.
+    billed, in the URI's project. Returns a pandas DataFrame (pandas is imported by arrow's
+    conversion only: storage alone, as serving uses it, needs no pandas).
     """
     from google.api_core import exceptions as gexc
 
