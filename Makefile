@@ -45,10 +45,12 @@ test: $(STAMP) ## set up and run the test suite
 test-fast: $(STAMP) ## the tests without the slow and end-to-end ones
 	$(VENV)/bin/pytest -q -m "not slow and not e2e" $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff lint + format check, mypy on the core
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
+# Every check runs even when one fails, so one pass shows everything to fix.
+LINT_CHECKS := "ruff check ." "ruff format --check ." "lint-imports --no-cache" "mypy"
+lint: $(STAMP) ## ruff lint + format check, import contracts, mypy on every package
+	@failed=""; for check in $(LINT_CHECKS); do echo "== $$check"; \
+		$(VENV)/bin/$$check || failed="$$failed, $$check"; done; \
+	test -z "$$failed" || { echo "lint failed: $${failed#, }"; exit 1; }
 
 format: $(STAMP) ## apply ruff formatting and fixes
 	$(VENV)/bin/ruff check --fix .

@@ -21,10 +21,17 @@ from components.core.evaluation.gate import GatePolicy
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--comparisons", type=int, default=2000)
-    parser.add_argument("--rows", type=int, default=360)
-    parser.add_argument("--effect", type=float, default=0.04)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--comparisons", type=int, default=2000, help="simulated comparisons per scenario (2000)"
+    )
+    parser.add_argument("--rows", type=int, default=360, help="test rows per comparison (360)")
+    parser.add_argument(
+        "--effect",
+        type=float,
+        default=0.04,
+        help="accuracy gain of the challenger in the power scenario (0.04 = 4 points)",
+    )
     args = parser.parse_args()
     policy = GatePolicy()
 

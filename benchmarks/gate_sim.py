@@ -73,7 +73,7 @@ def simulate(
             _proba(y, old_right[i], scenario.n_classes),
             champion_name="champion",
             first_run=False,
-            report_power=False,
+            explain=False,
         )
         deployed[i] = d.deploy
     rate = float(deployed.mean())

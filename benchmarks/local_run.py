@@ -25,8 +25,10 @@ from pathlib import Path
 from components.core import steps
 from components.core.data.sources import SourceConfig
 from components.core.data.features import FeatureConfig
-from components.core.evaluation.gate import GatePolicy
 from components.core.data.split import SplitConfig
+from components.core.evaluation.gate import GatePolicy
+from components.core.platforms.deploy_config import DeployConfig
+from components.core.registry import RegistryConfig
 from components.core.training.config import TrainConfig
 
 work = Path(sys.argv[1])
@@ -41,7 +43,8 @@ ev = steps.evaluate(str(work / "model"), str(work / "train.parquet"), str(work /
                     str(work / "registry"), "digits-mlp", GatePolicy(), str(work / "d.json"),
                     str(work / "r.html"), str(work / "r.md"))
 assert ev.decision.deploy
-steps.deploy(str(work / "model"), str(work / "d.json"), str(work / "registry"), "digits-mlp")
+steps.deploy(str(work / "model"), str(work / "d.json"),
+             RegistryConfig(str(work / "registry"), "digits-mlp"), DeployConfig())
 """
 
 

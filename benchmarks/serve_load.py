@@ -52,7 +52,8 @@ def build_registry(root: Path) -> tuple[Path, list[list[int]]]:
     from components.core.evaluation.metrics import encode_labels
     from components.core.model.bundle import save_bundle
     from components.core.registry import LocalRegistry
-    from components.core.training.trainer import TrainConfig, train_mlp
+    from components.core.training.config import TrainConfig
+    from components.core.training.train import train_mlp
 
     frame = load_source("sklearn:digits", "label")
     parts = split_frame(frame, "label", SplitConfig())

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from components.core.training.trainer import TrainConfig, train_mlp
+from components.core.training.config import TrainConfig
+from components.core.training.train import train_mlp
 
 IN_FEATURES, HIDDEN, CLASSES = 256, (512, 256), 10
 TARGET_H100 = 50e6  # samples/s

@@ -36,7 +36,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from components.core.training.trainer import TrainConfig, cpu_thread_count, train_mlp
+from components.core.training.config import TrainConfig
+from components.core.training.runtime import cpu_thread_count
+from components.core.training.train import train_mlp
 
 HIDDEN = (256, 128)
 SKLEARN_EPOCHS = 30

@@ -7,10 +7,12 @@ vertex (Model Registry version + endpoint), kind (shared registry + Deployment/S
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Model
 
+from components.describe import documented
 from components.images import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+@documented
 def deploy(
     model: Input[Model],
     decision: Input[Artifact],
@@ -24,6 +26,16 @@ def deploy(
     canary_percent: int,
     platform: str = "local",
 ) -> str:
+    """Register the challenger as the champion and serve it.
+
+    Args:
+        model: the model bundle to register.
+        decision: evaluate's decision JSON; registering refuses one that says not to deploy.
+        platform: where to serve, fixed by the compile target: local | vertex | kind.
+
+    Returns:
+        Output: the URI of the registered champion version.
+    """
     params = dict(locals())  # first line: only the task's inputs are bound yet
     from components.core import settings, steps
     from components.core.platforms.deploy_config import DeployConfig

@@ -15,10 +15,12 @@ from kfp.dsl import (
     Output,
 )
 
+from components.describe import documented
 from components.images import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+@documented
 def evaluate(
     model: Input[Model],
     train_data: Input[Dataset],
@@ -42,6 +44,23 @@ def evaluate(
     report: Output[HTML],
     summary: Output[Markdown],
 ) -> NamedTuple("Outputs", [("deploy", bool), ("p_value", float)]):
+    """Score champion and challenger on the same raw test rows and apply the gate.
+
+    Args:
+        model: the challenger's model bundle from train.
+        train_data: the raw training rows (the first run's baseline is fitted on them).
+        test_data: the raw test rows both models are scored on.
+
+    Returns:
+        metrics: both models' metrics and the gate's figures, flat.
+        challenger_metrics: the challenger's confusion matrix (and ROC curve for 2 classes).
+        champion_metrics: the same for the champion (on the first run: the baseline).
+        decision: the decision JSON: test, alpha, counts, effect, champion version, reason.
+        report: the HTML report of the comparison.
+        summary: the decision and its figures in Markdown.
+        deploy: true when the challenger is significantly better and passes the guardrails.
+        p_value: the p-value of the test the gate applied.
+    """
     params = dict(locals())  # first line: only the task's inputs are bound yet
     from typing import NamedTuple
 

@@ -2,12 +2,31 @@
 
 The component image is the CUDA PyTorch image with this project installed (docker/); the
 serving image is the slim CPU image. Compile targets override these per target, and
-``compile.py --image`` / ``SIGDEPLOY_COMPONENT_IMAGE`` override them at compile time.
+``compile.py --image`` / ``SIGDEPLOY_COMPONENT_IMAGE`` override them at compile time. The tag
+is the project's version, whose one home is pyproject.toml: a version bump renames the
+images that compiled pipelines use (scripts/build-images.sh tags the built images the same).
 """
 
 from __future__ import annotations
 
-VERSION = "0.1.0"
+import re
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+
+def _project_version() -> str:
+    """The installed distribution's version, else pyproject.toml's (a source checkout)."""
+    try:
+        return version("sigdeploy")
+    except PackageNotFoundError:
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        found = re.search(r'^version = "([^"]+)"$', pyproject.read_text(), re.M)
+        if found is None:
+            raise RuntimeError(f"{pyproject}: no version line") from None
+        return found.group(1)
+
+
+VERSION = _project_version()
 REPOSITORY = "sigdeploy"
 # The local runner warns about images without 'python' in the name; ours runs Python.
 COMPONENT_IMAGE = f"{REPOSITORY}/python-component:{VERSION}"

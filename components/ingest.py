@@ -3,10 +3,12 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Output
 
+from components.describe import documented
 from components.images import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+@documented
 def ingest(
     source: str,
     label: str,
@@ -18,6 +20,13 @@ def ingest(
     split_salt: str,
     dataset: Output[Dataset],
 ):
+    """Read the source and write it as one Parquet Dataset.
+
+    Parameters are described by their config fields' comments (components/describe.py).
+
+    Returns:
+        dataset: the rows as Parquet; its metadata: rows, columns, classes, sha256, origin.
+    """
     params = dict(locals())  # first line: only the task's inputs are bound yet
     from components.core import settings, steps
     from components.core.data.sources import SourceConfig

@@ -3,10 +3,12 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Output
 
+from components.describe import documented
 from components.images import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+@documented
 def preprocess(
     dataset: Input[Dataset],
     label: str,
@@ -20,6 +22,17 @@ def preprocess(
     test_data: Output[Dataset],
     preprocessor: Output[Artifact],
 ):
+    """Split the rows by content hash (kept RAW) and fit the preprocessor on train.
+
+    Args:
+        dataset: the Parquet Dataset that ingest wrote.
+
+    Returns:
+        train_data: the raw training rows (Parquet).
+        val_data: the raw validation rows, for early stopping (Parquet).
+        test_data: the raw test rows that evaluate scores both models on (Parquet).
+        preprocessor: the preprocessor fitted on the training rows (JSON parameters).
+    """
     params = dict(locals())  # first line: only the task's inputs are bound yet
     from components.core import settings, steps
     from components.core.data.features import FeatureConfig

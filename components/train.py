@@ -7,10 +7,12 @@ Its parameters after ``model_name`` are the fields of
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
+from components.describe import documented
 from components.images import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+@documented
 def train(
     train_data: Input[Dataset],
     val_data: Input[Dataset],
@@ -38,6 +40,17 @@ def train(
     model: Output[Model],
     metrics: Output[Metrics],
 ):
+    """Train the MLP and write one model bundle (preprocessor + network + schema).
+
+    Args:
+        train_data: the raw training rows from preprocess.
+        val_data: the raw validation rows, for early stopping.
+        preprocessor: the preprocessor fitted on the training rows; it goes into the bundle.
+
+    Returns:
+        model: one bundle: weights, fitted preprocessor, bundle.json and a sha256 manifest.
+        metrics: loss and accuracy on train and validation rows, per epoch.
+    """
     parameters = dict(locals())  # first line: only the task's inputs are bound yet
     import os
 

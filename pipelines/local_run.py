@@ -102,7 +102,8 @@ def parameter_help() -> str:
     for p in parameters().values():
         if p.config is not current:
             current = p.config
-            lines.append(f"  {p.config.__doc__.splitlines()[0].split(';')[0].rstrip('.')}:")
+            title = (p.config.__doc__ or p.config.__name__).splitlines()[0]
+            lines.append(f"  {title.split(';')[0].rstrip('.')}:")
         default = p.default if p.default != "" else '""'
         if isinstance(default, bool):
             default = str(default).lower()

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from components.core.errors import ConfigError
+from components.core.platforms.vertex import BatchJob
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,11 +40,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     job.add_argument("--batch-job", action="store_true", help="run on Vertex AI, not here")
     job.add_argument(
         "--machine-type",
-        default="n1-standard-4",
-        help="batch job machine type (default: n1-standard-4)",
+        default=BatchJob.machine_type,
+        help=f"batch job machine type (default: {BatchJob.machine_type})",
     )
     job.add_argument(
-        "--max-replicas", type=int, default=1, help="batch job replicas at most (default: 1)"
+        "--max-replicas",
+        type=int,
+        default=BatchJob.max_replicas,
+        help=f"batch job replicas at most (default: {BatchJob.max_replicas})",
     )
     job.add_argument("--wait", action="store_true", help="wait until the batch job ends")
     p.set_defaults(func=run)
@@ -97,8 +101,11 @@ def image_size(data: str, asked: int | None, bundle: Any) -> int:
 
 
 def run_batch_job(args: argparse.Namespace) -> int:
-    """`--batch-job`: the scoring runs on Vertex AI; this command only submits (and waits)."""
+    """`--batch-job`: the scoring runs on Vertex AI; this command only submits (and waits).
+
+    Everything is checked before any request: the data and output URIs, the replicas."""
     from components.core.io import dumps
+    from components.core.platforms import vertex
     from components.core.registry import open_registry
     from components.core.registry.vertex import VertexRegistry
 
@@ -110,14 +117,9 @@ def run_batch_job(args: argparse.Namespace) -> int:
             f"--registry {args.registry}: --batch-job needs vertex://PROJECT/REGION; score "
             "local registries without --batch-job"
         )
-    result = registry.batch_predict(
-        args.data,
-        args.output,
-        version=args.version,
-        machine_type=args.machine_type,
-        max_replicas=args.max_replicas,
-        wait=args.wait,
-    )
+    job = BatchJob(args.data, args.output, args.machine_type, args.max_replicas, args.wait)
+    model, version = registry.version_resource(args.version)
+    result = vertex.batch_predict(args.model_name, version, model, job)
     if args.json:
         print(dumps(result))
     else:

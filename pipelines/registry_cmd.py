@@ -242,7 +242,9 @@ def run_rollback(args: argparse.Namespace) -> int:
         "uri": champion.uri,
     }
     if config is not None:
-        result["endpoint"] = registry.deploy_endpoint(champion, config)
+        from components.core.platforms import vertex
+
+        result["endpoint"] = vertex.serve(args.model_name, champion.version, champion.uri, config)
     if args.json:
         print(dumps(result))
         return 0

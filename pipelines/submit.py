@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from components import images
 from components.core.errors import ConfigError, SigdeployError
+from components.core.platforms import gcp
 from pipelines.spec import add_param_option
 
 T = TypeVar("T")
@@ -242,7 +243,7 @@ def _project(args: argparse.Namespace) -> str:
     project = args.project or os.environ.get(PROJECT_ENV, "")
     if not project:
         raise ConfigError(f"--project is missing: pass --project or set {PROJECT_ENV}")
-    if not re.match(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", project):
+    if not gcp.is_project_id(project):
         raise ConfigError(f"--project {project!r}: not a project id (6-30 lowercase characters)")
     return project
 
@@ -302,21 +303,10 @@ def _quiet_sdk_logs() -> None:
             handler.addFilter(keep)
 
 
-def _google_call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """One SDK call; refusals and missing credentials become one line."""
-    from google.api_core import exceptions as gexc
-    from google.auth.exceptions import DefaultCredentialsError, TransportError
-
-    try:
+def _google_call(doing: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """One SDK call; refusals and missing credentials become one line (gcp.google_errors)."""
+    with gcp.google_errors("Vertex AI", doing, SubmitError):
         return fn(*args, **kwargs)
-    except DefaultCredentialsError as exc:
-        raise ConfigError(
-            f"{what}: no Google credentials; run `gcloud auth application-default login`"
-        ) from exc
-    except (gexc.GoogleAPICallError, TransportError) as exc:
-        message = getattr(exc, "message", "") or str(exc)
-        first = (message.strip().splitlines() or [type(exc).__name__])[0]
-        raise SubmitError(f"{what}: {first}") from exc
 
 
 def _vertex_settings(args: argparse.Namespace) -> tuple[str, str, dict[str, str]]:
@@ -345,7 +335,7 @@ def _vertex_job(
 ) -> tuple[Any, str]:
     """Parameters checked, the SDK pointed at the project: an unsubmitted PipelineJob and
     its display name."""
-    from components.core.registry.vertex import init_aiplatform
+    from components.core.platforms.vertex import init_aiplatform
     from pipelines.spec import load_spec, parse_pairs
 
     project, root, labels = settings
@@ -361,7 +351,7 @@ def _vertex_job(
     display_name = args.display_name or name
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     job = _google_call(
-        "Vertex AI pipeline job",
+        "prepare the pipeline job",
         aiplatform.PipelineJob,
         display_name=display_name,
         template_path=str(pipeline),
@@ -382,7 +372,7 @@ def submit_vertex(args: argparse.Namespace) -> int:
         job, _ = _vertex_job(args, pipeline, settings)
         try:
             _google_call(
-                "Vertex AI refused the pipeline job",
+                "submit the pipeline job",
                 job.submit,
                 service_account=args.service_account,
                 network=args.network,
@@ -397,7 +387,7 @@ def submit_vertex(args: argparse.Namespace) -> int:
     if not args.wait:
         return 0
     return _follow(
-        lambda: _google_call("Vertex AI pipeline job", _vertex_state, job),
+        lambda: _google_call("get the pipeline job's state", _vertex_state, job),
         VERTEX_DONE,
         args.poll_seconds,
         lambda: str(job.gca_resource.error.message or "no error message"),
@@ -421,7 +411,7 @@ def schedule_vertex(args: argparse.Namespace) -> int:
         job, display_name = _vertex_job(args, pipeline, settings)
         name = args.schedule_name or f"{display_name}-schedule"
         schedule = _google_call(
-            "Vertex AI refused the schedule",
+            "create the schedule",
             job.create_schedule,
             cron=cron,
             display_name=name,

@@ -14,6 +14,7 @@ from kfp.dsl import HTML, Artifact, Input, Markdown, Model
 
 from components.core.settings import defaults
 from components.deploy import deploy
+from components.describe import documented
 from components.evaluate import evaluate
 from components.ingest import ingest
 from components.preprocess import preprocess
@@ -39,6 +40,7 @@ def build_pipeline(target: Target) -> Any:
     """The pipeline function for one compile target."""
 
     @dsl.pipeline(name="promote", description="Deploy the challenger only if the gate said so.")
+    @documented
     def promote(
         deploy_model: bool,
         model: Input[Model],
@@ -52,6 +54,13 @@ def build_pipeline(target: Target) -> Any:
         max_replicas: int,
         canary_percent: int,
     ):
+        """Register and serve the challenger when the gate said so.
+
+        Args:
+            deploy_model: the gate's verdict: deploy only when true.
+            model: the challenger's model bundle.
+            decision: the gate's decision JSON.
+        """
         # The dsl.If sits in its own small pipeline so that its condition reads a pipeline
         # input: the KFP local runner (2.17) cannot resolve a condition on a named output of
         # a sibling task, while Vertex and KFP resolve both forms.
@@ -69,21 +78,22 @@ def build_pipeline(target: Target) -> Any:
         description="Train an MLP and deploy it only when a significance test says it beats "
         "the champion on the same test rows.",
     )
+    @documented
     def training_pipeline(
-        # data: components/core/data.SourceConfig
+        # data: components/core/data/sources.SourceConfig
         source: str = D["source"],
         label: str = D["label"],
         image_size: int = D["image_size"],
         row_limit: int = D["row_limit"],
         query: str = D["query"],
-        # features: components/core/features.FeatureConfig
+        # features: components/core/data/features.FeatureConfig
         id_columns: str = D["id_columns"],
         feature_columns: str = D["feature_columns"],
-        # split: components/core/split.SplitConfig
+        # split: components/core/data/split.SplitConfig
         train_fraction: float = D["train_fraction"],
         val_fraction: float = D["val_fraction"],
         split_salt: str = D["split_salt"],
-        # trainer: components/core/train_config.TrainConfig
+        # trainer: components/core/training/config.TrainConfig
         hidden_sizes: str = D["hidden_sizes"],
         dropout: float = D["dropout"],
         learning_rate: float = D["learning_rate"],
@@ -102,7 +112,7 @@ def build_pipeline(target: Target) -> Any:
         cuda_graphs: bool = D["cuda_graphs"],
         data_budget_mb: int = D["data_budget_mb"],
         distributed: str = D["distributed"],
-        # gate: components/core/gate.GatePolicy
+        # gate: components/core/evaluation/gate.GatePolicy
         alpha: float = D["alpha"],
         primary_metrics: str = D["primary_metrics"],
         margin: float = D["margin"],
@@ -113,10 +123,10 @@ def build_pipeline(target: Target) -> Any:
         mcnemar_method: str = D["mcnemar_method"],
         bootstrap_resamples: int = D["bootstrap_resamples"],
         bootstrap_seed: int = D["bootstrap_seed"],
-        # registry: components/core/registry.RegistryConfig (the default depends on the target)
+        # registry: components/core/registry/base.RegistryConfig (the default depends on the target)
         registry: str = target.default_registry,
         model_name: str = D["model_name"],
-        # serving: components/core/deploy_config.DeployConfig
+        # serving: components/core/platforms/deploy_config.DeployConfig
         serving_image: str = D["serving_image"],
         endpoint_name: str = D["endpoint_name"],
         machine_type: str = D["machine_type"],
@@ -124,6 +134,14 @@ def build_pipeline(target: Target) -> Any:
         max_replicas: int = D["max_replicas"],
         canary_percent: int = D["canary_percent"],
     ) -> PipelineOutputs:
+        """Train an MLP, test it against the champion, and deploy it only if it is better.
+
+        Returns:
+            model: the challenger's model bundle.
+            decision: the gate's decision JSON, with the reason in plain words.
+            report: the HTML report of the comparison.
+            summary: the decision and its figures in Markdown.
+        """
         params = dict(locals())  # first line: every pipeline parameter, by name
         ingest_task = ingest(**inputs(ingest, params)).set_display_name("ingest")
         # Fresh data and the current champion must never come from a cache.

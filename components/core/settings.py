@@ -112,14 +112,22 @@ LIST_FIELDS: dict[str, tuple[Any, str, str]] = {
 
 
 def _field_comments(cls: type) -> dict[str, str]:
-    """The comment after each field in the class source: the field's documentation."""
+    """The comment after each field in the class source, with the comment lines right below
+    it that continue it: the field's documentation."""
     try:
         source = inspect.getsource(cls)
     except (OSError, TypeError):  # no source (a frozen interpreter): help is optional
         return {}
-    out = {}
-    for m in re.finditer(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.+)$", source, re.M):
-        out[m.group(1)] = m.group(2).strip()
+    out: dict[str, str] = {}
+    current = ""
+    for line in source.splitlines():
+        if m := re.match(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.+)$", line):
+            current = m.group(1)
+            out[current] = m.group(2).strip()
+        elif current and (m := re.match(r"^\s+#\s*(.+)$", line)):
+            out[current] += " " + m.group(1).strip()
+        else:
+            current = ""
     return out
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from components.core import progress
-from components.core.errors import DataError
+from components.core.errors import DataError, RegistryError
 from components.core.io import read_json, write_json
 from components.core.registry import open_registry
 
@@ -182,7 +182,7 @@ def train_frames(
     from components.core.data.features import feature_statistics
     from components.core.evaluation.metrics import encode_labels
     from components.core.model.bundle import save_bundle
-    from components.core.training.trainer import train_mlp
+    from components.core.training.train import train_mlp
 
     classes = _classes(train_df, label)
     x_train, y_train = pre.transform(train_df), encode_labels(train_df[label], classes)
@@ -267,7 +267,6 @@ def evaluate(
     )
     decision = ev.decision
     payload = decision.to_json() | {
-        "improvement_ci": ev.improvement_ci,
         "provenance": {k: v for k, v in ev.provenance.items() if k != "training_history"},
         "model_name": model_name,
         "registry": registry,
@@ -290,12 +289,17 @@ def evaluate(
     return ev
 
 
-def register(model_dir: str, decision_path: str, registry: str, model_name: str) -> dict[str, Any]:
-    """Register the bundle as the new champion, if and only if the decision says deploy."""
+def register(
+    model_dir: str, decision_path: str, registry: str, model_name: str, serving_image: str = ""
+) -> dict[str, Any]:
+    """Register the bundle as the new champion, if and only if the decision says deploy.
+
+    ``serving_image``: the container a Vertex AI version is served with (unused locally)."""
     decision = read_json(decision_path)
     if not decision.get("deploy"):
         raise DataError(f"decision '{decision_path}' says not to deploy; refusing to register")
-    champion = open_registry(registry, model_name).register(model_dir, decision)
+    reg = open_registry(registry, model_name, serving_image=serving_image)
+    champion = reg.register(model_dir, decision)
     return {"version": champion.version, "uri": champion.uri, "model_name": model_name}
 
 
@@ -306,24 +310,35 @@ def deploy(
     config: DeployConfig,
     platform: str = "local",
 ) -> dict[str, Any]:
-    """Register the champion and serve it where the compile target runs.
+    """Register the champion, then serve it where the compile target runs.
 
     local: the local registry (served by `sigdeploy serve`); vertex: a Model Registry version
-    with the champion alias and an endpoint with a canary split; kind: the shared registry and
-    a Deployment/Service. ``config`` applies to vertex (all of it) and kind (image, replicas).
+    with the champion alias, served on an endpoint with a canary split; kind: the shared
+    registry, served by a Deployment/Service. ``config`` applies to vertex (all of it) and
+    kind (image, replicas).
     """
-    if platform == "vertex":
-        from components.core.registry import vertex as vertex_registry
-
-        result = vertex_registry.deploy(model_dir, decision_path, where, config)
-    elif platform == "kind":
+    if platform not in ("local", "vertex", "kind"):
+        raise DataError(f"platform {platform!r}: use local, vertex or kind")
+    if platform == "vertex" and not where.registry.startswith("vertex://"):
+        raise RegistryError(
+            f"registry {where.registry!r}: the vertex target registers in Model Registry; "
+            "write vertex://PROJECT/REGION[?artifacts=gs://BUCKET/PREFIX]"
+        )
+    if platform == "kind":
         from components.core.platforms import kube
 
-        result = kube.deploy(model_dir, decision_path, where, config)
-    elif platform == "local":
-        result = register(model_dir, decision_path, where.registry, where.model_name)
-    else:
-        raise DataError(f"platform {platform!r}: use local, vertex or kind")
+        kube.serving_for(config)  # a setting that cannot serve fails before the champion moves
+    # only a Vertex AI version names the image that serves it
+    image = config.serving_image if platform == "vertex" else ""
+    result = register(model_dir, decision_path, where.registry, where.model_name, image)
+    if platform == "vertex":
+        from components.core.platforms import vertex
+
+        result |= vertex.serve(where.model_name, result["version"], result["uri"], config)
+    elif platform == "kind":
+        result |= kube.serve(
+            where.model_name, result["version"], result["uri"], config, read_json(decision_path)
+        )
     progress.report(
         "deploy", f"version {result['version']} of {where.model_name} is the champion ({platform})"
     )

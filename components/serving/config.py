@@ -2,7 +2,8 @@
 
 The Vertex AI custom-container contract sets ``AIP_HTTP_PORT``, ``AIP_HEALTH_ROUTE``,
 ``AIP_PREDICT_ROUTE`` and ``AIP_STORAGE_URI``; the ``SIGDEPLOY_*`` variables tune the rest.
-Command-line flags win over the environment, which wins over the defaults below.
+Command-line flags win over the environment, which wins over the defaults below; the port
+and routes default to what the platforms declare (components/core/serving_contract.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from components.core import serving_contract as contract
 from components.core.errors import ConfigError
 
 BACKENDS = ("auto", "onnx", "numpy")
@@ -19,9 +21,9 @@ BACKENDS = ("auto", "onnx", "numpy")
 @dataclass(frozen=True)
 class ServeConfig:
     host: str = "127.0.0.1"  # interface to bind; the serving image passes 0.0.0.0
-    port: int = 8080  # AIP_HTTP_PORT
-    health_route: str = "/health"  # AIP_HEALTH_ROUTE
-    predict_route: str = "/predict"  # AIP_PREDICT_ROUTE
+    port: int = contract.SERVING_PORT  # AIP_HTTP_PORT
+    health_route: str = contract.HEALTH_ROUTE  # AIP_HEALTH_ROUTE
+    predict_route: str = contract.PREDICT_ROUTE  # AIP_PREDICT_ROUTE
     storage_uri: str = ""  # AIP_STORAGE_URI: a bundle at gs://... or a path; empty = registry
     registry: str = "registry"  # local registry root whose champion is served
     model_name: str = "digits-mlp"  # model name inside the registry
@@ -81,10 +83,10 @@ class ServeConfig:
 
 # field -> environment variable; read only by ServeConfig.from_env at start-up.
 ENV_VARS = {
-    "port": "AIP_HTTP_PORT",
-    "health_route": "AIP_HEALTH_ROUTE",
-    "predict_route": "AIP_PREDICT_ROUTE",
-    "storage_uri": "AIP_STORAGE_URI",
+    "port": contract.PORT_ENV,
+    "health_route": contract.HEALTH_ROUTE_ENV,
+    "predict_route": contract.PREDICT_ROUTE_ENV,
+    "storage_uri": contract.STORAGE_URI_ENV,
     "registry": "SIGDEPLOY_REGISTRY",
     "model_name": "SIGDEPLOY_MODEL_NAME",
     "wait_for_champion": "SIGDEPLOY_WAIT_FOR_CHAMPION",

@@ -9,8 +9,8 @@ loads) and then:
   thread, checked, and swapped in with one assignment. Requests take the reference once, so
   each is answered wholly by one model, and none waits for a load;
 - storage mode (``AIP_STORAGE_URI``, as on Vertex AI): the bundle is copied down once
-  (gs://, through google-cloud-storage, which honours STORAGE_EMULATOR_HOST) or read in
-  place (a local path) and served until the process ends.
+  (gs://, by platforms/gcp.py through google-cloud-storage, which honours
+  STORAGE_EMULATOR_HOST) or read in place (a local path) and served until the process ends.
 
 Before any of that, :func:`check_model_source` ends the start with one line when there is
 nothing to serve (no registry, no such model, no champion, no bundle at a local
@@ -193,9 +193,16 @@ class ModelHolder:
     def _load_from_storage(self) -> ServingModel:
         uri = self.config.storage_uri
         if uri.startswith("gs://"):
+            from components.core.platforms import gcp
+
             if self._download_dir is None:
                 self._download_dir = Path(tempfile.mkdtemp(prefix="sigdeploy-model-"))
-            path = download_gcs(uri, self._download_dir / "bundle")
+            try:
+                path = gcp.download_dir(uri, self._download_dir / "bundle")
+            except SigdeployError as exc:
+                raise RegistryError(
+                    f"storage URI (--storage-uri or AIP_STORAGE_URI): {exc}"
+                ) from exc
         else:
             path = local_bundle(uri)
         return self._load(path, None)
@@ -294,42 +301,3 @@ def local_bundle(uri: str, hint: bool = False) -> Path:
             f"REGISTRY/MODEL/versions/N{wait}"
         )
     return path
-
-
-def download_gcs(uri: str, dest: Path) -> Path:
-    """Copy every object under the gs:// prefix into ``dest`` (a fresh directory)."""
-    from google.cloud import storage  # type: ignore[attr-defined]
-
-    bucket_name, _, prefix = uri.removeprefix("gs://").partition("/")
-    prefix = prefix.strip("/")
-    if not bucket_name:
-        raise RegistryError(f"AIP_STORAGE_URI '{uri}': no bucket; use gs://BUCKET/PATH")
-    client = storage.Client()
-    tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=dest.parent))
-    count = 0
-    try:
-        for blob in client.list_blobs(bucket_name, prefix=f"{prefix}/" if prefix else None):
-            relative = blob.name[len(prefix) :].lstrip("/") if prefix else blob.name
-            if not relative or relative.endswith("/"):
-                continue
-            target = (tmp / relative).resolve()
-            if tmp.resolve() not in target.parents:
-                raise RegistryError(
-                    f"AIP_STORAGE_URI '{uri}': object {blob.name!r} escapes the "
-                    "model directory; refusing it"
-                )
-            target.parent.mkdir(parents=True, exist_ok=True)
-            blob.download_to_filename(str(target))
-            count += 1
-        if not count:
-            raise RegistryError(
-                f"AIP_STORAGE_URI '{uri}': no objects under it; point it at a "
-                "model bundle directory"
-            )
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.replace(dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    log.info("copied %d file(s) of %s to %s", count, uri, dest)
-    return dest

@@ -102,3 +102,12 @@ def test_serve_load_script(tmp_path):
     assert {"single_p50_c8", "batch_rows_per_s"} <= set(lines)
     assert lines["single_p50_c8"]["peer"] == "noop"
     assert "errors (non-2xx responses or socket errors) in all runs: 0" in result.stdout
+
+
+def test_local_run_script_runs_once(tmp_path):
+    """One repeat: `sigdeploy run` against the same five steps in one process."""
+    result = _run(tmp_path, "local_run.py", "--repeats", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = _comparisons(result.stdout)
+    assert set(lines) == {"local_run_digits", "local_run_digits_target"}
+    assert lines["local_run_digits"]["peer"] == "in_process"

@@ -94,6 +94,14 @@ def test_bad_batch_job_input_sends_nothing(uri, vertex, two_versions, capsys, ex
     assert len(vertex.calls) == before
 
 
+def test_batch_job_of_a_missing_version_is_one_line(uri, vertex, two_versions, capsys):
+    code = main(_args(uri, "--data", "gs://in/new.jsonl", "--output", "gs://o/", "--version", "77"))
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "no version '77'; `sigdeploy registry show` lists them" in err
+    assert vertex.find("POST", r"/batchPredictionJobs$") == []
+
+
 def test_batch_job_needs_a_vertex_registry(tmp_path, capsys):
     args = ["predict", "--batch-job", "--registry", str(tmp_path), "--data", "gs://a/b.csv",
             "--output", "gs://o/"]  # fmt: skip

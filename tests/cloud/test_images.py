@@ -127,3 +127,13 @@ def test_cloud_build_runs_the_same_script():
 def test_scripts_parse(script):
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     assert os.access(script, os.X_OK)
+
+
+def test_image_tags_follow_the_project_version():
+    """pyproject.toml is the version's one home; the compiled image names follow it (an
+    installed copy older than pyproject.toml fails here: reinstall, as `make` does)."""
+    from components import images
+
+    assert images.VERSION == _version()
+    assert images.COMPONENT_IMAGE.endswith(f":{_version()}")
+    assert images.SERVING_IMAGE.endswith(f":{_version()}")

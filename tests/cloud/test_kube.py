@@ -1,4 +1,5 @@
-"""Serving on kind: the manifests (strict schema validation) and applying them.
+"""Serving on kind: the manifests (strict schema validation), applying them, and the deploy
+step's kind branch (register in the shared registry, then serve that version).
 
 The kubernetes client talks to a recording server; the manifests are checked against the
 Kubernetes OpenAPI schemas with kubernetes-validate in strict mode (unknown fields fail).
@@ -13,10 +14,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from components.core import serving_contract, steps
 from components.core.errors import ConfigError, RegistryError
 from components.core.platforms import kube
 from components.core.platforms.deploy_config import DeployConfig
 from components.core.registry import LocalRegistry, RegistryConfig
+from components.serving.config import ServeConfig
 
 K8S_VERSION = "1.31.0"  # kind v0.24+ node images
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +45,10 @@ def test_manifests_are_valid_and_serve_that_registry_version():
         "AIP_PREDICT_ROUTE": "/predict",
         "AIP_STORAGE_URI": BUNDLE,
     }
+    # the server in the pod reads the port and routes the probes and the Service use
+    served = ServeConfig.from_env(env)
+    assert container["ports"][0]["containerPort"] == served.port == serving_contract.SERVING_PORT
+    assert container["readinessProbe"]["httpGet"]["path"] == served.health_route
     assert container["image"] == "sigdeploy/python-serving:0.1.0-abc"
     assert container["imagePullPolicy"] == "IfNotPresent"  # images come from `kind load`
     assert pod["volumes"][0]["persistentVolumeClaim"] == {
@@ -110,9 +117,8 @@ def test_apply_uses_server_side_apply(kube_server):
         assert call.json() == obj
 
 
-def test_the_deploy_step_registers_then_serves_with_kserve_when_installed(
-    kube_server, trained_bundle, tmp_path
-):
+def test_register_then_serve_with_kserve_when_installed(kube_server, trained_bundle, tmp_path):
+    """The deploy step's kind branch: steps.register, then kube.serve of that version."""
     kube_server.kserve = True
     # on kind the registry lives on the shared mount; a temp dir stands in for it here
     shared = tmp_path / "mnt"
@@ -121,14 +127,10 @@ def test_the_deploy_step_registers_then_serves_with_kserve_when_installed(
     decision.write_text(json.dumps(DECISION))
     serving = kube.KubeServing(mount_path=str(shared))
     api = kube.api_client(kube_server.url)
-    result = kube.deploy(
-        str(trained_bundle),
-        str(decision),
-        RegistryConfig(str(registry), "digits-mlp"),
-        DeployConfig(serving_image="example.org/serving:7", min_replicas=2, max_replicas=2),
-        serving,
-        api,
-    )
+    config = DeployConfig(serving_image="example.org/serving:7", min_replicas=2, max_replicas=2)
+    result = steps.register(str(trained_bundle), str(decision), str(registry), "digits-mlp")
+    result |= kube.serve("digits-mlp", result["version"], result["uri"], config, DECISION,
+                         serving, api)  # fmt: skip
     assert result["version"] == "1"
     assert LocalRegistry(registry, "digits-mlp").champion().version == "1"
     assert result["applied"][-1] == "InferenceService/kubeflow/digits-mlp-serving-isvc"
@@ -139,6 +141,21 @@ def test_the_deploy_step_registers_then_serves_with_kserve_when_installed(
     env = container["env"]
     version_dir = str(registry / "digits-mlp" / "versions" / "1")
     assert {"name": "AIP_STORAGE_URI", "value": version_dir} in env
+    assert deployment["metadata"]["annotations"]["sigdeploy/p-value"] == "0.004"
+
+
+def test_the_deploy_step_on_kind_checks_the_serving_settings_before_registering(
+    kube_server, trained_bundle, tmp_path
+):
+    decision = tmp_path / "decision.json"
+    decision.write_text(json.dumps(DECISION))
+    where = RegistryConfig(str(tmp_path / "registry"), "digits-mlp")
+    with pytest.raises(ConfigError, match="serving image is empty"):
+        steps.deploy(
+            str(trained_bundle), str(decision), where, DeployConfig(serving_image=""), "kind"
+        )
+    assert LocalRegistry(where.registry, "digits-mlp").champion() is None
+    assert kube_server.calls == []
 
 
 def test_forbidden_names_the_role_to_grant(kube_server):

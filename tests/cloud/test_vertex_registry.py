@@ -1,4 +1,5 @@
-"""The Vertex AI registry and endpoint deployment through the real aiplatform client.
+"""The Vertex AI registry, endpoint deployment (platforms/vertex.py) and the deploy step on
+Vertex, through the real aiplatform client.
 
 Model Registry and Endpoints are a recording server on 127.0.0.1; bundles live in the GCS
 emulator. What was verified here is the request sequence and bodies; the real service's
@@ -12,15 +13,16 @@ import re
 
 import pytest
 
-from components.core.errors import ConfigError, RegistryError
+from components.core import steps
+from components.core.errors import ConfigError, DataError, RegistryError
 from components.core.model.bundle import load_bundle
+from components.core.platforms import vertex as vertex_ai
 from components.core.platforms.deploy_config import DeployConfig
 from components.core.registry import RegistryConfig, open_registry
 from components.core.registry.vertex import (
     CHAMPION_ALIAS,
     CLASSIFICATION_METRICS_SCHEMA,
     VertexRegistry,
-    deploy,
     parse_uri,
 )
 from tests.cloud import fakes
@@ -39,6 +41,11 @@ DECISION = {
         "champion": {"accuracy": 0.93, "roc_auc": float("nan"), "log_loss": 0.2},
     },
 }
+
+
+def _serve(champion, config):
+    """What the deploy step and `registry rollback --endpoint` do with a registered version."""
+    return vertex_ai.serve(MODEL, champion.version, champion.uri, config)
 
 
 def _one(server, method, pattern):
@@ -128,7 +135,7 @@ def test_deploy_creates_the_endpoint_then_canaries_and_retires(registry, vertex,
         endpoint_name="digits", machine_type="n1-standard-4", min_replicas=1, max_replicas=3
     )
     v1 = registry.register(trained_bundle, DECISION)
-    first = registry.deploy_endpoint(v1, config)
+    first = _serve(v1, config)
     created = _one(vertex, "POST", r"/endpoints$").json()
     assert created["displayName"] == "digits"
     body = vertex.find("POST", r":deployModel$")[0].json()
@@ -144,7 +151,7 @@ def test_deploy_creates_the_endpoint_then_canaries_and_retires(registry, vertex,
 
     canary = DeployConfig(endpoint_name="digits", canary_percent=10)
     v2 = registry.register(trained_bundle, DECISION)
-    second = registry.deploy_endpoint(v2, canary)
+    second = _serve(v2, canary)
     body = vertex.find("POST", r":deployModel$")[1].json()
     assert body["trafficSplit"] == {"0": 10, first["deployed_model_id"]: 90}
     assert second["previous_deployed_model_id"] == first["deployed_model_id"]
@@ -152,7 +159,7 @@ def test_deploy_creates_the_endpoint_then_canaries_and_retires(registry, vertex,
     assert vertex.find("POST", r":undeployModel$") == []
 
     v3 = registry.register(trained_bundle, DECISION)
-    third = registry.deploy_endpoint(v3, canary)
+    third = _serve(v3, canary)
     # the old champion (90 %) keeps its share; the v2 canary is left with nothing: retired
     assert third["traffic_split"] == {
         third["deployed_model_id"]: 10,
@@ -166,13 +173,31 @@ def test_the_deploy_step_registers_and_serves(uri, vertex, trained_bundle, tmp_p
     decision = tmp_path / "decision.json"
     decision.write_text(json.dumps(DECISION))
     where = RegistryConfig(uri, MODEL)
-    result = deploy(str(trained_bundle), str(decision), where, DeployConfig(serving_image=SERVING))
+
+    def deploy(config):
+        return steps.deploy(str(trained_bundle), str(decision), where, config, "vertex")
+
+    result = deploy(DeployConfig(serving_image=SERVING))
     assert result["version"] == "1" and result["uri"].endswith("@1")
+    assert result["model_name"] == MODEL
+    upload = _one(vertex, "POST", r"/models:upload$").json()
+    assert upload["model"]["containerSpec"]["imageUri"] == SERVING  # the deploy settings' image
     endpoint = _one(vertex, "POST", r"/endpoints$").json()
     assert endpoint["displayName"] == MODEL  # empty endpoint_name: the model's name
+    deployed = _one(vertex, "POST", r":deployModel$").json()["deployedModel"]
+    assert deployed["model"] == result["uri"]
+    assert result["traffic_split"] == {result["deployed_model_id"]: 100}
+    (served,) = vertex.endpoints.values()
+    assert [d["model"] for d in served["deployedModels"]] == [result["uri"]]
+
+    before = len(vertex.calls)
     decision.write_text(json.dumps(DECISION | {"deploy": False}))
-    with pytest.raises(RegistryError, match="says not to deploy"):
-        deploy(str(trained_bundle), str(decision), where, DeployConfig(serving_image=SERVING))
+    with pytest.raises(DataError, match="says not to deploy"):
+        deploy(DeployConfig(serving_image=SERVING))
+    with pytest.raises(RegistryError, match="the vertex target registers in Model Registry"):
+        steps.deploy(str(trained_bundle), str(decision), RegistryConfig(str(tmp_path)),
+                     DeployConfig(serving_image=SERVING), "vertex")  # fmt: skip
+    assert len(vertex.calls) == before  # refused before any request
 
 
 @pytest.mark.parametrize(
@@ -401,18 +426,16 @@ def test_version_listing_permission_denied_is_one_line(registry, vertex, trained
 
 def test_redeploy_after_rollback_serves_only_the_restored_version(registry, vertex, trained_bundle):
     v1 = registry.register(trained_bundle, DECISION)
-    first = registry.deploy_endpoint(v1, DeployConfig(endpoint_name="digits"))
+    first = _serve(v1, DeployConfig(endpoint_name="digits"))
     v2 = registry.register(trained_bundle, DECISION)
-    second = registry.deploy_endpoint(v2, DeployConfig(endpoint_name="digits", canary_percent=10))
+    second = _serve(v2, DeployConfig(endpoint_name="digits", canary_percent=10))
     assert second["traffic_split"] == {
         second["deployed_model_id"]: 10,
         first["deployed_model_id"]: 90,
     }
 
     champion = registry.rollback(reason="canary errors")
-    served = registry.deploy_endpoint(
-        champion, DeployConfig(endpoint_name="digits", canary_percent=100)
-    )
+    served = _serve(champion, DeployConfig(endpoint_name="digits", canary_percent=100))
 
     body = vertex.find("POST", r":deployModel$")[-1].json()
     assert body["deployedModel"]["model"] == v1.uri
@@ -432,9 +455,9 @@ def test_registry_cli_on_vertex_shows_rolls_back_and_moves_the_traffic(
     from pipelines.cli import main
 
     v1 = registry.register(trained_bundle, DECISION)
-    registry.deploy_endpoint(v1, DeployConfig(endpoint_name="digits"))
+    _serve(v1, DeployConfig(endpoint_name="digits"))
     v2 = registry.register(trained_bundle, DECISION)
-    registry.deploy_endpoint(v2, DeployConfig(endpoint_name="digits"))
+    _serve(v2, DeployConfig(endpoint_name="digits"))
     base = ["--registry", uri, "--model-name", MODEL]
 
     assert main(["registry", "show", *base, "--json"]) == 0

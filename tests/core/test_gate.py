@@ -47,7 +47,7 @@ def test_power_at_a_real_effect():
 def test_clear_win_deploys_with_plain_reason():
     d = run()
     assert d.deploy and d.p_value < 0.01
-    assert d.counts == {
+    assert d.counts.to_json() == {
         "test_rows": 360,
         "both_right": 300,
         "only_challenger_right": 20,
@@ -56,7 +56,7 @@ def test_clear_win_deploys_with_plain_reason():
     }
     assert d.reason.startswith("Deployed: the challenger is significantly better")
     assert "right on 20 where the champion (version 1) was wrong, and wrong on 4" in d.reason
-    assert d.effect["accuracy_lower_bound"] > 0
+    assert d.effect.accuracy_lower_bound > 0
 
 
 def test_identical_models_never_pass():
@@ -69,7 +69,7 @@ def test_small_observed_gain_reads_as_too_small_to_tell():
     d = run(cells=(300, 7, 5, 48))
     assert not d.deploy
     assert "too small to tell" in d.reason
-    mde = d.power["minimum_detectable_improvement"]
+    mde = d.power.minimum_detectable_improvement
     assert mde is not None and mde > 2 / 360
 
 
@@ -82,8 +82,8 @@ def test_worse_challenger_reads_as_no_better():
 def test_margin_blocks_a_significant_but_small_gain():
     d = run(GatePolicy(margin=0.03), cells=(300, 20, 4, 36))
     assert not d.deploy
-    failed = [c for c in d.checks if not c["passed"]]
-    assert failed and "margin 0.03" in failed[0]["check"]
+    failed = [c for c in d.checks if not c.passed]
+    assert failed and "margin 0.03" in failed[0].name
     assert "failed" in d.reason and "margin" in d.reason
 
 
@@ -93,8 +93,8 @@ def test_guardrail_on_log_loss_blocks_a_badly_calibrated_challenger():
     overconfident[np.argmax(new, 1) != y] = np.eye(10)[(y + 1) % 10][np.argmax(new, 1) != y]
     policy = GatePolicy(guardrails=(("log_loss", 0.01),))
     d = decide(policy, y, overconfident, old, champion_name="v1", first_run=False)
-    rail = [c for c in d.checks if c["check"].startswith("log_loss")]
-    assert rail and not rail[0]["passed"] and not d.deploy
+    rail = [c for c in d.checks if c.name.startswith("log_loss")]
+    assert rail and not rail[0].passed and not d.deploy
 
 
 def test_minimum_test_size_refuses_to_promote():
@@ -108,8 +108,8 @@ def test_first_run_accuracy_floor():
     assert ok.deploy
     high = run(GatePolicy(accuracy_floor=0.88), first_run=True)  # accuracy is 320/360
     assert not high.deploy
-    floor = [c for c in high.checks if "floor" in c["check"]][0]
-    assert not floor["passed"] and floor["p_value"] >= 0.05
+    floor = [c for c in high.checks if "floor" in c.name][0]
+    assert not floor.passed and floor.p_value >= 0.05
 
 
 def test_auc_primary_uses_delong_and_holm_with_two_metrics():
@@ -123,7 +123,7 @@ def test_auc_primary_uses_delong_and_holm_with_two_metrics():
         GatePolicy(primary_metrics=("auc",)), y, new, old, champion_name="v", first_run=False
     )
     assert one.deploy and "DeLong" in one.test
-    assert one.effect["auc_challenger"] > one.effect["auc_champion"]
+    assert one.effect.auc_challenger > one.effect.auc_champion
     two = decide(
         GatePolicy(primary_metrics=("accuracy", "auc")),
         y,
@@ -132,8 +132,8 @@ def test_auc_primary_uses_delong_and_holm_with_two_metrics():
         champion_name="v",
         first_run=False,
     )
-    adjusted = {c["check"]: c["p_adjusted"] for c in two.checks if "p_adjusted" in c}
-    raw = {c["check"]: c["p_value"] for c in two.checks if "p_adjusted" in c}
+    adjusted = {c.name: c.p_adjusted for c in two.checks if c.p_adjusted is not None}
+    raw = {c.name: c.p_value for c in two.checks if c.p_adjusted is not None}
     assert "Holm" in two.test
     assert "significantly better than the champion (v) on " in two.reason
     assert "ROC AUC" in two.reason and "(Holm-adjusted)" in two.reason
@@ -148,3 +148,124 @@ def test_auc_needs_a_binary_label():
 def test_decision_is_strict_json():
     d = run(cells=(300, 0, 0, 60))
     json.dumps(d.to_json(), allow_nan=False)
+
+
+# The decision record as registry histories and the register step read it: key names, key
+# order, words and numbers for one fixed input (first run, margin, guardrail, floor).
+GOLDEN_DECISION = {
+    "deploy": True,
+    "p_value": 0.000771939754486084,
+    "reason": (
+        "Deployed: the challenger is significantly better than the majority-class baseline. "
+        "On 360 test rows the challenger was right on 20 where the majority-class baseline was "
+        "wrong, and wrong on 4 where it was right; accuracy 0.889 vs 0.844 (+4.4 points), 95% "
+        "lower bound +2.2 points; p = 0.000772 < alpha 0.05."
+    ),
+    "test": "one-sided exact McNemar test on accuracy",
+    "alpha": 0.05,
+    "margin": 0.01,
+    "counts": {
+        "test_rows": 360,
+        "both_right": 300,
+        "only_challenger_right": 20,
+        "only_champion_right": 4,
+        "both_wrong": 36,
+    },
+    "effect": {
+        "accuracy_challenger": 0.8888888888888888,
+        "accuracy_champion": 0.8444444444444444,
+        "accuracy_difference": 0.0444444444444444,
+        "accuracy_lower_bound": 0.022222222222222223,
+    },
+    "power": {
+        "observed_power": 0.9508350544857885,
+        "minimum_detectable_improvement": 0.035188260860741144,
+        "target_power": 0.8,
+        "discordant_rate": 0.06666666666666667,
+    },
+    "checks": [
+        {
+            "check": "accuracy significantly better",
+            "p_value": 0.000771939754486084,
+            "p_adjusted": 0.000771939754486084,
+            "passed": True,
+        },
+        {
+            "check": "accuracy improvement above margin 0.01",
+            "estimate": 0.044444444444444446,
+            "lower_bound": 0.022222222222222223,
+            "passed": True,
+        },
+        {
+            "check": "log_loss non-inferior within 0.05",
+            "estimate": 0.19530885131877507,
+            "lower_bound": 0.09765442565938753,
+            "passed": True,
+        },
+        {
+            "check": "accuracy significantly above floor 0.7",
+            "accuracy": 0.8888888888888888,
+            "p_value": 1.0629211130327394e-17,
+            "passed": True,
+        },
+        {"check": "at least 30 test rows", "test_rows": 360, "passed": True},
+    ],
+    "champion": "majority-class baseline",
+    "metrics": {},
+    "improvement_ci": {
+        "accuracy": {
+            "estimate": 0.044444444444444446,
+            "low": 0.019444444444444445,
+            "high": 0.07222222222222222,
+            "method": "agreement cells",
+        },
+        "macro_f1": {
+            "estimate": 0.04668477997772846,
+            "low": 0.02095067912951299,
+            "high": 0.07650546737123019,
+            "method": "label cells",
+        },
+        "log_loss": {
+            "estimate": 0.19530885131877507,
+            "low": 0.08544762245196409,
+            "high": 0.3173768833930095,
+            "method": "rows",
+        },
+    },
+}
+
+
+def _assert_same(got, want, where="decision"):
+    """Same keys in the same order, same words, numbers equal to 1e-9."""
+    if isinstance(want, dict):
+        assert list(got) == list(want), where
+        for key in want:
+            _assert_same(got[key], want[key], f"{where}.{key}")
+    elif isinstance(want, list):
+        assert len(got) == len(want), where
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            _assert_same(g, w, f"{where}[{i}]")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-15), where
+    else:
+        assert got == want and type(got) is type(want), where
+
+
+def test_decision_record_matches_the_golden_one():
+    y, new, old = paired(300, 20, 4, 36)
+    policy = GatePolicy(
+        margin=0.01,
+        guardrails=(("log_loss", 0.05),),
+        accuracy_floor=0.7,
+        bootstrap_resamples=2000,
+    )
+    d = decide(policy, y, new, old, champion_name="majority-class baseline", first_run=True)
+    _assert_same(json.loads(json.dumps(d.to_json(), allow_nan=False)), GOLDEN_DECISION)
+
+
+def test_without_explanation_the_decision_is_the_same():
+    y, new, old = paired(300, 20, 4, 36)
+    full = decide(GatePolicy(), y, new, old, champion_name="v", first_run=False)
+    quick = decide(GatePolicy(), y, new, old, champion_name="v", first_run=False, explain=False)
+    assert (quick.deploy, quick.p_value, quick.reason) == (full.deploy, full.p_value, full.reason)
+    assert quick.to_json()["power"] == {} and quick.to_json()["improvement_ci"] == {}

@@ -51,7 +51,7 @@ def test_a_task_process_writes_progress_to_stderr_once():
 
 def test_training_reports_epochs_with_an_upper_bound_of_the_time_left(caplog):
     from components.core.training.config import TrainConfig
-    from components.core.training.trainer import train_mlp
+    from components.core.training.train import train_mlp
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(256, 4)).astype(np.float32)

@@ -9,11 +9,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 
-from components.core.evaluation.compare import (
-    Evaluation,
-    collect_provenance,
-    improvement_intervals,
-)
+from components.core.evaluation.compare import Evaluation, collect_provenance
 from components.core.evaluation.gate import GatePolicy, decide
 from components.core.evaluation.metrics import classification_metrics, confusion_matrix, roc_points
 from components.core.evaluation.report import render_html, render_markdown
@@ -118,7 +114,8 @@ def _evaluation(binary: bool, provenance: bool = True, good=None, bad=None, y=No
         y = rng.integers(0, k, n)
         good = np.eye(k)[y] * 0.7 + rng.dirichlet(np.ones(k), n) * 0.3
         bad = rng.dirichlet(np.ones(k), n)
-    d = decide(GatePolicy(), y, good, bad, champion_name="version 3", first_run=False)
+    policy = GatePolicy(bootstrap_resamples=500)
+    d = decide(policy, y, good, bad, champion_name="version 3", first_run=False)
     return Evaluation(
         decision=d,
         classes=["no", "yes"] if binary else list(range(k)),
@@ -129,7 +126,6 @@ def _evaluation(binary: bool, provenance: bool = True, good=None, bad=None, y=No
         roc_challenger=roc_points(y, good[:, 1]) if binary else None,
         roc_champion=roc_points(y, bad[:, 1]) if binary else None,
         champion_version="3",
-        improvement_ci=improvement_intervals(y, good, bad, 0.95, 500, 0),
         provenance=collect_provenance(
             META, test_rows=len(y), champion="version 3", champion_version="3", now=WHEN
         )
@@ -152,7 +148,7 @@ def test_binary_report_has_verdict_matrices_roc_and_intervals():
     assert "polyline" in parsed.tags
     text = parsed.all_text()
     assert "DEPLOYED" in text and ev.decision.reason in text
-    low, high = ev.improvement_ci["accuracy"]["low"], ev.improvement_ci["accuracy"]["high"]
+    low, high = ev.improvement_ci["accuracy"].low, ev.improvement_ci["accuracy"].high
     assert parsed.metric_row("Accuracy")[4][0] == f"[{low:+.4f}, {high:+.4f}]"
     assert _self_contained(page)
 
@@ -280,7 +276,7 @@ def test_log_loss_improvement_is_positive_when_the_challenger_is_better():
     assert [c for c, _ in row[:4]] == ["Log loss", f"{new:.4f}", f"{old:.4f}", f"{old - new:+.4f}"]
     assert row[3][1] == "up"  # its interval lies above 0
     ci = ev.improvement_ci["log_loss"]
-    assert ci["low"] > 0 and row[4][0] == f"[{ci['low']:+.4f}, {ci['high']:+.4f}]"
+    assert ci.low > 0 and row[4][0] == f"[{ci.low:+.4f}, {ci.high:+.4f}]"
     header = _Page(render_html(ev, "m")).tables["metrics"][0]
     assert [c for c, _ in header][3] == "improvement"
     assert "difference" not in [c for c, _ in header]
@@ -299,7 +295,7 @@ def _close_models(seed: int = 1):
 def test_only_significant_improvements_are_coloured():
     y, a, b = _close_models()
     ev = _evaluation(binary=True, y=y, good=a, bad=b)
-    assert all(ci["low"] < 0 < ci["high"] for ci in ev.improvement_ci.values())
+    assert all(ci.low < 0 < ci.high for ci in ev.improvement_ci.values())
     parsed = _Page(render_html(ev, "m"))
     for row in parsed.tables["metrics"][1:]:
         assert row[3][1] == "" and row[4][1] == "", row  # neutral, whatever the sign
@@ -357,6 +353,7 @@ def test_report_says_what_each_interval_resampled(monkeypatch):
     y = rng.integers(0, 2, 200)
     good = np.eye(2)[y] * 0.7 + rng.dirichlet(np.ones(2), 200) * 0.3
     bad = rng.dirichlet(np.ones(2), 200)
-    ci = improvement_intervals(y, good, bad, 0.95, 500, 0)
-    assert ci["log_loss"]["method"] == "quantile groups"
-    assert ci["roc_auc"]["method"] == "delong normal"
+    policy = GatePolicy(bootstrap_resamples=500)
+    ci = decide(policy, y, good, bad, champion_name="v", first_run=False).improvement_ci
+    assert ci["log_loss"].method == "quantile groups"
+    assert ci["roc_auc"].method == "delong normal"

@@ -12,15 +12,11 @@ import torch
 from components.core.data.features import fit_preprocessor
 from components.core.errors import ConfigError
 from components.core.evaluation.metrics import encode_labels
-from components.core.training.trainer import (
-    LRSchedule,
-    Runtime,
-    TrainConfig,
-    cpu_thread_count,
-    epoch_order,
-    shard_batch,
-    train_mlp,
-)
+from components.core.training.config import TrainConfig
+from components.core.training.rows import epoch_order, shard_batch
+from components.core.training.runtime import Runtime, cpu_thread_count
+from components.core.training.schedule import LRSchedule
+from components.core.training.train import train_mlp
 
 LABEL = "label"
 # One thread: CPU reductions split across threads sum in another order, so bit-identical
@@ -200,7 +196,7 @@ def test_schedule_fills_a_tensor_learning_rate_in_place():
 def test_graph_warm_up_is_undone_exactly():
     """The CUDA graph is captured after a few warm-up steps on dummy data; _restore must put
     weights and optimiser state back so that training continues as if they never ran."""
-    from components.core.training.trainer import _restore, _snapshot
+    from components.core.training.step import _restore, _snapshot
 
     def setup():
         torch.manual_seed(0)

@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from components.core.training.trainer import CHECKPOINT_FILE, TrainConfig, train_mlp
+from components.core.training.checkpoint import CHECKPOINT_FILE
+from components.core.training.config import TrainConfig
+from components.core.training.train import train_mlp
 
 REPO = Path(__file__).resolve().parents[2]
 # Dropout on, so that resuming must also reproduce the random masks; one thread, so that
@@ -34,7 +36,8 @@ WORKER = textwrap.dedent(
     import numpy as np
     from safetensors.torch import save_file
 
-    from components.core.training.trainer import TrainConfig, train_mlp
+    from components.core.training.config import TrainConfig
+    from components.core.training.train import train_mlp
 
     work, pause = Path(sys.argv[1]), float(sys.argv[2])
     data = np.load(work / "data.npz")
@@ -201,7 +204,7 @@ def test_a_bad_checkpoint_is_reported_and_ignored(tmp_path, caplog, reference, m
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
     (checkpoints / CHECKPOINT_FILE).write_bytes(blob)
-    with caplog.at_level(logging.WARNING, logger="components.core.training.trainer"):
+    with caplog.at_level(logging.WARNING, logger="components.core.training.checkpoint"):
         result = _train(_data(), checkpoint_dir=checkpoints)
     assert "training from scratch" in caplog.text
     assert result.resumed_from_epoch == 0
@@ -222,7 +225,8 @@ def test_loading_keeps_the_optimisers_own_learning_rate_tensor(tmp_path):
     """A CUDA graph reads the rate from the tensor it captured: a resumed optimiser must
     keep that tensor (the checkpoint's copy would sit on the CPU) and get the schedule's
     value written into it."""
-    from components.core.training.trainer import Checkpointer, LRSchedule, _TrainState
+    from components.core.training.checkpoint import Checkpointer, TrainState
+    from components.core.training.schedule import LRSchedule
 
     config = TrainConfig(learning_rate=0.1)
 
@@ -245,7 +249,7 @@ def test_loading_keeps_the_optimisers_own_learning_rate_tensor(tmp_path):
     for _ in range(9):
         sched.step()
     ckpt = Checkpointer(tmp_path, {"k": 1})
-    ckpt.save(_TrainState([], 1.0, 1, None, 1, 0), net, opt, sched, scaler)
+    ckpt.save(TrainState([], 1.0, 1, None, 1, 0), net, opt, sched, scaler)
     net2, opt2, sched2, scaler2, rate2 = make()
     assert ckpt.load(net2, opt2, sched2, scaler2) is not None
     assert opt2.param_groups[0]["lr"] is rate2

@@ -152,3 +152,28 @@ def test_every_config_field_is_a_pipeline_parameter_that_reaches_its_task(specs)
         }
         assert set(table) <= executors, set(table) - executors  # each one reaches a component
         assert set(table) <= consumed | {"deploy_model"}, set(table) - consumed
+
+
+def _undescribed(definitions):
+    """The parameters and artifacts in an input or output definition without a description."""
+    return sorted(
+        name
+        for kind in ("parameters", "artifacts")
+        for name, spec in definitions.get(kind, {}).items()
+        if not spec.get("description", "").strip()
+    )
+
+
+def test_every_parameter_and_artifact_has_a_description(specs):
+    """The Vertex console shows each pipeline parameter's description: KFP parses them from
+    the `Args:` (and `Returns:`) docstring sections of the pipeline and component functions.
+    Only the components KFP generates for a dsl.If are exempt (their inputs are channels)."""
+    for target, spec in specs.items():
+        root = spec["root"]
+        assert _undescribed(root["inputDefinitions"]) == [], target
+        assert _undescribed(root["outputDefinitions"]) == [], target
+        for name, component in spec["components"].items():
+            if name.startswith("comp-condition-"):
+                continue
+            for section in ("inputDefinitions", "outputDefinitions"):
+                assert _undescribed(component.get(section, {})) == [], (target, name, section)

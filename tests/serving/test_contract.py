@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from components.core import serving_contract
 from components.core.errors import ConfigError
 from components.serving.app import create_app
-from components.serving.config import ServeConfig
+from components.serving.config import ENV_VARS, ServeConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,6 +38,25 @@ def test_config_reads_vertex_environment():
     assert config.max_instances == 7 and config.noop_route is True
     assert ServeConfig.from_env({}) == ServeConfig()  # defaults without any variable
     assert ServeConfig.from_env(env, port=8081).port == 8081  # a flag wins over the env
+
+
+def test_defaults_are_the_serving_contract_the_platforms_declare():
+    """The server's port and routes, the variables that change them, and what the serving
+    image exposes are the ones Vertex AI versions and the kind pods are given."""
+    defaults = ServeConfig()
+    assert (defaults.port, defaults.health_route, defaults.predict_route) == (
+        serving_contract.SERVING_PORT,
+        serving_contract.HEALTH_ROUTE,
+        serving_contract.PREDICT_ROUTE,
+    )
+    assert [ENV_VARS[k] for k in ("port", "health_route", "predict_route", "storage_uri")] == [
+        serving_contract.PORT_ENV,
+        serving_contract.HEALTH_ROUTE_ENV,
+        serving_contract.PREDICT_ROUTE_ENV,
+        serving_contract.STORAGE_URI_ENV,
+    ]
+    dockerfile = (REPO / "docker" / "serving.Dockerfile").read_text()
+    assert f"\nEXPOSE {serving_contract.SERVING_PORT}\n" in dockerfile
 
 
 @pytest.mark.parametrize(

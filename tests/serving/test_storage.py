@@ -89,3 +89,38 @@ def test_storage_uri_gs_is_copied_down(
     config = ServeConfig(storage_uri="gs://models/digits/v7/model", port=helpers.free_port())
     server = client_for(config)
     _check_predictions(server, digits_bundles[2], digits_test)
+
+
+def test_storage_uri_gs_with_no_bundle_there_is_one_line(gcs_emulator, client_for, helpers):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    storage.Client(project="test-project", credentials=AnonymousCredentials()).create_bucket(
+        "models"
+    )
+    config = ServeConfig(
+        storage_uri="gs://models/digits/v9", poll_seconds=0.05, port=helpers.free_port()
+    )
+    client = client_for(config, wait=False)
+    helpers.wait_for(lambda: "last_error" in client.get("/health").json(), 10, "the error")
+    health = client.get("/health")
+    assert health.status_code == 503
+    assert health.json()["last_error"] == (
+        "storage URI (--storage-uri or AIP_STORAGE_URI): 'gs://models/digits/v9': no objects "
+        "under this prefix; nothing to download"
+    )
+
+
+def test_the_gs_download_imports_no_pandas_torch_or_sklearn():
+    """Serving copies a gs:// bundle with platforms/gcp.py, which the serving image can run."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import components.serving.app, components.core.platforms.gcp, google.cloud.storage\n"
+        "print(sorted(m for m in ('torch', 'pandas', 'sklearn') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -17,7 +17,7 @@ from components.core.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from components.core.evaluation.gate import Decision, GatePolicy
+    from components.core.evaluation.gate import Decision, GatePolicy, Interval
     from components.core.model.bundle import Bundle
 
 
@@ -32,11 +32,15 @@ class Evaluation:
     roc_challenger: dict[str, list[float]] | None = None
     roc_champion: dict[str, list[float]] | None = None
     champion_version: str | None = None
-    # improvement (positive = challenger better) per metric: estimate, low, high
-    improvement_ci: dict[str, dict[str, Any]] = field(default_factory=dict)
     # where the numbers come from (report.collect_provenance): evaluated_at, test_rows,
     # champion, and the challenger's inputs, training, train_config, training_history
     provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def improvement_ci(self) -> dict[str, Interval]:
+        """The interval of each metric's improvement (positive = challenger better): the gate
+        computes them with its alpha and bootstrap settings."""
+        return self.decision.improvement_ci
 
     def flat_metrics(self) -> dict[str, float]:
         """Both models' metrics and the differences, for a KFP Metrics artifact."""
@@ -46,54 +50,16 @@ class Evaluation:
                 out[f"{who}_{k}"] = float(v)
         for k in self.challenger:
             out[f"difference_{k}"] = float(self.challenger[k] - self.champion[k])
-        low = self.decision.effect.get("accuracy_lower_bound")
+        low = self.decision.effect.accuracy_lower_bound
         if low is not None:
             out["difference_accuracy_lower_bound"] = float(low)
         for k, ci in self.improvement_ci.items():
-            out[f"improvement_{k}_ci_low"] = ci["low"]
-            out[f"improvement_{k}_ci_high"] = ci["high"]
+            out[f"improvement_{k}_ci_low"] = ci.low
+            out[f"improvement_{k}_ci_high"] = ci.high
         out["p_value"] = float(self.decision.p_value)
         out["deploy"] = float(self.decision.deploy)
-        out["test_rows"] = float(self.decision.counts["test_rows"])
+        out["test_rows"] = float(self.decision.counts.test_rows)
         return out
-
-
-def improvement_intervals(
-    y: Any, proba_new: Any, proba_old: Any, confidence: float, n_resamples: int, seed: int
-) -> dict[str, dict[str, Any]]:
-    """Two-sided paired-bootstrap intervals of each metric's improvement.
-
-    Positive always favours the challenger (for log loss: champion loss minus challenger
-    loss). ROC AUC gets an interval only for a binary label.
-    """
-    from components.core.evaluation import stats
-
-    out = {}
-    binary = proba_new.shape[1] == 2
-    for key, metric in (
-        ("accuracy", "accuracy"),
-        ("macro_f1", "macro_f1"),
-        ("log_loss", "log_loss"),
-        ("roc_auc", "auc"),
-    ):
-        if metric in ("accuracy", "macro_f1"):
-            a, b = proba_new.argmax(1), proba_old.argmax(1)
-        elif metric == "auc":
-            if not binary:
-                continue
-            a, b = proba_new[:, 1], proba_old[:, 1]
-        else:
-            a, b = proba_new, proba_old
-        r = stats.bootstrap_difference(
-            metric, y, a, b, confidence=confidence, n_resamples=n_resamples, seed=seed
-        )
-        out[key] = {
-            "estimate": float(r.estimate),
-            "low": float(r.low),
-            "high": float(r.high),
-            "method": r.method,
-        }
-    return out
 
 
 def collect_provenance(
@@ -190,14 +156,6 @@ def compare(
         roc_challenger=roc_points(y, proba_new[:, 1]) if k == 2 else None,
         roc_champion=roc_points(y, proba_old[:, 1]) if k == 2 else None,
         champion_version=champion_version,
-        improvement_ci=improvement_intervals(
-            y,
-            proba_new,
-            proba_old,
-            1 - policy.alpha,
-            policy.bootstrap_resamples,
-            policy.bootstrap_seed,
-        ),
         provenance=collect_provenance(
             challenger.meta,
             test_rows=len(y),

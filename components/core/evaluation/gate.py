@@ -5,22 +5,33 @@ McNemar test on the rows where exactly one model is right (accuracy), or DeLong'
 (ROC AUC, binary). With several primary metrics, Holm's correction keeps the false-deploy
 risk at alpha. A practical margin, guardrail metrics, a minimum test size and, on the first
 run, an absolute accuracy floor add further conditions. Every decision carries its reason in
-plain words, its power and the smallest improvement the test could have detected.
+plain words, its power, the smallest improvement the test could have detected and the interval
+of each metric's improvement; alpha and the bootstrap settings come from the policy alone.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from components.core.errors import ConfigError
 from components.core.evaluation.metrics import BASELINES
 
+if TYPE_CHECKING:
+    from components.core.evaluation.stats import BootstrapResult
+
 PRIMARY_METRICS = ("accuracy", "auc")
 GUARDRAIL_METRICS = ("accuracy", "macro_f1", "log_loss", "auc")
 TARGET_POWER = 0.8
+# improvement_ci key -> the bootstrap's metric
+INTERVAL_METRICS = (
+    ("accuracy", "accuracy"),
+    ("macro_f1", "macro_f1"),
+    ("log_loss", "log_loss"),
+    ("roc_auc", "auc"),
+)
 
 
 @dataclass(frozen=True)
@@ -90,26 +101,293 @@ class GatePolicy:
         }
 
 
-@dataclass
-class Decision:
-    deploy: bool
-    p_value: float
-    reason: str
-    test: str
-    alpha: float
-    margin: float
-    counts: dict[str, int]
-    effect: dict[str, Any]
-    power: dict[str, float | None]
-    checks: list[dict[str, Any]] = field(default_factory=list)
-    champion: str = ""
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+# --------------------------------------------------------------------------------------
+# The decision and its records: to_json() of each is its part of the decision record
+# --------------------------------------------------------------------------------------
 
-    def to_json(self) -> dict[str, Any]:
+
+@dataclass(frozen=True)
+class Counts:
+    """The test rows in four cells by which model was right; the McNemar test reads the two
+    cells where exactly one was."""
+
+    test_rows: int
+    both_right: int
+    only_challenger_right: int
+    only_champion_right: int
+    both_wrong: int
+
+    @property
+    def discordant(self) -> int:
+        return self.only_challenger_right + self.only_champion_right
+
+    def to_json(self) -> dict[str, int]:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Effect:
+    """How much better the challenger did on the test rows."""
+
+    accuracy_challenger: float
+    accuracy_champion: float
+    auc_challenger: float | None = None  # only with ROC AUC as a primary metric
+    auc_champion: float | None = None
+    # one-sided (1 - alpha) lower bound of the improvement: of each significant primary
+    # metric, then of accuracy (whenever there are rows), in that order
+    lower_bounds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def accuracy_difference(self) -> float:
+        return self.accuracy_challenger - self.accuracy_champion
+
+    @property
+    def accuracy_lower_bound(self) -> float | None:
+        return self.lower_bounds.get("accuracy")
+
+    def to_json(self) -> dict[str, float]:
+        out = {
+            "accuracy_challenger": self.accuracy_challenger,
+            "accuracy_champion": self.accuracy_champion,
+            "accuracy_difference": self.accuracy_difference,
+        }
+        if self.auc_challenger is not None and self.auc_champion is not None:
+            out |= {
+                "auc_challenger": self.auc_challenger,
+                "auc_champion": self.auc_champion,
+                "auc_difference": self.auc_challenger - self.auc_champion,
+            }
+        return out | {f"{m}_lower_bound": low for m, low in self.lower_bounds.items()}
+
+
+@dataclass(frozen=True)
+class Power:
+    """What the McNemar test could see at this test size; it explains, it never decides."""
+
+    observed_power: float  # chance of a significant result if the observed effect is real
+    minimum_detectable_improvement: float | None  # with target_power; None: none at this size
+    target_power: float
+    discordant_rate: float  # share of rows where exactly one model is right
+
+    def to_json(self) -> dict[str, float | None]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Two-sided paired-bootstrap interval of one metric's improvement (positive = challenger
+    better; for log loss the champion's loss minus the challenger's)."""
+
+    estimate: float
+    low: float
+    high: float
+    method: str  # what was resampled: a key of stats.RESAMPLING_METHODS
+
+    def to_json(self) -> dict[str, float | str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One condition of a deploy. Each kind of check fills only its own fields; the others
+    stay None and are left out of its JSON."""
+
+    name: str  # in words: "accuracy significantly better", "at least 30 test rows", ...
+    passed: bool
+    accuracy: float | None = None  # first-run floor: the challenger's accuracy
+    p_value: float | None = None  # primary metrics and the floor: the test's p-value
+    p_adjusted: float | None = None  # primary metrics: Holm-adjusted over all of them
+    estimate: float | None = None  # margin and guardrails: the observed improvement...
+    lower_bound: float | None = None  # ...and its one-sided (1 - alpha) lower bound
+    test_rows: int | None = None  # the size check
+
+    def to_json(self) -> dict[str, Any]:
+        filled = {
+            k: v for k, v in asdict(self).items() if k not in ("name", "passed") and v is not None
+        }
+        return {"check": self.name} | filled | {"passed": self.passed}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The gate's verdict, its reason in words and the evidence behind both."""
+
+    deploy: bool
+    p_value: float  # the smallest (Holm-adjusted) p-value of the primary tests
+    reason: str
+    test: str  # the primary test(s) in words
+    alpha: float
+    margin: float
+    counts: Counts
+    effect: Effect
+    power: Power | None  # None when decide ran with explain=False
+    checks: tuple[Check, ...] = ()
+    champion: str = ""
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    # two-sided (1 - alpha) interval of each metric's improvement, keyed accuracy, macro_f1,
+    # log_loss and (binary label) roc_auc; empty with explain=False or without rows
+    improvement_ci: dict[str, Interval] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "deploy": self.deploy,
+            "p_value": self.p_value,
+            "reason": self.reason,
+            "test": self.test,
+            "alpha": self.alpha,
+            "margin": self.margin,
+            "counts": self.counts.to_json(),
+            "effect": self.effect.to_json(),
+            "power": self.power.to_json() if self.power else {},
+            "checks": [c.to_json() for c in self.checks],
+            "champion": self.champion,
+            "metrics": {who: dict(values) for who, values in self.metrics.items()},
+            "improvement_ci": {k: ci.to_json() for k, ci in self.improvement_ci.items()},
+        }
+
+
+# --------------------------------------------------------------------------------------
+# Deciding
+# --------------------------------------------------------------------------------------
+
+
+def decide(
+    policy: GatePolicy,
+    y: np.ndarray,
+    proba_challenger: np.ndarray,
+    proba_champion: np.ndarray,
+    *,
+    champion_name: str,
+    first_run: bool,
+    metrics: dict[str, dict[str, float]] | None = None,
+    explain: bool = True,
+) -> Decision:
+    """Compare two models' predictions on the same rows and decide whether to deploy.
+
+    ``y`` holds class indices; the probability matrices share the same class order.
+    ``explain=False`` skips the power figures and the improvement intervals (they explain a
+    decision, they never change it), which the null simulation uses to run thousands of
+    decisions quickly.
+    """
+    rows = _Rows.of(y, proba_challenger, proba_champion)
+    counts = _count_cells(rows)
+    tests, auc = _primary_tests(policy, rows, counts)
+    adjusted = _holm([p for _, p in tests])
+    primary = [
+        _primary_check(policy, m, p, adj) for (m, p), adj in zip(tests, adjusted, strict=True)
+    ]
+    significant = [m for (m, _), check in zip(tests, primary, strict=True) if check.passed]
+    bounds = _lower_bounds(policy, rows, significant)
+    effect = _effect(counts, auc, {m: low for m, (_, low) in bounds.items()})
+    conditions = [
+        *(_margin_check(policy, m, *bounds[m]) for m in significant),
+        *_guardrail_checks(policy, rows),
+        *_floor_checks(policy, counts, effect, first_run),
+        _size_check(policy, counts),
+    ]
+    decision = Decision(
+        deploy=bool(significant) and all(c.passed for c in conditions),
+        p_value=min(adjusted),
+        reason="",  # written below, from the decision itself
+        test=_test_in_words(policy),
+        alpha=policy.alpha,
+        margin=policy.margin,
+        counts=counts,
+        effect=effect,
+        power=_power(policy, counts) if explain else None,
+        checks=(*primary, *conditions),
+        champion=champion_name,
+        metrics=metrics or {},
+        improvement_ci=_improvement_intervals(policy, rows) if explain and counts.test_rows else {},
+    )
+    return replace(decision, reason=_reason(decision, policy, significant, first_run))
+
+
+@dataclass(frozen=True, eq=False)
+class _Rows:
+    """Both models on the same test rows: class indices, probabilities and predictions."""
+
+    y: np.ndarray
+    proba_new: np.ndarray
+    proba_old: np.ndarray
+    pred_new: np.ndarray
+    pred_old: np.ndarray
+
+    @classmethod
+    def of(cls, y: np.ndarray, proba_new: np.ndarray, proba_old: np.ndarray) -> _Rows:
+        return cls(y, proba_new, proba_old, proba_new.argmax(1), proba_old.argmax(1))
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.proba_new.shape[1])
+
+    def compared(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """What the bootstrap compares for ``metric``: labels, positive scores or matrices."""
+        if metric in ("accuracy", "macro_f1"):
+            return self.pred_new, self.pred_old
+        if metric == "auc":
+            return self.proba_new[:, 1], self.proba_old[:, 1]
+        return self.proba_new, self.proba_old
+
+
+def _count_cells(rows: _Rows) -> Counts:
+    right_new, right_old = rows.pred_new == rows.y, rows.pred_old == rows.y
+    return Counts(
+        test_rows=int(rows.y.shape[0]),
+        both_right=int((right_new & right_old).sum()),
+        only_challenger_right=int((right_new & ~right_old).sum()),
+        only_champion_right=int((~right_new & right_old).sum()),
+        both_wrong=int((~right_new & ~right_old).sum()),
+    )
+
+
+def _primary_metrics(policy: GatePolicy) -> list[str]:
+    """The policy's primary metrics, each once, in its order."""
+    return list(dict.fromkeys(policy.primary_metrics))
+
+
+def _test_in_words(policy: GatePolicy) -> str:
+    names = {
+        "accuracy": f"one-sided {policy.mcnemar_method} McNemar test on accuracy",
+        "auc": "one-sided DeLong test on ROC AUC",
+    }
+    tests = [names[m] for m in policy.primary_metrics]
+    return " + ".join(tests) + (" (Holm-adjusted)" if len(tests) > 1 else "")
+
+
+def _primary_tests(
+    policy: GatePolicy, rows: _Rows, counts: Counts
+) -> tuple[list[tuple[str, float]], tuple[float, float] | None]:
+    """(metric, one-sided p-value) per primary metric, and both ROC AUCs where one is tested."""
+    from components.core.evaluation import stats  # scipy is only needed once a decision is made
+
+    tests: list[tuple[str, float]] = []
+    auc: tuple[float, float] | None = None
+    for metric in _primary_metrics(policy):
+        if metric == "accuracy":
+            res = stats.mcnemar(
+                counts.only_champion_right,
+                counts.only_challenger_right,
+                alternative="greater",
+                method=policy.mcnemar_method,
+            )
+            tests.append((metric, float(res.pvalue)))
+            continue
+        if rows.n_classes != 2:
+            raise ConfigError(
+                f"primary metric 'auc' needs a binary label; use accuracy for "
+                f"{rows.n_classes} classes"
+            )
+        dl = stats.delong(rows.y, *rows.compared("auc"), alternative="greater")
+        tests.append((metric, float(dl.pvalue)))
+        auc = (float(dl.auc_challenger), float(dl.auc_champion))
+    return tests, auc
+
+
 def _holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment; a single test needs none."""
+    if len(pvalues) == 1:
+        return list(pvalues)
     order = np.argsort(pvalues)
     m = len(pvalues)
     adjusted = [0.0] * m
@@ -118,6 +396,158 @@ def _holm(pvalues: list[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * pvalues[i]))
         adjusted[i] = running
     return adjusted
+
+
+def _primary_check(policy: GatePolicy, metric: str, p: float, p_adjusted: float) -> Check:
+    return Check(
+        f"{metric} significantly better",
+        passed=p_adjusted < policy.alpha,
+        p_value=p,
+        p_adjusted=p_adjusted,
+    )
+
+
+def _bootstrap(policy: GatePolicy, rows: _Rows, metric: str, sided: str) -> BootstrapResult:
+    """The paired bootstrap of ``metric``'s improvement at the policy's confidence."""
+    from components.core.evaluation import stats
+
+    return stats.bootstrap_difference(
+        metric,
+        rows.y,
+        *rows.compared(metric),
+        confidence=1 - policy.alpha,
+        n_resamples=policy.bootstrap_resamples,
+        seed=policy.bootstrap_seed,
+        sided=sided,
+    )
+
+
+def _lower_bound(policy: GatePolicy, rows: _Rows, metric: str) -> tuple[float, float]:
+    """(estimate, one-sided lower confidence bound) of ``metric``'s improvement."""
+    res = _bootstrap(policy, rows, metric, "lower")
+    return float(res.estimate), float(res.low)
+
+
+def _lower_bounds(
+    policy: GatePolicy, rows: _Rows, significant: list[str]
+) -> dict[str, tuple[float, float]]:
+    """Of each significant metric (for the margin), and of accuracy (for the reason)."""
+    metrics = list(significant)
+    if "accuracy" not in metrics and rows.y.shape[0]:
+        metrics.append("accuracy")
+    return {m: _lower_bound(policy, rows, m) for m in metrics}
+
+
+def _effect(counts: Counts, auc: tuple[float, float] | None, bounds: dict[str, float]) -> Effect:
+    n = counts.test_rows
+    return Effect(
+        accuracy_challenger=(counts.both_right + counts.only_challenger_right) / n if n else 0.0,
+        accuracy_champion=(counts.both_right + counts.only_champion_right) / n if n else 0.0,
+        auc_challenger=auc[0] if auc else None,
+        auc_champion=auc[1] if auc else None,
+        lower_bounds=bounds,
+    )
+
+
+def _margin_check(policy: GatePolicy, metric: str, estimate: float, low: float) -> Check:
+    return Check(
+        f"{metric} improvement above margin {policy.margin}",
+        passed=low > policy.margin,
+        estimate=estimate,
+        lower_bound=low,
+    )
+
+
+def _guardrail_checks(policy: GatePolicy, rows: _Rows) -> list[Check]:
+    """Each guardrail metric may be worse by at most its tolerance (its lower bound says)."""
+    checks = []
+    for metric, tol in policy.guardrails:
+        if metric == "auc" and rows.n_classes != 2:
+            raise ConfigError("guardrail 'auc' needs a binary label")
+        estimate, low = _lower_bound(policy, rows, metric)
+        checks.append(
+            Check(
+                f"{metric} non-inferior within {tol}",
+                passed=low > -tol,
+                estimate=estimate,
+                lower_bound=low,
+            )
+        )
+    return checks
+
+
+def _floor_checks(
+    policy: GatePolicy, counts: Counts, effect: Effect, first_run: bool
+) -> list[Check]:
+    """On the first run, accuracy significantly above the policy's floor (when it has one)."""
+    from components.core.evaluation import stats
+
+    if not (first_run and policy.accuracy_floor > 0):
+        return []
+    correct = counts.both_right + counts.only_challenger_right
+    p = float(stats.binomial_test_greater(correct, counts.test_rows, policy.accuracy_floor))
+    return [
+        Check(
+            f"accuracy significantly above floor {policy.accuracy_floor}",
+            passed=p < policy.alpha,
+            accuracy=effect.accuracy_challenger,
+            p_value=p,
+        )
+    ]
+
+
+def _size_check(policy: GatePolicy, counts: Counts) -> Check:
+    return Check(
+        f"at least {policy.min_test_rows} test rows",
+        passed=counts.test_rows >= policy.min_test_rows,
+        test_rows=counts.test_rows,
+    )
+
+
+def _power(policy: GatePolicy, counts: Counts) -> Power:
+    """Power for the observed effect and the smallest improvement detectable at this size.
+
+    The minimum detectable improvement is taken at the observed discordant rate (at least
+    two rows' worth, so identical models still get a meaningful figure); None when no
+    improvement at all is detectable with TARGET_POWER at this test size.
+    """
+    from components.core.evaluation import stats
+
+    n = counts.test_rows
+    if n == 0:
+        return Power(0.0, None, TARGET_POWER, 0.0)
+    b, c = counts.only_champion_right, counts.only_challenger_right
+    disc_rate = counts.discordant / n
+    mde = float(
+        stats.mcnemar_minimum_detectable_effect(
+            n, min(1.0, max(disc_rate, 2.0 / n)), policy.alpha, TARGET_POWER
+        )
+    )
+    return Power(
+        observed_power=float(stats.mcnemar_power(b / n, c / n, n, policy.alpha)),
+        minimum_detectable_improvement=mde if np.isfinite(mde) else None,
+        target_power=TARGET_POWER,
+        discordant_rate=disc_rate,
+    )
+
+
+def _improvement_intervals(policy: GatePolicy, rows: _Rows) -> dict[str, Interval]:
+    """Two-sided paired-bootstrap intervals of each metric's improvement, for the report.
+
+    ROC AUC gets an interval only for a binary label.
+    """
+    out = {}
+    for key, metric in INTERVAL_METRICS:
+        if metric == "auc" and rows.n_classes != 2:
+            continue
+        r = _bootstrap(policy, rows, metric, "two-sided")
+        out[key] = Interval(float(r.estimate), float(r.low), float(r.high), r.method)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# The reason in words
+# --------------------------------------------------------------------------------------
 
 
 def _pts(x: float) -> str:
@@ -130,301 +560,89 @@ def format_p(p: float) -> str:
     return "1" if p >= 0.9995 else (f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}")
 
 
-def decide(
-    policy: GatePolicy,
-    y: np.ndarray,
-    proba_challenger: np.ndarray,
-    proba_champion: np.ndarray,
-    *,
-    champion_name: str,
-    first_run: bool,
-    metrics: dict[str, dict[str, float]] | None = None,
-    report_power: bool = True,
-) -> Decision:
-    """Compare two models' predictions on the same rows and decide whether to deploy.
-
-    ``y`` holds class indices; the probability matrices share the same class order.
-    ``report_power=False`` skips the power figures (they explain a decision, they never
-    change it), which the null simulation uses to run thousands of decisions quickly.
-    """
-    from components.core.evaluation import stats  # scipy is only needed once a decision is made
-
-    n = int(y.shape[0])
-    k = proba_challenger.shape[1]
-    pred_new = proba_challenger.argmax(1)
-    pred_old = proba_champion.argmax(1)
-    right_new, right_old = pred_new == y, pred_old == y
-    counts = {
-        "test_rows": n,
-        "both_right": int((right_new & right_old).sum()),
-        "only_challenger_right": int((right_new & ~right_old).sum()),
-        "only_champion_right": int((~right_new & right_old).sum()),
-        "both_wrong": int((~right_new & ~right_old).sum()),
-    }
-    b, c = counts["only_champion_right"], counts["only_challenger_right"]
-    acc_new, acc_old = float(right_new.mean()) if n else 0.0, float(right_old.mean()) if n else 0.0
-    confidence = 1.0 - policy.alpha
-
-    checks: list[dict[str, Any]] = []
-    primary_p: dict[str, float] = {}
-    effect: dict[str, Any] = {
-        "accuracy_challenger": acc_new,
-        "accuracy_champion": acc_old,
-        "accuracy_difference": acc_new - acc_old,
-    }
-    tests = []
-    for metric in policy.primary_metrics:
-        if metric == "accuracy":
-            res = stats.mcnemar(b, c, alternative="greater", method=policy.mcnemar_method)
-            primary_p[metric] = float(res.pvalue)
-            tests.append(f"one-sided {policy.mcnemar_method} McNemar test on accuracy")
-        else:
-            if k != 2:
-                raise ConfigError(
-                    f"primary metric 'auc' needs a binary label; use accuracy for {k} classes"
-                )
-            dl = stats.delong(
-                y, proba_challenger[:, 1], proba_champion[:, 1], alternative="greater"
-            )
-            primary_p[metric] = float(dl.pvalue)
-            effect["auc_challenger"] = float(dl.auc_challenger)
-            effect["auc_champion"] = float(dl.auc_champion)
-            effect["auc_difference"] = float(dl.auc_challenger - dl.auc_champion)
-            tests.append("one-sided DeLong test on ROC AUC")
-    metric_names = list(primary_p)
-    adjusted = (
-        _holm([primary_p[m] for m in metric_names])
-        if len(metric_names) > 1
-        else [primary_p[metric_names[0]]]
+def _reason(d: Decision, policy: GatePolicy, significant: list[str], first_run: bool) -> str:
+    """The verdict, why, and what the rows showed, in plain words."""
+    counts, effect = d.counts, d.effect
+    against = f"the {d.champion}" if first_run else f"the champion ({d.champion})"
+    observed = (
+        f"On {counts.test_rows} test rows the challenger was right on "
+        f"{counts.only_challenger_right} where {against} was wrong, and wrong on "
+        f"{counts.only_champion_right} where it was right; accuracy "
+        f"{effect.accuracy_challenger:.3f} vs {effect.accuracy_champion:.3f} "
+        f"({_pts(effect.accuracy_difference)})"
     )
-    significant = [m for m, p in zip(metric_names, adjusted, strict=False) if p < policy.alpha]
-    p_value = float(min(adjusted))
-    raws = [primary_p[m] for m in metric_names]
-    for m, raw, adj in zip(metric_names, raws, adjusted, strict=True):
-        checks.append(
-            {
-                "check": f"{m} significantly better",
-                "p_value": raw,
-                "p_adjusted": adj,
-                "passed": adj < policy.alpha,
-            }
-        )
-
-    # One-sided lower confidence bounds of the improvement, for the margin and guardrails.
-    def lower_bound(metric: str) -> tuple[float, float]:
-        if metric in ("accuracy", "macro_f1"):
-            a, bb = pred_new, pred_old
-        elif metric == "auc" and k == 2:
-            a, bb = proba_challenger[:, 1], proba_champion[:, 1]
-        else:
-            a, bb = proba_challenger, proba_champion
-        if metric == "auc" and k != 2:
-            raise ConfigError("guardrail 'auc' needs a binary label")
-        res = stats.bootstrap_difference(
-            metric,
-            y,
-            a,
-            bb,
-            confidence=confidence,
-            n_resamples=policy.bootstrap_resamples,
-            seed=policy.bootstrap_seed,
-            sided="lower",
-        )
-        return float(res.estimate), float(res.low)
-
-    margin_ok = True
-    for m in significant:
-        est, low = lower_bound(m)
-        effect[f"{m}_lower_bound"] = low
-        ok = low > policy.margin
-        checks.append(
-            {
-                "check": f"{m} improvement above margin {policy.margin}",
-                "estimate": est,
-                "lower_bound": low,
-                "passed": ok,
-            }
-        )
-        margin_ok = margin_ok and ok
-    if "accuracy" not in significant and n:
-        est, low = lower_bound("accuracy")
-        effect["accuracy_lower_bound"] = low
-
-    rails_ok = True
-    for metric, tol in policy.guardrails:
-        est, low = lower_bound(metric)
-        ok = low > -tol
-        rails_ok = rails_ok and ok
-        checks.append(
-            {
-                "check": f"{metric} non-inferior within {tol}",
-                "estimate": est,
-                "lower_bound": low,
-                "passed": ok,
-            }
-        )
-
-    floor_ok = True
-    if first_run and policy.accuracy_floor > 0:
-        correct = int(right_new.sum())
-        p_floor = float(stats.binomial_test_greater(correct, n, policy.accuracy_floor))
-        floor_ok = p_floor < policy.alpha
-        checks.append(
-            {
-                "check": f"accuracy significantly above floor {policy.accuracy_floor}",
-                "accuracy": acc_new,
-                "p_value": p_floor,
-                "passed": floor_ok,
-            }
-        )
-
-    size_ok = n >= policy.min_test_rows
-    checks.append(
-        {"check": f"at least {policy.min_test_rows} test rows", "test_rows": n, "passed": size_ok}
-    )
-
-    power = _power_report(b, c, n, policy.alpha) if report_power else {}
-
-    deploy = bool(significant) and margin_ok and rails_ok and floor_ok and size_ok
-    reason = _reason(
-        deploy=deploy,
-        policy=policy,
-        counts=counts,
-        p_value=p_value,
-        significant=significant,
-        effect=effect,
-        power=power,
-        checks=checks,
-        champion=champion_name,
-        first_run=first_run,
-        size_ok=size_ok,
-        primary=metric_names,
-    )
-    return Decision(
-        deploy=deploy,
-        p_value=p_value,
-        reason=reason,
-        test=" + ".join(tests) + (" (Holm-adjusted)" if len(tests) > 1 else ""),
-        alpha=policy.alpha,
-        margin=policy.margin,
-        counts=counts,
-        effect=effect,
-        power=power,
-        checks=checks,
-        champion=champion_name,
-        metrics=metrics or {},
-    )
-
-
-def _power_report(b: int, c: int, n: int, alpha: float) -> dict[str, float | None]:
-    """Power for the observed effect and the smallest improvement detectable at this size.
-
-    The minimum detectable improvement is taken at the observed discordant rate (at least
-    two rows' worth, so identical models still get a meaningful figure); None when no
-    improvement at all is detectable with TARGET_POWER at this test size.
-    """
-    from components.core.evaluation import stats
-
-    if n == 0:
-        return {
-            "observed_power": 0.0,
-            "minimum_detectable_improvement": None,
-            "target_power": TARGET_POWER,
-            "discordant_rate": 0.0,
-        }
-    disc_rate = (b + c) / n
-    mde = float(
-        stats.mcnemar_minimum_detectable_effect(
-            n, min(1.0, max(disc_rate, 2.0 / n)), alpha, TARGET_POWER
-        )
-    )
-    return {
-        "observed_power": float(stats.mcnemar_power(b / n, c / n, n, alpha)),
-        "minimum_detectable_improvement": mde if np.isfinite(mde) else None,
-        "target_power": TARGET_POWER,
-        "discordant_rate": disc_rate,
-    }
-
-
-def _reason(
-    *,
-    deploy: bool,
-    policy: GatePolicy,
-    counts: dict[str, int],
-    p_value: float,
-    significant: list[str],
-    effect: dict[str, Any],
-    power: dict[str, float | None],
-    checks: list[dict[str, Any]],
-    champion: str,
-    first_run: bool,
-    size_ok: bool,
-    primary: list[str],
-) -> str:
-    b, c, n = counts["only_champion_right"], counts["only_challenger_right"], counts["test_rows"]
-    diff = effect["accuracy_difference"]
-    against = f"the {champion}" if first_run else f"the champion ({champion})"
-    disagreement = (
-        f"On {n} test rows the challenger was right on {c} where {against} was "
-        f"wrong, and wrong on {b} where it was right"
-    )
-    acc = (
-        f"accuracy {effect['accuracy_challenger']:.3f} vs {effect['accuracy_champion']:.3f} "
-        f"({_pts(diff)})"
-    )
-    if deploy:
-        low = effect.get("accuracy_lower_bound")
-        bound = (
-            f", {int(round((1 - policy.alpha) * 100))}% lower bound {_pts(low)}"
-            if low is not None and "accuracy" in significant
-            else ""
-        )
-        on = ""
-        if primary != ["accuracy"]:  # say which metric carried the decision
-            names = {"accuracy": "accuracy", "auc": "ROC AUC"}
-            on = " on " + " and ".join(names[m] for m in significant)
-        auc = ""
-        if "auc" in significant:
-            auc = f"; ROC AUC {effect['auc_challenger']:.3f} vs {effect['auc_champion']:.3f}"
+    if d.deploy:
+        return _why_deployed(d, policy, significant, against, observed)
+    if counts.test_rows < policy.min_test_rows:
         return (
-            f"Deployed: the challenger is significantly better than {against}{on}. "
-            f"{disagreement}; {acc}{bound}{auc}; p = {format_p(p_value)} < alpha {policy.alpha}"
-            + (" (Holm-adjusted)." if len(primary) > 1 else ".")
+            f"Not deployed: only {counts.test_rows} test rows, fewer than the "
+            f"{policy.min_test_rows} the gate needs to judge; add data so the test split grows."
         )
-    if not size_ok:
+    if counts.discordant == 0 and _primary_metrics(policy) == ["accuracy"]:
         return (
-            f"Not deployed: only {n} test rows, fewer than the {policy.min_test_rows} the "
-            "gate needs to judge; add data so the test split grows."
+            f"Not deployed: the challenger and {against} gave the same answer on all "
+            f"{counts.test_rows} test rows, so there is no evidence that the challenger is "
+            "better (p = 1)."
         )
-    if b + c == 0 and primary == ["accuracy"]:
-        return (
-            f"Not deployed: the challenger and {against} gave the same answer on all {n} "
-            "test rows, so there is no evidence that the challenger is better (p = 1)."
-        )
-    failed = [ch["check"] for ch in checks if not ch["passed"]]
     if significant:
+        failed = "; ".join(c.name for c in d.checks if not c.passed)
         return (
-            f"Not deployed: the challenger is significantly better (p = {format_p(p_value)}) "
-            f"but failed: {'; '.join(failed)}. {disagreement}; {acc}."
-        )
-    mde = power.get("minimum_detectable_improvement")
-    if diff <= 0:
-        verdict = "the challenger is no better"
-    elif mde is None:
-        verdict = f"the test set is too small to tell: at {n} rows no improvement is detectable"
-    elif diff >= mde:
-        verdict = (
-            "the observed gain would usually be detected at this size, so it is most likely chance"
-        )
-    else:
-        verdict = (
-            f"the test set is too small to tell: at {n} rows only an improvement of about "
-            f"{_pts(mde)} or more is detected with {int(TARGET_POWER * 100)}% power"
+            f"Not deployed: the challenger is significantly better (p = {format_p(d.p_value)}) "
+            f"but failed: {failed}. {observed}."
         )
     return (
-        f"Not deployed: not significantly better (p = {format_p(p_value)}, alpha "
-        f"{policy.alpha}); {verdict}. {disagreement}; {acc}."
+        f"Not deployed: not significantly better (p = {format_p(d.p_value)}, alpha "
+        f"{policy.alpha}); {_why_not_significant(d)}. {observed}."
     )
 
 
-__all__ = ["GatePolicy", "Decision", "decide", "format_p"]
+def _why_deployed(
+    d: Decision, policy: GatePolicy, significant: list[str], against: str, observed: str
+) -> str:
+    primary = _primary_metrics(policy)
+    low = d.effect.accuracy_lower_bound
+    bound = ""
+    if low is not None and "accuracy" in significant:
+        bound = f", {int(round((1 - policy.alpha) * 100))}% lower bound {_pts(low)}"
+    on = ""
+    if primary != ["accuracy"]:  # say which metric carried the decision
+        names = {"accuracy": "accuracy", "auc": "ROC AUC"}
+        on = " on " + " and ".join(names[m] for m in significant)
+    auc = ""
+    if "auc" in significant:
+        auc = f"; ROC AUC {d.effect.auc_challenger:.3f} vs {d.effect.auc_champion:.3f}"
+    holm = " (Holm-adjusted)" if len(primary) > 1 else ""
+    return (
+        f"Deployed: the challenger is significantly better than {against}{on}. "
+        f"{observed}{bound}{auc}; p = {format_p(d.p_value)} < alpha {policy.alpha}{holm}."
+    )
+
+
+def _why_not_significant(d: Decision) -> str:
+    n, diff = d.counts.test_rows, d.effect.accuracy_difference
+    mde = d.power.minimum_detectable_improvement if d.power else None
+    if diff <= 0:
+        return "the challenger is no better"
+    if mde is None:
+        return f"the test set is too small to tell: at {n} rows no improvement is detectable"
+    if diff >= mde:
+        return (
+            "the observed gain would usually be detected at this size, so it is most likely chance"
+        )
+    return (
+        f"the test set is too small to tell: at {n} rows only an improvement of about "
+        f"{_pts(mde)} or more is detected with {int(TARGET_POWER * 100)}% power"
+    )
+
+
+__all__ = [
+    "Check",
+    "Counts",
+    "Decision",
+    "Effect",
+    "GatePolicy",
+    "Interval",
+    "Power",
+    "decide",
+    "format_p",
+]

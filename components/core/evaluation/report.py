@@ -21,6 +21,7 @@ from components.core.progress import duration
 
 if TYPE_CHECKING:
     from components.core.evaluation.compare import Evaluation
+    from components.core.evaluation.gate import Decision, Interval, Power
 
 METRIC_ROWS = (
     ("accuracy", "Accuracy", True),
@@ -88,8 +89,14 @@ def _seconds(x: Any) -> str:
     return f"{v:.1f} s" if v < 60 else duration(v)
 
 
-def _mde(power: dict[str, Any]) -> str:
-    mde = _num(power.get("minimum_detectable_improvement"))
+def _power(d: Decision) -> Power:
+    if d.power is None:
+        raise ValueError("a report needs the decision's power figures: decide with explain=True")
+    return d.power
+
+
+def _mde(power: Power) -> str:
+    mde = _num(power.minimum_detectable_improvement)
     return "none at this test size" if mde is None else f"{mde:.4f} ({mde * 100:.1f} points)"
 
 
@@ -101,11 +108,11 @@ def _improvement(new: Any, old: Any, higher_is_better: bool) -> float | None:
     return a - b if higher_is_better else b - a
 
 
-def _significance(ci: dict[str, Any] | None) -> str:
+def _significance(ci: Interval | None) -> str:
     """'up' when the interval lies wholly above 0, 'down' wholly below, '' otherwise."""
     if not ci:
         return ""
-    low, high = _num(ci.get("low")), _num(ci.get("high"))
+    low, high = _num(ci.low), _num(ci.high)
     if low is not None and low > 0:
         return "up"
     if high is not None and high < 0:
@@ -113,8 +120,8 @@ def _significance(ci: dict[str, Any] | None) -> str:
     return ""
 
 
-def _interval(ci: dict[str, Any] | None) -> str:
-    return f"[{_signed(ci.get('low'))}, {_signed(ci.get('high'))}]" if ci else "–"
+def _interval(ci: Interval | None) -> str:
+    return f"[{_signed(ci.low)}, {_signed(ci.high)}]" if ci else "–"
 
 
 # --------------------------------------------------------------------------------------
@@ -228,7 +235,7 @@ def _provenance_rows(ev: Evaluation) -> list[tuple[str, str]]:
     training = prov.get("training") or {}
     config = prov.get("train_config") or {}
     history = prov.get("training_history") or []
-    test_rows = prov.get("test_rows", ev.decision.counts.get("test_rows"))
+    test_rows = prov.get("test_rows", ev.decision.counts.test_rows)
     when = prov.get("evaluated_at")
     used = list(inputs.get("columns_used") or [])
     dropped = dict(inputs.get("columns_dropped") or {})
@@ -564,12 +571,12 @@ def resampling_note(ev: Evaluation) -> str:
 
     names = {key: name for key, name, _ in METRIC_ROWS}
     return "; ".join(
-        f"{names.get(key, key)}: {RESAMPLING_METHODS.get(ci.get('method', ''), 'rows')}"
+        f"{names.get(key, key)}: {RESAMPLING_METHODS.get(ci.method, 'rows')}"
         for key, ci in ev.improvement_ci.items()
     )
 
 
-def _metric_rows(ev: Evaluation) -> list[tuple[str, Any, Any, float | None, dict[str, Any] | None]]:
+def _metric_rows(ev: Evaluation) -> list[tuple[str, Any, Any, float | None, Interval | None]]:
     """(name, challenger, champion, improvement, interval) per metric the models have."""
     out = []
     for key, name, higher in METRIC_ROWS:
@@ -592,11 +599,12 @@ def render_html(ev: Evaluation, model_name: str) -> str:
             f"<tr><td>{name}</td><td>{_f(new)}</td><td>{_f(old)}</td>"
             f"<td class='{cls}'>{_signed(gain)}</td><td class='{cls}'>{_interval(ci)}</td></tr>"
         )
-    low = d.effect.get("accuracy_lower_bound")
+    low = d.effect.accuracy_lower_bound
+    power = _power(d)
     checks = "".join(
-        f"<li>{'✔' if c['passed'] else '✘'} {html.escape(c['check'])}"
-        + (f" (p = {format_p(c['p_value'])})" if "p_value" in c else "")
-        + (f" (lower bound {_signed(c['lower_bound'])})" if "lower_bound" in c else "")
+        f"<li>{'✔' if c.passed else '✘'} {html.escape(c.name)}"
+        + (f" (p = {format_p(c.p_value)})" if c.p_value is not None else "")
+        + (f" (lower bound {_signed(c.lower_bound)})" if c.lower_bound is not None else "")
         + "</li>"
         for c in d.checks
     )
@@ -652,7 +660,7 @@ table.facts td{{text-align:left}} table.facts th{{font-weight:600;white-space:no
 <table class="facts" id="provenance">
 {facts}
 </table>
-<h2>Metrics on the same {counts["test_rows"]} test rows</h2>
+<h2>Metrics on the same {counts.test_rows} test rows</h2>
 <table id="metrics"><tr><th>metric</th><th>challenger</th><th>champion ({html.escape(d.champion)})</th><th>improvement</th><th>{ci_pct}% interval of the improvement</th></tr>
 {"".join(rows)}</table>
 <p class="muted">Improvement: positive = challenger better, in the metric's own unit (fractions for
@@ -661,7 +669,7 @@ challenger's). Interval: paired bootstrap, two-sided {ci_pct}%, each metric on i
 correction for several metrics); resampled: {html.escape(resampling_note(ev))}. Green: the interval
 lies wholly above 0; red: wholly below 0; uncoloured: it includes 0 or there is none. The deploy
 decision rests on the test below, not on these colours.</p>
-<p>Accuracy improvement {_signed(d.effect.get("accuracy_difference"))}; one-sided {ci_pct}% lower
+<p>Accuracy improvement {_signed(d.effect.accuracy_difference)}; one-sided {ci_pct}% lower
 bound {_signed(low)} (paired bootstrap), compared with the margin {d.margin}.</p>
 <h2>Test</h2>
 <table>
@@ -669,9 +677,9 @@ bound {_signed(low)} (paired bootstrap), compared with the margin {d.margin}.</p
 <tr><th>p-value</th><td>{d.p_value:.4g}</td></tr>
 <tr><th>alpha (false-deploy risk)</th><td>{d.alpha}</td></tr>
 <tr><th>margin</th><td>{d.margin}</td></tr>
-<tr><th>both right / only challenger / only champion / both wrong</th><td>{counts["both_right"]} / {counts["only_challenger_right"]} / {counts["only_champion_right"]} / {counts["both_wrong"]}</td></tr>
-<tr><th>power for the observed effect</th><td>{d.power["observed_power"]:.2f}</td></tr>
-<tr><th>smallest accuracy improvement detectable with {int(float(d.power["target_power"] or 0.8) * 100)}% power</th><td>{_mde(d.power)}</td></tr>
+<tr><th>both right / only challenger / only champion / both wrong</th><td>{counts.both_right} / {counts.only_challenger_right} / {counts.only_champion_right} / {counts.both_wrong}</td></tr>
+<tr><th>power for the observed effect</th><td>{power.observed_power:.2f}</td></tr>
+<tr><th>smallest accuracy improvement detectable with {int(power.target_power * 100)}% power</th><td>{_mde(power)}</td></tr>
 </table>
 <h2>Checks</h2><ul>{checks}</ul>
 <h2>Confusion matrices (rows: true class, columns: predicted)</h2>
@@ -693,7 +701,7 @@ def _md(text: Any) -> str:
 def _provenance_line(ev: Evaluation) -> str:
     prov = ev.provenance
     training = prov.get("training") or {}
-    test_rows = prov.get("test_rows", ev.decision.counts.get("test_rows"))
+    test_rows = prov.get("test_rows", ev.decision.counts.test_rows)
     trained = "–"
     if training:
         trained = (
@@ -711,6 +719,7 @@ def _provenance_line(ev: Evaluation) -> str:
 
 def render_markdown(ev: Evaluation, model_name: str) -> str:
     d = ev.decision
+    power = _power(d)
     ci_pct = int(round((1 - d.alpha) * 100))
     lines = [
         f"## sigdeploy: {model_name} — {'deployed' if d.deploy else 'not deployed'}",
@@ -733,8 +742,8 @@ def render_markdown(ev: Evaluation, model_name: str) -> str:
         f"champion's loss minus the challenger's); bold: the {ci_pct}% interval excludes 0.",
         "",
         f"- test: {d.test}; p = {d.p_value:.4g}; alpha = {d.alpha}; margin = {d.margin}",
-        f"- power for the observed effect: {d.power['observed_power']:.2f}; smallest detectable "
-        f"accuracy improvement: {_mde(d.power)}",
+        f"- power for the observed effect: {power.observed_power:.2f}; smallest detectable "
+        f"accuracy improvement: {_mde(power)}",
         "",
     ]
     return "\n".join(lines)

@@ -1,15 +1,21 @@
 """Google Cloud Storage and BigQuery: fetch table objects, copy model bundles, keep small JSON
 records.
 
-Only imported for ``gs://`` / ``bq://`` sources and the Vertex registry (the ``gcp`` extra).
+Imported for ``gs://`` / ``bq://`` sources, Vertex AI (the ``gcp`` extra) and a served
+``gs://`` bundle (the serving image has google-cloud-storage: this module imports no pandas).
 Clients are made per call from Application Default Credentials. ``STORAGE_EMULATOR_HOST``
 (honoured by google-cloud-storage itself) and ``BIGQUERY_EMULATOR_HOST`` (honoured here, the
 same convention) point them at local servers; with either set no credentials are sent.
-Every failure a user can fix becomes a one-line DataError (sources) or RegistryError.
+
+This module also owns what every Google client call shares: :func:`google_errors` turns a
+refused call or missing credentials into one line (a DataError here; Vertex AI and the
+``submit`` command pass their own error class), and ``PROJECT_ID`` is what a project id
+looks like.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -22,12 +28,88 @@ from components.core.errors import DataError, SigdeployError
 
 log = logging.getLogger(__name__)
 
+PROJECT_ID = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"  # a Google Cloud project id, to use in patterns
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
-BQ_TABLE = re.compile(r"^bq://([a-z][a-z0-9-]{4,61}[a-z0-9]|[\w.:-]+)\.(\w+)\.([\w$-]+)$")
+# the project part also takes the legacy domain-scoped form, example.com:my-project
+BQ_TABLE = re.compile(rf"^bq://({PROJECT_ID}|[\w.:-]+)\.(\w+)\.([\w$-]+)$")
 BIGQUERY_EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 CREDENTIALS_HINT = (
     "run `gcloud auth application-default login`, or run where a service account is attached"
 )
+STORAGE_GRANT = (
+    "grant the caller roles/storage.objectViewer on gs://{bucket} "
+    "(roles/storage.objectAdmin to write)"
+)
+BIGQUERY_GRANT = (
+    "grant roles/bigquery.dataViewer on the dataset and roles/bigquery.jobUser on the project"
+)
+
+
+def is_project_id(text: str) -> bool:
+    """Whether ``text`` is a project id (6-30 lowercase letters, digits and hyphens)."""
+    return re.fullmatch(PROJECT_ID, text) is not None
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def first_line(exc: BaseException) -> str:
+    """The service's own reason, one line, without the request URL it often starts with."""
+    message = getattr(exc, "message", "") or str(exc)
+    line = (message.strip().splitlines() or [type(exc).__name__])[0]
+    return re.sub(r"^(GET|POST|PUT|PATCH|DELETE) \S+: ", "", line)
+
+
+def google_error(
+    exc: BaseException,
+    subject: str,
+    doing: str,
+    error: type[SigdeployError],
+    *,
+    grant: str = "",
+    hint: str = "",
+) -> SigdeployError:
+    """The one line for a failed Google client call: ``<subject>: <what went wrong>``.
+
+    ``subject`` names the service or the object (``Vertex AI (PROJECT/REGION)``, ``'gs://...'``),
+    ``doing`` what was being done (``list models``; empty when the subject says it),
+    ``grant`` what to grant when permission is denied (without it the service's own reason
+    is kept) and ``hint`` what to do about any other failure.
+    """
+    from google.api_core import exceptions as gexc
+    from google.auth.exceptions import DefaultCredentialsError
+
+    to = f" to {doing}" if doing else ""
+    if isinstance(exc, DefaultCredentialsError):
+        return error(f"{subject}: no credentials{to or ' found'}; {CREDENTIALS_HINT}")
+    if grant and isinstance(exc, gexc.Forbidden | gexc.Unauthorized):
+        return error(f"{subject}: permission denied{to}; {grant}")
+    could_not = f"could not {doing}: " if doing else ""
+    return error(f"{subject}: {could_not}{first_line(exc)}" + (f"; {hint}" if hint else ""))
+
+
+@contextlib.contextmanager
+def google_errors(
+    subject: str,
+    doing: str,
+    error: type[SigdeployError] = DataError,
+    *,
+    grant: str = "",
+    hint: str = "",
+    keep: type[BaseException] | tuple[type[BaseException], ...] = (),
+) -> Iterator[None]:
+    """Google client calls inside that fail (a refusal, no credentials, no connection)
+    raise :func:`google_error`'s line instead; exceptions of the ``keep`` types pass
+    through for the caller to handle."""
+    from google.api_core import exceptions as gexc
+    from google.auth.exceptions import DefaultCredentialsError, TransportError
+
+    try:
+        yield
+    except keep:
+        raise
+    except (DefaultCredentialsError, TransportError, gexc.GoogleAPICallError) as exc:
+        raise google_error(exc, subject, doing, error, grant=grant, hint=hint) from exc
 
 
 def split_gcs_uri(uri: str, what: str = "gs:// URI") -> tuple[str, str]:
@@ -41,47 +123,47 @@ def split_gcs_uri(uri: str, what: str = "gs:// URI") -> tuple[str, str]:
 
 
 def storage_client(project: str | None = None) -> Any:
-    from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import storage  # type: ignore[attr-defined]
 
-    try:
+    with google_errors("Google Cloud Storage", ""):
         return storage.Client(project=project)
-    except DefaultCredentialsError as exc:
-        raise DataError(f"Google Cloud Storage: no credentials found; {CREDENTIALS_HINT}") from exc
 
 
-def _gcs_error(uri: str, exc: Exception, client: Any, bucket: str) -> SigdeployError:
-    """One line for a failed GCS call: missing bucket, missing object, or no permission."""
-    from google.api_core import exceptions as gexc
-
-    if isinstance(exc, gexc.NotFound):
-        try:
-            bucket_exists = client.bucket(bucket).exists()
-        except gexc.GoogleAPICallError:
-            bucket_exists = True  # cannot tell; report the object
-        if not bucket_exists:
-            return DataError(
-                f"'{uri}': bucket gs://{bucket} does not exist (or is in another project); "
-                "check the bucket name"
-            )
-        return DataError(
-            f"'{uri}': no such object; check the path with `gcloud storage ls gs://{bucket}/`"
-        )
-    if isinstance(exc, gexc.Forbidden | gexc.Unauthorized):
-        return DataError(
-            f"'{uri}': permission denied; grant the caller roles/storage.objectViewer on "
-            f"gs://{bucket} (roles/storage.objectAdmin to write)"
-        )
-    return DataError(f"'{uri}': Cloud Storage request failed ({type(exc).__name__}); try again")
-
-
-def _call(uri: str, client: Any, bucket: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+def _not_found(uri: str, client: Any, bucket: str) -> DataError:
+    """One line for a missing object: says whether the bucket is missing too."""
     from google.api_core import exceptions as gexc
 
     try:
-        return fn(*args, **kwargs)
-    except gexc.GoogleAPICallError as exc:
-        raise _gcs_error(uri, exc, client, bucket) from exc
+        bucket_exists = client.bucket(bucket).exists()
+    except gexc.GoogleAPICallError:
+        bucket_exists = True  # cannot tell; report the object
+    if not bucket_exists:
+        return DataError(
+            f"'{uri}': bucket gs://{bucket} does not exist (or is in another project); "
+            "check the bucket name"
+        )
+    return DataError(
+        f"'{uri}': no such object; check the path with `gcloud storage ls gs://{bucket}/`"
+    )
+
+
+def _call(
+    uri: str, client: Any, bucket: str, doing: str, fn: Any, *args: Any, **kwargs: Any
+) -> Any:
+    """One Cloud Storage call about ``uri``; a failure is one DataError line."""
+    from google.api_core import exceptions as gexc
+
+    try:
+        with google_errors(
+            f"'{uri}'",
+            doing,
+            grant=STORAGE_GRANT.format(bucket=bucket),
+            hint="try again",
+            keep=gexc.NotFound,
+        ):
+            return fn(*args, **kwargs)
+    except gexc.NotFound as exc:
+        raise _not_found(uri, client, bucket) from exc
 
 
 # ---------------------------------------------------------------------------------- tables
@@ -96,11 +178,17 @@ def read_gcs_objects(uri: str, client: Any = None) -> list[tuple[str, bytes]]:
     if not path or path.endswith("/"):
         blobs = [
             b
-            for b in _call(uri, client, bucket_name, lambda: list(bucket.list_blobs(prefix=path)))
+            for b in _call(
+                uri,
+                client,
+                bucket_name,
+                "list the objects",
+                lambda: list(bucket.list_blobs(prefix=path)),
+            )
             if b.name.lower().endswith(TABLE_SUFFIXES)
         ]
         if not blobs:
-            if not _call(uri, client, bucket_name, bucket.exists):
+            if not _call(uri, client, bucket_name, "check the bucket", bucket.exists):
                 raise DataError(f"data source '{uri}': bucket gs://{bucket_name} does not exist")
             raise DataError(
                 f"data source '{uri}': no .csv or .parquet objects under this prefix; "
@@ -117,7 +205,7 @@ def read_gcs_objects(uri: str, client: Any = None) -> list[tuple[str, bytes]]:
     out = []
     for blob in blobs:
         name = f"gs://{bucket_name}/{blob.name}"
-        data = _call(name, client, bucket_name, blob.download_as_bytes)
+        data = _call(name, client, bucket_name, "read the object", blob.download_as_bytes)
         if not data:
             raise DataError(
                 f"data source '{name}': the object is empty; point to an object with rows"
@@ -137,7 +225,6 @@ def parse_bigquery_uri(uri: str) -> tuple[str, str, str]:
 
 
 def bigquery_client(project: str) -> Any:
-    from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import bigquery
 
     emulator = os.environ.get(BIGQUERY_EMULATOR_ENV, "").strip()
@@ -150,10 +237,8 @@ def bigquery_client(project: str) -> Any:
             credentials=AnonymousCredentials(),
             client_options={"api_endpoint": endpoint},
         )
-    try:
+    with google_errors("BigQuery", ""):
         return bigquery.Client(project=project)
-    except DefaultCredentialsError as exc:
-        raise DataError(f"BigQuery: no credentials found; {CREDENTIALS_HINT}") from exc
 
 
 def read_bigquery(uri: str, row_limit: int = 0, query: str = "", client: Any = None) -> Any:
@@ -171,34 +256,30 @@ def read_bigquery(uri: str, row_limit: int = 0, query: str = "", client: Any = N
     client = client or bigquery_client(project)
     table_id = f"{project}.{dataset}.{table}"
     limit = row_limit or None
+    doing = "run the query" if query.strip() else "read the table"
     try:
-        if query.strip():
-            sql = query.replace("{table}", f"`{table_id}`")
-            rows = client.query_and_wait(sql, project=project, max_results=limit)
-        else:
-            rows = client.list_rows(client.get_table(table_id), max_results=limit)
-        frame = rows.to_arrow(create_bqstorage_client=False).to_pandas()
+        with google_errors(
+            f"data source '{uri}'",
+            doing,
+            grant=BIGQUERY_GRANT,
+            keep=(gexc.NotFound, gexc.BadRequest),
+        ):
+            if query.strip():
+                sql = query.replace("{table}", f"`{table_id}`")
+                rows = client.query_and_wait(sql, project=project, max_results=limit)
+            else:
+                rows = client.list_rows(client.get_table(table_id), max_results=limit)
+            frame = rows.to_arrow(create_bqstorage_client=False).to_pandas()
     except gexc.NotFound as exc:
         raise DataError(
-            f"data source '{uri}': {_first_line(exc)}; check the project, dataset and table names"
-        ) from exc
-    except (gexc.Forbidden, gexc.Unauthorized) as exc:
-        raise DataError(
-            f"data source '{uri}': permission denied; grant roles/bigquery.dataViewer on the "
-            "dataset and roles/bigquery.jobUser on the project"
+            f"data source '{uri}': {first_line(exc)}; check the project, dataset and table names"
         ) from exc
     except gexc.BadRequest as exc:
         raise DataError(
-            f"data source '{uri}': BigQuery refused the query: {_first_line(exc)}"
+            f"data source '{uri}': BigQuery refused the query: {first_line(exc)}"
         ) from exc
     log.info("read %d rows from %s", len(frame), uri)
     return frame
-
-
-def _first_line(exc: Exception) -> str:
-    message = getattr(exc, "message", "") or str(exc)
-    line = (message.strip().splitlines() or [type(exc).__name__])[0]
-    return re.sub(r"^(GET|POST|PUT|PATCH|DELETE) \S+: ", "", line)  # drop the request URL
 
 
 # ------------------------------------------------------------------------- directories
@@ -214,7 +295,7 @@ def upload_dir(local_dir: str | Path, uri: str, client: Any = None) -> list[str]
     for file in sorted(p for p in root.rglob("*") if p.is_file()):
         name = "/".join(filter(None, [prefix, file.relative_to(root).as_posix()]))
         blob = bucket.blob(name)
-        _call(uri, client, bucket_name, blob.upload_from_filename, str(file))
+        _call(uri, client, bucket_name, f"upload {file.name}", blob.upload_from_filename, str(file))
         written.append(f"gs://{bucket_name}/{name}")
     if not written:
         raise DataError(f"'{root}': no files to upload")
@@ -225,7 +306,11 @@ def _blobs_under(uri: str, client: Any) -> Iterator[tuple[Any, str]]:
     bucket_name, prefix = split_gcs_uri(uri.rstrip("/"))
     prefix = f"{prefix}/" if prefix else ""
     for blob in _call(
-        uri, client, bucket_name, lambda: list(client.list_blobs(bucket_name, prefix=prefix))
+        uri,
+        client,
+        bucket_name,
+        "list the objects",
+        lambda: list(client.list_blobs(bucket_name, prefix=prefix)),
     ):
         relative = blob.name[len(prefix) :]
         if relative and not relative.endswith("/"):
@@ -245,7 +330,14 @@ def download_dir(uri: str, local_dir: str | Path, client: Any = None) -> Path:
             if tmp.resolve() not in dest.parents:
                 raise DataError(f"'{uri}': object {blob.name!r} escapes the directory; refusing it")
             dest.parent.mkdir(parents=True, exist_ok=True)
-            _call(uri, client, blob.bucket.name, blob.download_to_filename, str(dest))
+            _call(
+                uri,
+                client,
+                blob.bucket.name,
+                f"download {relative}",
+                blob.download_to_filename,
+                str(dest),
+            )
             count += 1
         if not count:
             raise DataError(f"'{uri}': no objects under this prefix; nothing to download")
@@ -258,13 +350,22 @@ def write_json(uri: str, obj: Any, client: Any = None) -> None:
     client = client or storage_client()
     blob = client.bucket(bucket_name).blob(name)
     text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
-    _call(uri, client, bucket_name, blob.upload_from_string, text, content_type="application/json")
+    _call(
+        uri,
+        client,
+        bucket_name,
+        "write the object",
+        blob.upload_from_string,
+        text,
+        content_type="application/json",
+    )
 
 
 def read_json(uri: str, client: Any = None) -> Any:
     bucket_name, name = split_gcs_uri(uri)
     client = client or storage_client()
-    data = _call(uri, client, bucket_name, client.bucket(bucket_name).blob(name).download_as_bytes)
+    blob = client.bucket(bucket_name).blob(name)
+    data = _call(uri, client, bucket_name, "read the object", blob.download_as_bytes)
     return json.loads(data)
 
 
@@ -272,7 +373,8 @@ def exists(uri: str, client: Any = None) -> bool:
     """Whether the object ``uri`` exists (False for a missing bucket too)."""
     bucket_name, name = split_gcs_uri(uri)
     client = client or storage_client()
-    return bool(_call(uri, client, bucket_name, client.bucket(bucket_name).blob(name).exists))
+    blob = client.bucket(bucket_name).blob(name)
+    return bool(_call(uri, client, bucket_name, "check the object", blob.exists))
 
 
 def list_json(uri: str, client: Any = None) -> list[tuple[str, Any]]:
@@ -284,7 +386,9 @@ def list_json(uri: str, client: Any = None) -> list[tuple[str, Any]]:
         if "/" in relative or not relative.endswith(".json"):
             continue
         object_uri = f"gs://{blob.bucket.name}/{blob.name}"
-        data = _call(object_uri, client, blob.bucket.name, blob.download_as_bytes)
+        data = _call(
+            object_uri, client, blob.bucket.name, "read the object", blob.download_as_bytes
+        )
         try:
             found.append((object_uri, json.loads(data)))
         except (json.JSONDecodeError, UnicodeDecodeError):

@@ -2,10 +2,10 @@
 
 On kind the registry is a directory on one PersistentVolumeClaim (``sigdeploy-data``) that
 every pipeline task mounts at ``/mnt/sigdeploy``. The deploy step registers the bundle there
-as usual, then serves that registry version with a Deployment + Service (and a KServe
-InferenceService when KServe is installed) that mount the same claim read-only and point
-``AIP_STORAGE_URI`` at the version's directory: the serving image keeps the Vertex
-custom-container contract on both targets.
+as usual; :func:`serve` then serves that registry version with a Deployment + Service (and a
+KServe InferenceService when KServe is installed) that mount the same claim read-only and
+point ``AIP_STORAGE_URI`` at the version's directory: the serving image keeps the Vertex
+custom-container contract (serving_contract) on both targets.
 
 Objects are applied with server-side apply (field manager ``sigdeploy``): one idempotent
 request per object that creates it or updates it in place, so a new champion rolls out as
@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from components import images
+from components.core import serving_contract as contract
 from components.core.errors import ConfigError, RegistryError
-from components.core.io import read_json
 from components.core.platforms.deploy_config import DeployConfig
-from components.core.registry.base import RegistryConfig
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +32,6 @@ SHARED_PVC = "sigdeploy-data"  # created by scripts/kind-up.sh (deploy/kind/stor
 SHARED_MOUNT = "/mnt/sigdeploy"  # where every task and the serving pods see it
 REGISTRY_DIR = f"{SHARED_MOUNT}/registry"  # the registry the kind pipeline uses by default
 FIELD_MANAGER = "sigdeploy"
-SERVING_PORT = 8080
-HEALTH_ROUTE = "/health"
-PREDICT_ROUTE = "/predict"
 KSERVE_GROUP = "serving.kserve.io"
 # kind -> (API path prefix, plural); the only kinds this module writes.
 KINDS = {
@@ -103,10 +99,10 @@ def manifests(
         annotations["sigdeploy/p-value"] = f"{decision.get('p_value', float('nan')):.6g}"
         annotations["sigdeploy/reason"] = str(decision.get("reason", ""))[:1000]
     env = [
-        {"name": "AIP_HTTP_PORT", "value": str(SERVING_PORT)},
-        {"name": "AIP_HEALTH_ROUTE", "value": HEALTH_ROUTE},
-        {"name": "AIP_PREDICT_ROUTE", "value": PREDICT_ROUTE},
-        {"name": "AIP_STORAGE_URI", "value": str(bundle)},
+        {"name": contract.PORT_ENV, "value": str(contract.SERVING_PORT)},
+        {"name": contract.HEALTH_ROUTE_ENV, "value": contract.HEALTH_ROUTE},
+        {"name": contract.PREDICT_ROUTE_ENV, "value": contract.PREDICT_ROUTE},
+        {"name": contract.STORAGE_URI_ENV, "value": str(bundle)},
     ]
     volume = {
         "name": "registry",
@@ -114,7 +110,7 @@ def manifests(
     }
     mount_spec = {"name": "registry", "mountPath": serving.mount_path, "readOnly": True}
     probe = {
-        "httpGet": {"path": HEALTH_ROUTE, "port": "http"},
+        "httpGet": {"path": contract.HEALTH_ROUTE, "port": "http"},
         "periodSeconds": 5,
         "failureThreshold": 3,
     }
@@ -123,7 +119,7 @@ def manifests(
         "image": serving.image,
         "imagePullPolicy": "IfNotPresent",
         "env": env,
-        "ports": [{"name": "http", "containerPort": SERVING_PORT, "protocol": "TCP"}],
+        "ports": [{"name": "http", "containerPort": contract.SERVING_PORT, "protocol": "TCP"}],
         "volumeMounts": [mount_spec],
         "readinessProbe": probe,
         "livenessProbe": probe | {"initialDelaySeconds": 30, "periodSeconds": 10},
@@ -159,7 +155,12 @@ def manifests(
             "type": "ClusterIP",
             "selector": selector,
             "ports": [
-                {"name": "http", "port": SERVING_PORT, "targetPort": "http", "protocol": "TCP"}
+                {
+                    "name": "http",
+                    "port": contract.SERVING_PORT,
+                    "targetPort": "http",
+                    "protocol": "TCP",
+                }
             ],
         },
     }
@@ -268,33 +269,31 @@ def apply(objects: list[dict[str, Any]], api: Any) -> list[str]:
     return applied
 
 
-def deploy(
-    model_dir: str,
-    decision_path: str,
-    where: RegistryConfig,
+def serving_for(config: DeployConfig, serving: KubeServing | None = None) -> KubeServing:
+    """``serving`` (default: the defaults) with the image and replica count of ``config``;
+    a ConfigError when they cannot work, so a deploy can check before it registers."""
+    return dataclasses.replace(
+        serving or KubeServing(), image=config.serving_image, replicas=config.min_replicas
+    )
+
+
+def serve(
+    model_name: str,
+    version: str,
+    bundle_path: str | Path,
     config: DeployConfig,
+    decision: dict[str, Any] | None = None,
     serving: KubeServing | None = None,
     api: Any = None,
 ) -> dict[str, Any]:
-    """The deploy step on kind: register in the shared registry, then serve that version.
+    """Serve ``version`` of ``model_name``, registered at ``bundle_path`` on the shared volume;
+    returns ``{"applied": [kind/namespace/name, ...]}``.
 
     The serving image and replica count come from ``config``; ``serving`` holds the
-    cluster-side settings (namespace, claim, requests).
+    cluster-side settings (namespace, claim, requests); ``decision`` is shown on the objects.
     """
-    from components.core import steps
-
-    serving = dataclasses.replace(
-        serving or KubeServing(), image=config.serving_image, replicas=config.min_replicas
-    )
-    result = steps.register(model_dir, decision_path, where.registry, where.model_name)
+    serving = serving_for(config, serving)
     api = api or api_client()
     kserve = serving.kserve == "on" or (serving.kserve == "auto" and kserve_installed(api))
-    objects = manifests(
-        where.model_name,
-        result["version"],
-        result["uri"],
-        serving,
-        kserve=kserve,
-        decision=read_json(decision_path),
-    )
-    return result | {"applied": apply(objects, api)}
+    objects = manifests(model_name, version, bundle_path, serving, kserve=kserve, decision=decision)
+    return {"applied": apply(objects, api)}

@@ -31,17 +31,21 @@ __all__ = [
 ]
 
 
-def open_registry(uri: str, model_name: str, *, existing: bool = False) -> Registry:
+def open_registry(
+    uri: str, model_name: str, *, existing: bool = False, serving_image: str = ""
+) -> Registry:
     """``vertex://PROJECT/REGION`` opens Vertex AI Model Registry; anything else is a directory.
 
     ``existing``: a local directory must already hold the model (commands that only read or
-    roll back; a run creates it when it first deploys)."""
+    roll back; a run creates it when it first deploys). ``serving_image``: the container a
+    new Vertex AI version is served with (registering there needs one; a directory has none).
+    """
     if not uri:
         raise RegistryError("registry is empty: pass a directory or vertex://PROJECT/REGION")
     if uri.startswith("vertex://"):
         from components.core.registry.vertex import VertexRegistry
 
-        return VertexRegistry.from_uri(uri, model_name)
+        return VertexRegistry.from_uri(uri, model_name, serving_image=serving_image)
     if "://" in uri:
         raise RegistryError(
             f"registry {uri!r}: unsupported scheme; use a directory or vertex://PROJECT/REGION"

@@ -1,4 +1,4 @@
-"""Vertex AI Model Registry as the sigdeploy registry, and deployment to a Vertex endpoint.
+"""Vertex AI Model Registry as the sigdeploy registry.
 
 Registry URI: ``vertex://PROJECT/REGION[?artifacts=gs://BUCKET/PREFIX][&api_endpoint=URL]``.
 
@@ -7,12 +7,13 @@ Registry URI: ``vertex://PROJECT/REGION[?artifacts=gs://BUCKET/PREFIX][&api_endp
 - ``register`` copies the bundle to ``<artifacts>/<model>/<stamp>/``, uploads it as a new
   version of the parent model with the serving image as its custom container, moves the
   ``champion`` alias to it, and imports the evaluation onto the version.
-- ``deploy_endpoint`` gets or creates the endpoint by display name and deploys the version
-  with a canary share of the traffic; the rest stays on the old champion.
 - Every decision (deployed or kept) and every rollback is kept as a JSON object under
   ``<artifacts>/<model>/history/``; ``history`` reads them back, oldest first.
 - ``rollback`` moves the ``champion`` alias back to an earlier version (by default the one
-  before the current champion, from that history); serve it with ``deploy_endpoint``.
+  before the current champion, from that history).
+
+Serving a version on an endpoint and batch prediction jobs are platforms/vertex.py's: they
+take the version's resource name (``Champion.uri``, ``version_resource``).
 
 ``api_endpoint`` is for private endpoints and for tests: an ``http://`` endpoint is a local
 test server, so requests go over REST and carry no credentials.
@@ -20,34 +21,27 @@ test server, so requests go over REST and carry no credentials.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import re
 import tempfile
 import time
 import urllib.parse
-import uuid
 from pathlib import Path
 from typing import Any
 
+from components.core import serving_contract
 from components.core.errors import ConfigError, RegistryError
-from components.core.io import read_json
 from components.core.platforms import gcp
-from components.core.platforms.deploy_config import DeployConfig
-from components.core.registry.base import Champion, RegistryConfig, VersionInfo, check_model_name
+from components.core.platforms import vertex as vertex_ai
+from components.core.registry.base import Champion, VersionInfo, check_model_name
 
 log = logging.getLogger(__name__)
 
 CHAMPION_ALIAS = "champion"
-SERVING_PORT = 8080
-HEALTH_ROUTE = "/health"
-PREDICT_ROUTE = "/predict"
 CLASSIFICATION_METRICS_SCHEMA = (
     "gs://google-cloud-aiplatform/schema/modelevaluation/classification_metrics_1.0.0.yaml"
 )
 REGION_RE = re.compile(r"^[a-z]+-[a-z]+\d+$")
-PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-LABEL_VALUE = re.compile(r"[^a-z0-9_-]")
 
 
 def parse_uri(uri: str) -> tuple[str, str, dict[str, str]]:
@@ -58,7 +52,7 @@ def parse_uri(uri: str) -> tuple[str, str, dict[str, str]]:
         raise RegistryError(
             f"registry {uri!r}: write vertex://PROJECT/REGION[?artifacts=gs://BUCKET/PREFIX]"
         )
-    if not PROJECT_RE.match(parts.netloc):
+    if not gcp.is_project_id(parts.netloc):
         raise RegistryError(f"registry {uri!r}: '{parts.netloc}' is not a project id")
     if not REGION_RE.match(region):
         raise RegistryError(f"registry {uri!r}: '{region}' is not a region, e.g. us-central1")
@@ -79,24 +73,6 @@ def registry_uri(project: str, region: str, artifacts: str = "") -> str:
     return f"vertex://{project}/{region}{query}"
 
 
-def init_aiplatform(project: str, region: str, api_endpoint: str = "") -> None:
-    """Point the SDK at the project; an http:// endpoint is a local server: REST, no token."""
-    from google.cloud import aiplatform
-
-    kwargs: dict[str, Any] = {"project": project, "location": region}
-    if api_endpoint:
-        kwargs["api_endpoint"] = api_endpoint
-        if api_endpoint.startswith("http://"):
-            from google.auth.credentials import AnonymousCredentials
-
-            kwargs |= {"api_transport": "rest", "credentials": AnonymousCredentials()}
-    aiplatform.init(**kwargs)
-
-
-def _label(value: Any) -> str:
-    return LABEL_VALUE.sub("-", str(value).lower())[:63]
-
-
 def _epoch(value: Any) -> float | None:
     """A create time from the SDK (a datetime, or unset) as seconds since the epoch."""
     if value is None or not hasattr(value, "timestamp"):
@@ -109,12 +85,6 @@ def _version_order(info: Any) -> tuple[float, int, str]:
     """Oldest first: by create time, then by version id (ids count up)."""
     vid = str(info.version_id)
     return (_epoch(info.version_create_time) or 0.0, int(vid) if vid.isdigit() else 0, vid)
-
-
-def _stamp() -> str:
-    """A time-ordered, unique name for an object or a version's directory on gs://."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}"
 
 
 class VertexRegistry:
@@ -138,7 +108,7 @@ class VertexRegistry:
         self.api_endpoint = api_endpoint
         self.cache_dir = Path(cache_dir or Path(tempfile.gettempdir()) / "sigdeploy-vertex")
         self._warned_no_history = False
-        init_aiplatform(project, region, api_endpoint)
+        vertex_ai.init_aiplatform(project, region, api_endpoint)
 
     @classmethod
     def from_uri(cls, uri: str, model_name: str, **kwargs: Any) -> VertexRegistry:
@@ -286,7 +256,7 @@ class VertexRegistry:
     def rollback(self, version: str | None = None, reason: str = "") -> Champion:
         """Move the ``champion`` alias back to an earlier version and record why. Without
         ``version``, the champion before the current one (so a second rollback undoes the
-        first). The endpoint is not touched: serve the result with ``deploy_endpoint``."""
+        first). The endpoint is not touched: serve the result with platforms.vertex.serve."""
         from google.api_core import exceptions as gexc
         from google.cloud.aiplatform.models import ModelRegistry
 
@@ -368,13 +338,42 @@ class VertexRegistry:
         fix = "it was not registered by sigdeploy"
         return self._local_champion(model, not_gcs=fix, no_bundle=fix, complete=True)
 
+    def version_resource(self, version: str | None = None) -> tuple[str, str]:
+        """(versioned resource name, version id) of ``version``, or of the champion: what
+        platforms/vertex.py serves and scores. Nothing is copied down."""
+        from google.api_core import exceptions as gexc
+        from google.cloud.aiplatform.models import ModelRegistry
+
+        where = f"registry '{self.uri}' (model {self.model_name})"
+        parent = self.parent()
+        if parent is None:
+            raise RegistryError(f"{where}: no model to score with; deploy one first")
+        if version is None:
+            model = self._call("get the champion", self.champion_model, parent)
+            if model is None:
+                raise RegistryError(
+                    f"{where}: no version carries the '{CHAMPION_ALIAS}' alias; name a version"
+                )
+        else:
+            try:
+                model = self._call(
+                    f"get version {version}",
+                    ModelRegistry(parent.resource_name).get_model,
+                    version=str(version),
+                )
+            except gexc.NotFound as exc:
+                raise RegistryError(
+                    f"{where}: no version {version!r}; `sigdeploy registry show` lists them"
+                ) from exc
+        return str(model.versioned_resource_name), str(model.version_id)
+
     # ---------------------------------------------------------------- changes
 
     def _stage(self, bundle_dir: Path) -> str:
         """A gs:// directory holding the bundle: a copy under ``artifacts`` or, without one,
         the pipeline's own artifact when it sits on the gcsfuse mount (/gcs/BUCKET/...)."""
         if self.artifacts:
-            uri = f"{self.artifacts}/{self.model_name}/{_stamp()}"
+            uri = f"{self.artifacts}/{self.model_name}/{vertex_ai.stamp()}"
             gcp.upload_dir(bundle_dir, uri)
             return uri
         text = str(bundle_dir.resolve())
@@ -409,9 +408,9 @@ class VertexRegistry:
             is_default_version=True,
             artifact_uri=artifact_uri,
             serving_container_image_uri=self.serving_image,
-            serving_container_predict_route=PREDICT_ROUTE,
-            serving_container_health_route=HEALTH_ROUTE,
-            serving_container_ports=[SERVING_PORT],
+            serving_container_predict_route=serving_contract.PREDICT_ROUTE,
+            serving_container_health_route=serving_contract.HEALTH_ROUTE,
+            serving_container_ports=[serving_contract.SERVING_PORT],
             version_description=_description(decision, previous),
             labels=_labels(decision),
             sync=True,
@@ -442,7 +441,7 @@ class VertexRegistry:
                 "no artifacts= location in %s: the %s decision is not kept", self.uri, event
             )
             return
-        stamp = _stamp()
+        stamp = vertex_ai.stamp()
         entry = {"time": time.time(), "event": event, "decision": decision} | extra
         gcp.write_json(f"{self.artifacts}/{self.model_name}/history/{stamp}-{event}.json", entry)
 
@@ -464,207 +463,11 @@ class VertexRegistry:
             model_evaluation=evaluation,
         )
 
-    # ---------------------------------------------------------------- serving
-
-    def endpoint(self, display_name: str) -> Any:
-        """Get the endpoint by display name, or create it."""
-        from google.cloud import aiplatform
-
-        found = self._call(
-            "list endpoints",
-            aiplatform.Endpoint.list,
-            filter=f'display_name="{display_name}"',
-            order_by="create_time",
-        )
-        if found:
-            return found[0]
-        log.info("creating endpoint %s", display_name)
-        return self._call(
-            "create the endpoint",
-            aiplatform.Endpoint.create,
-            display_name=display_name,
-            labels={"sigdeploy-model": _label(self.model_name)},
-            sync=True,
-        )
-
-    def deploy_endpoint(self, champion: Champion, config: DeployConfig) -> dict[str, Any]:
-        """Serve ``champion`` on the endpoint with ``canary_percent`` of the traffic.
-
-        The rest of the traffic stays on the deployed model that had the most; models left with
-        no traffic are undeployed (they would only cost money).
-        """
-        from google.cloud import aiplatform
-
-        endpoint = self.endpoint(config.endpoint_name or self.model_name)
-        before = {d.id for d in endpoint.list_models()}
-        traffic = {k: int(v) for k, v in endpoint.traffic_split.items() if v}
-        old = max(traffic, key=lambda k: traffic[k]) if traffic else None
-        percent = config.canary_percent if old else 100
-        split = {"0": percent} | ({old: 100 - percent} if old and percent < 100 else {})
-        self._call(
-            "deploy the model",
-            endpoint.deploy,
-            model=aiplatform.Model(champion.uri),
-            deployed_model_display_name=f"{self.model_name}-v{champion.version}",
-            traffic_split=split,
-            machine_type=config.machine_type,
-            min_replica_count=config.min_replicas,
-            max_replica_count=config.max_replicas,
-            sync=True,
-        )
-        endpoint = aiplatform.Endpoint(endpoint.resource_name)
-        (new_id,) = {d.id for d in endpoint.list_models()} - before
-        final = {k: int(v) for k, v in endpoint.traffic_split.items()}
-        for deployed_id in sorted(before):
-            if not final.get(deployed_id):
-                log.info(
-                    "undeploying %s from %s: no traffic left", deployed_id, endpoint.display_name
-                )
-                self._call(
-                    "undeploy an old model", endpoint.undeploy, deployed_model_id=deployed_id
-                )
-        return {
-            "endpoint": endpoint.resource_name,
-            "deployed_model_id": new_id,
-            "traffic_split": final,
-            "previous_deployed_model_id": old,
-        }
-
-    # ---------------------------------------------------------------- batch prediction
-
-    def batch_predict(
-        self,
-        source: str,
-        destination: str,
-        *,
-        version: str | None = None,
-        machine_type: str = "n1-standard-4",
-        max_replicas: int = 1,
-        wait: bool = False,
-    ) -> dict[str, Any]:
-        """A Vertex AI batch prediction job of the champion (or ``version``) over ``source``.
-
-        ``source``: gs://.../*.jsonl (one instance object per line, the model's feature
-        names as keys) or gs://.../*.csv (header, then the features in the model's order),
-        or bq://PROJECT.DATASET.TABLE; ``destination``: a gs:// prefix (JSON lines) or
-        bq://PROJECT[.DATASET]. The job runs the model's serving container, the same image
-        and /predict route as the endpoint. Everything is checked before any request.
-        """
-        from google.cloud.aiplatform.models import ModelRegistry
-
-        inputs = batch_source(source)
-        outputs = batch_destination(destination)
-        if not 1 <= max_replicas <= 1000:
-            raise ConfigError(f"max_replicas={max_replicas}: must be 1-1000")
-        parent = self.parent()
-        if parent is None:
-            raise RegistryError(
-                f"registry '{self.uri}' (model {self.model_name}): no model to score with; "
-                "deploy one first"
-            )
-        if version is None:
-            model = self._call("get the champion", self.champion_model, parent)
-            if model is None:
-                raise RegistryError(
-                    f"registry '{self.uri}' (model {self.model_name}): no version carries the "
-                    f"'{CHAMPION_ALIAS}' alias; name a version"
-                )
-        else:
-            model = self._call(
-                f"get version {version}",
-                ModelRegistry(parent.resource_name).get_model,
-                version=str(version),
-            )
-        try:
-            job = self._call(
-                "create the batch prediction job",
-                model.batch_predict,
-                job_display_name=f"{self.model_name}-v{model.version_id}-{_stamp()}"[:128],
-                machine_type=machine_type,
-                starting_replica_count=1,
-                max_replica_count=max_replicas,
-                labels={"sigdeploy-model": _label(self.model_name)},
-                sync=wait,
-                **inputs,
-                **outputs,
-            )
-        except RuntimeError as exc:  # raised by the SDK when a waited-for job fails
-            detail = " ".join(str(exc).split())[:400]  # "Job failed with: code: 3 ..."
-            raise RegistryError(
-                f"batch prediction of {self.model_name} failed on Vertex AI: {detail}; see "
-                "the job in the console"
-            ) from exc
-        if not wait:
-            job.wait_for_resource_creation()
-        job_id = job.resource_name.rsplit("/", 1)[1]
-        return {
-            "job": job.resource_name,
-            "state": job.state.name,
-            "model": model.versioned_resource_name,
-            "destination": destination,
-            "console": "https://console.cloud.google.com/vertex-ai/locations/"
-            f"{self.region}/batch-predictions/{job_id}?project={self.project}",
-        }
-
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run one SDK call; a failure a user can act on becomes a one-line RegistryError."""
-        from google.api_core import exceptions as gexc
-        from google.auth.exceptions import DefaultCredentialsError
-
-        try:
+        """Run one SDK call; a failure a user can act on becomes a one-line RegistryError
+        (NotFound passes through: it often means "none yet")."""
+        with vertex_ai.errors(what, self.project, self.region):
             return fn(*args, **kwargs)
-        except DefaultCredentialsError as exc:
-            raise RegistryError(
-                f"Vertex AI ({self.project}/{self.region}): no credentials to {what}; "
-                f"{gcp.CREDENTIALS_HINT}"
-            ) from exc
-        except (gexc.Forbidden, gexc.Unauthorized) as exc:
-            raise RegistryError(
-                f"Vertex AI ({self.project}/{self.region}): permission denied to {what}; grant "
-                "the pipeline's service account roles/aiplatform.user"
-            ) from exc
-        except gexc.NotFound:
-            raise
-        except gexc.GoogleAPICallError as exc:
-            raise RegistryError(
-                f"Vertex AI ({self.project}/{self.region}): could not {what}: "
-                f"{gcp._first_line(exc)}"
-            ) from exc
-
-
-# ---------------------------------------------------------------------- batch inputs
-
-BATCH_FORMATS = {".jsonl": "jsonl", ".csv": "csv"}
-_BQ_TABLE = re.compile(r"^bq://[a-z][a-z0-9-]{4,28}[a-z0-9]\.\w+\.[\w$-]+$")
-_BQ_PREFIX = re.compile(r"^bq://[a-z][a-z0-9-]{4,28}[a-z0-9](\.\w+)?$")
-
-
-def batch_source(uri: str) -> dict[str, Any]:
-    """The batch_predict keyword arguments that read ``uri``; ConfigError when unusable."""
-    if uri.startswith("gs://"):
-        fmt = BATCH_FORMATS.get(Path(uri).suffix.lower())
-        if fmt is None or len(uri) <= len("gs://x/") or uri.endswith("/"):
-            raise ConfigError(
-                f"--data {uri}: a batch job reads gs://BUCKET/PATH.jsonl or .csv files "
-                "(or bq://PROJECT.DATASET.TABLE)"
-            )
-        return {"gcs_source": [uri], "instances_format": fmt}
-    if _BQ_TABLE.match(uri):
-        return {"bigquery_source": uri, "instances_format": "bigquery"}
-    raise ConfigError(
-        f"--data {uri}: a batch job on Vertex AI reads gs://BUCKET/PATH.jsonl, .csv or "
-        "bq://PROJECT.DATASET.TABLE; score local files without --batch-job"
-    )
-
-
-def batch_destination(uri: str) -> dict[str, Any]:
-    if uri.startswith("gs://") and uri[len("gs://") :].strip("/"):
-        return {"gcs_destination_prefix": uri.rstrip("/"), "predictions_format": "jsonl"}
-    if _BQ_PREFIX.match(uri):
-        return {"bigquery_destination_prefix": uri, "predictions_format": "bigquery"}
-    raise ConfigError(
-        f"--output {uri}: a batch job writes to a gs://BUCKET/PREFIX or bq://PROJECT[.DATASET]"
-    )
 
 
 # ---------------------------------------------------------------------- decision text
@@ -683,8 +486,8 @@ def _description(decision: dict[str, Any], previous: Any) -> str:
 def _labels(decision: dict[str, Any]) -> dict[str, str]:
     return {
         "sigdeploy": "champion",
-        "gate-test": _label(decision.get("test", "unknown")),
-        "test-rows": _label(decision.get("counts", {}).get("test_rows", "")),
+        "gate-test": vertex_ai.label_value(decision.get("test", "unknown")),
+        "test-rows": vertex_ai.label_value(decision.get("counts", {}).get("test_rows", "")),
     }
 
 
@@ -708,23 +511,3 @@ def _evaluation_metadata(decision: dict[str, Any]) -> dict[str, Any]:
             if isinstance(value, int | float) and value == value:
                 out[f"{who}_{name}"] = float(value)
     return out
-
-
-# ---------------------------------------------------------------------- the deploy step
-
-
-def deploy(
-    model_dir: str, decision_path: str, where: RegistryConfig, config: DeployConfig
-) -> dict[str, Any]:
-    """The deploy step on Vertex: register the bundle as champion, then serve it."""
-    decision = read_json(decision_path)
-    if not decision.get("deploy"):
-        raise RegistryError(f"decision '{decision_path}' says not to deploy; refusing to register")
-    reg = VertexRegistry.from_uri(
-        where.registry, where.model_name, serving_image=config.serving_image
-    )
-    champion = reg.register(model_dir, decision)
-    served = reg.deploy_endpoint(champion, config)
-    return {"version": champion.version, "uri": champion.uri, "model_name": where.model_name} | (
-        served
-    )

@@ -1,11 +1,11 @@
 """Training on several GPUs: DistributedDataParallel, one process per GPU, under torchrun.
 
-``train_mlp`` comes here by itself when more than one GPU is visible (``TrainConfig.
+``train.train_mlp`` comes here by itself when more than one GPU is visible (``TrainConfig.
 distributed == "auto"``): ``launch`` writes the arrays and the config to a job directory,
 starts ``torchrun --standalone --nproc-per-node=N -m components.core.training.distributed JOB_DIR``
 and reads back what rank 0 wrote. The caller then writes the model bundle exactly as after
 single-process training. Every rank shuffles the same permutation and trains on its own
-contiguous share of each global batch (``training.shard_batch``); DDP averages gradients,
+contiguous share of each global batch (``rows.shard_batch``); DDP averages gradients,
 so the global batch size and the other hyperparameters mean what they mean on one GPU.
 Checkpoints are written by rank 0 and read by every rank on a retry.
 
@@ -37,7 +37,9 @@ import torch
 from components.core.errors import SigdeployError
 from components.core.io import atomic_path, write_json
 from components.core.model.mlp import MLP, MLPConfig
-from components.core.training.trainer import Runtime, TrainConfig, TrainResult, fit
+from components.core.training.config import TrainConfig
+from components.core.training.loop import TrainResult, fit
+from components.core.training.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
