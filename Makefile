@@ -64,7 +64,7 @@ bench-gpu: $(STAMP) ## GPU training throughput (needs CUDA; never in CI)
 	$(PY) benchmarks/train_gpu.py
 
 serve: $(STAMP) ## serve the champion that `make run` registered, on port 8080
-	$(VENV)/bin/sigdeploy serve --registry registry --model-name digits-mlp --port 8080
+	$(VENV)/bin/sigdeploy serve --registry registry --port 8080
 
 images: ## build + push both images with buildx: REGISTRY=REGION-docker.pkg.dev/PROJECT/sigdeploy
 	REGISTRY="$(REGISTRY)" scripts/build-images.sh

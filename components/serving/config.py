@@ -14,6 +14,7 @@ from typing import Any
 
 from components.core import serving_contract as contract
 from components.core.errors import ConfigError
+from components.core.registry.base import DEFAULT_MODEL_NAME
 
 BACKENDS = ("auto", "onnx", "numpy")
 
@@ -26,7 +27,7 @@ class ServeConfig:
     predict_route: str = contract.PREDICT_ROUTE  # AIP_PREDICT_ROUTE
     storage_uri: str = ""  # AIP_STORAGE_URI: a bundle at gs://... or a path; empty = registry
     registry: str = "registry"  # local registry root whose champion is served
-    model_name: str = "digits-mlp"  # model name inside the registry
+    model_name: str = DEFAULT_MODEL_NAME  # model name inside the registry
     # start even with nothing to serve yet (no champion in the registry, no bundle at a
     # local storage_uri) and answer 503 until it appears; off: such a start is an error
     wait_for_champion: bool = False
