@@ -83,3 +83,82 @@ def simulate(
         naive_rate=float(naive.mean()),
         gate_mc_error=math.sqrt(max(rate * (1 - rate), 1e-12) / comparisons),
     )
+
+
+# --------------------------------------------------------------------------------------
+# A pipeline's life: many models compared on shared test rows (gate_lifetime.py)
+# --------------------------------------------------------------------------------------
+#
+# A row is either easy (every model gets it right) or contested; on a contested row each
+# model is right independently with its own probability q, its quality. Two models of the
+# same quality then disagree on 2 q (1 - q) of the contested rows, and what ties their
+# comparisons together is the rows themselves: a champion that happened to be right on many
+# contested test rows looks better than it is on every later comparison there. With 20%
+# contested rows and q = 1/2 the first champion is 90% accurate and two equally good
+# models disagree on 10% of rows; a challenger with q = 0.65 is 3 points better at the same
+# 10% discordance. Only contested rows enter a McNemar count, so only they are simulated.
+
+
+@dataclass(frozen=True)
+class RowModel:
+    contested: float = 0.20  # share of test rows on which models can differ
+    accuracy: float = 0.90  # the first champion's accuracy
+
+    @property
+    def quality(self) -> float:
+        """The first champion's chance of being right on a contested row."""
+        q = (self.accuracy - (1 - self.contested)) / self.contested
+        if not 0 < q < 1:
+            raise ValueError(f"accuracy {self.accuracy} needs contested > {1 - self.accuracy}")
+        return q
+
+    def improved(self, quality: np.ndarray, gain: float) -> np.ndarray:
+        """The quality of a model ``gain`` more accurate (an accuracy difference)."""
+        return quality + gain / self.contested
+
+
+def contested_rows(
+    rng: np.random.Generator, replicates: int, rows: int, contested: float
+) -> np.ndarray:
+    """(replicates x slots) mask of the contested rows among ``rows`` i.i.d. test rows, as
+    left-aligned slots (the easy rows carry no information)."""
+    counts = rng.binomial(rows, contested, size=replicates)
+    slots = int(counts.max()) if replicates else 0
+    return np.arange(slots)[None, :] < counts[:, None]
+
+
+def right_on(rng: np.random.Generator, quality: np.ndarray | float, rows: np.ndarray) -> np.ndarray:
+    """Which contested rows a model of ``quality`` (per replicate, or one value) gets right."""
+    q = np.broadcast_to(np.asarray(quality, dtype=np.float64), rows.shape[:1])
+    return (rng.random(rows.shape) < q[:, None]) & rows
+
+
+def discordant_counts(
+    new: np.ndarray, old: np.ndarray, use: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(b, c) per replicate on the rows in ``use``: rows only the champion (``old``) got
+    right, and rows only the challenger (``new``) got right."""
+    return (old & ~new & use).sum(axis=1), (new & ~old & use).sum(axis=1)
+
+
+def mcnemar_greater(b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The exact one-sided McNemar p-value P(Bin(b + c, 1/2) >= c), vectorised (1 when
+    b + c = 0), as ``stats.mcnemar(b, c)`` computes it one pair at a time."""
+    from scipy import stats as sps
+
+    b, c = np.asarray(b), np.asarray(c)
+    d = b + c
+    return np.where(d > 0, sps.binom.sf(c - 1, np.maximum(d, 1), 0.5), 1.0)
+
+
+def full_rows(
+    rng: np.random.Generator, new: np.ndarray, old: np.ndarray, rows: int, k: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One replicate's contested outcomes (1-D, real slots only) laid out as ``rows`` test
+    rows with the easy ones right for both: labels and the two probability matrices that
+    ``gate.decide`` takes."""
+    n_contested = new.shape[0]
+    new_right = np.r_[new, np.ones(rows - n_contested, dtype=bool)]
+    old_right = np.r_[old, np.ones(rows - n_contested, dtype=bool)]
+    y = rng.integers(0, k, size=rows)
+    return y, _proba(y, new_right, k), _proba(y, old_right, k)

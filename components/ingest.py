@@ -19,6 +19,7 @@ def ingest(
     val_fraction: float,
     split_salt: str,
     dataset: Output[Dataset],
+    split_key: str = "",
 ):
     """Read the source and write it as one Parquet Dataset.
 

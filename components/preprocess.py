@@ -1,4 +1,4 @@
-"""preprocess: content-hash split into RAW train/val/test, preprocessor fitted on train."""
+"""preprocess: keyed split into RAW train/val/test, preprocessor fitted on train."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Output
@@ -21,8 +21,14 @@ def preprocess(
     val_data: Output[Dataset],
     test_data: Output[Dataset],
     preprocessor: Output[Artifact],
+    split_key: str = "",
+    registry: str = "",
+    model_name: str = "",
 ):
-    """Split the rows by content hash (kept RAW) and fit the preprocessor on train.
+    """Split the rows by key (kept RAW) and fit the preprocessor on train.
+
+    With a champion in the registry, first check that it can be compared on this data, so
+    that data it cannot score fails here, before the train task.
 
     Args:
         dataset: the Parquet Dataset that ingest wrote.
@@ -49,6 +55,8 @@ def preprocess(
         val_data.path,
         test_data.path,
         preprocessor.path,
+        registry=registry,
+        model_name=model_name,
     )
     for artifact, key in (
         (train_data, "train"),

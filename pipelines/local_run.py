@@ -270,19 +270,33 @@ def _summary(
     pipeline_path: Path,
     log_path: Path,
 ) -> dict[str, Any]:
-    from components.core.io import read_json
+    from components.core.io import dumps, read_json
     from components.core.registry import LocalRegistry
 
     decision_path = _artifact_path(outputs["decision"])
     decision = read_json(decision_path)
     registry = LocalRegistry(params["registry"], params["model_name"])
     champion = registry.champion()
-    if decision["deploy"] and (
-        champion is None or champion.version == decision.get("champion_version")
-    ):
-        raise ConfigError(
-            f"the gate decided to deploy but the registry champion did not move; see {log_path}"
+    # What the deploy step did with this decision is in the registry's history (another run
+    # may have deployed since, so the champion alone does not say): the newest entry that
+    # carries this very decision.
+    outcome: dict[str, Any] = {}
+    if decision["deploy"]:
+        ours = dumps(decision)
+        outcome = next(
+            (
+                h
+                for h in reversed(registry.history())
+                if h.get("event") in ("deployed", "kept") and dumps(h.get("decision")) == ours
+            ),
+            {},
         )
+        if not outcome:
+            raise ConfigError(
+                "the gate decided to deploy but the registry has no record of this decision; "
+                f"see {log_path}"
+            )
+    moved = outcome.get("reason") if outcome.get("event") == "kept" else None
     # The HTML artifact's file is named after the output ("report"), which a browser shows
     # as text: the run's copies get the extensions.
     from components.core.io import atomic_path
@@ -293,7 +307,10 @@ def _summary(
             tmp.write_bytes(Path(_artifact_path(outputs[key])).read_bytes())
         copies[key] = str(out_dir / name)
     return {
-        "deployed": bool(decision["deploy"]),
+        "deployed": outcome.get("event") == "deployed",
+        # the gate said deploy, but the champion moved since evaluation: why it was kept
+        "champion_moved": moved,
+        "deployed_version": outcome.get("version") if not moved else None,
         "p_value": decision["p_value"],
         "test": decision["test"],
         "alpha": decision["alpha"],
@@ -326,15 +343,24 @@ def format_summary(s: dict[str, Any]) -> str:
     for key in ("accuracy", "macro_f1", "log_loss", "roc_auc"):
         rows.append(f"{key:<10} {ch[key]:>11.4f} {cp[key]:>11.4f}")
     verdict = "DEPLOYED" if s["deployed"] else "NOT DEPLOYED"
+    compared = f"compared with {s['compared_with']} on {s['counts']['test_rows']} test rows"
+    why = [f"why: {s['reason']}"]
+    if moved := s.get("champion_moved"):
+        # the gate said deploy, but against a champion that is no longer the champion
+        compared += "; the champion moved since evaluation"
+        now = f"version {s['champion_version']}" if s["champion_version"] else "the baseline"
+        why = [
+            f"why: {moved}; the decision no longer holds: run again to test against {now}",
+            f"gate said: {s['reason']}",
+        ]
     paths = s["paths"]
     return "\n".join(
         [
             "",
-            f"{verdict}: {s['model_name']} (compared with {s['compared_with']} on "
-            f"{s['counts']['test_rows']} test rows)",
+            f"{verdict}: {s['model_name']} ({compared})",
             *rows,
             f"test: {s['test']}; p = {s['p_value']:.4g}; alpha = {s['alpha']}",
-            f"why: {s['reason']}",
+            *why,
             f"champion: version {s['champion_version']} at {paths['champion']}"
             if s["champion_version"]
             else "champion: none yet",

@@ -130,9 +130,11 @@ def history_line(entry: dict[str, Any]) -> str:
     elif event == "rolled_back":
         what = f"v{entry.get('version')} (was v{entry.get('previous')})"
     else:
-        champion = decision.get("champion_version")
+        # a deploy refused because the champion moved names the champion it kept
+        champion = entry.get("champion", decision.get("champion_version"))
         what = f"champion v{champion} stays" if champion else "nothing deployed"
-    text = entry.get("reason") if event == "rolled_back" else decision.get("reason", "")
+    # a rollback's reason, or why a deploy was refused, is the entry's own; else the gate's
+    text = entry.get("reason") or ("" if event == "rolled_back" else decision.get("reason", ""))
     text = str(text or "")
     if len(text) > REASON_WIDTH:
         text = text[: REASON_WIDTH - 3] + "..."

@@ -93,6 +93,7 @@ def build_pipeline(target: Target) -> Any:
         train_fraction: float = D["train_fraction"],
         val_fraction: float = D["val_fraction"],
         split_salt: str = D["split_salt"],
+        split_key: str = D["split_key"],
         # trainer: components/core/training/config.TrainConfig
         hidden_sizes: str = D["hidden_sizes"],
         dropout: float = D["dropout"],
@@ -150,6 +151,8 @@ def build_pipeline(target: Target) -> Any:
         prep_task = preprocess(
             dataset=ingest_task.outputs["dataset"], **inputs(preprocess, params)
         ).set_display_name("preprocess")
+        # It reads the champion's split record from the registry: never from a cache either.
+        prep_task.set_caching_options(False)
 
         train_task = train(
             train_data=prep_task.outputs["train_data"],

@@ -30,6 +30,19 @@ class SchemaMismatchError(RegistryError):
     """The champion was trained on different features than the data now has."""
 
 
+class ChampionMovedError(RegistryError):
+    """Promotion refused: the champion is no longer the version the decision was made
+    against (another deploy or a rollback came in between), so the decision no longer holds.
+    Nothing was promoted and the history says why. ``reason``: that why, for the history;
+    ``against`` / ``current``: the champion version then and now (None: no champion)."""
+
+    def __init__(
+        self, message: str, *, reason: str, against: str | None, current: str | None
+    ) -> None:
+        super().__init__(message)
+        self.reason, self.against, self.current = reason, against, current
+
+
 def did_you_mean(name: str, known: object) -> str:
     """' (did you mean X?)' when ``name`` is a near miss of one of ``known``, else ''.
 

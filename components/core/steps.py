@@ -20,11 +20,12 @@ from components.core.registry import open_registry
 if TYPE_CHECKING:
     from components.core.data.features import FeatureConfig
     from components.core.data.sources import SourceConfig
-    from components.core.data.split import SplitConfig
+    from components.core.data.split import SplitConfig, SplitDefinition, SplitRecord
     from components.core.evaluation.compare import Evaluation
     from components.core.evaluation.gate import GatePolicy
+    from components.core.model.bundle import Bundle
     from components.core.platforms.deploy_config import DeployConfig
-    from components.core.registry import RegistryConfig
+    from components.core.registry import Champion, RegistryConfig
     from components.core.settings import Settings
     from components.core.training.config import TrainConfig
 
@@ -36,28 +37,75 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def check_source(source: SourceConfig, split: SplitConfig) -> Any:
-    """Load and validate a source exactly as ingest does; returns the frame."""
+def check_source(
+    source: SourceConfig, split: SplitConfig, champion: SplitRecord | None = None
+) -> Any:
+    """Load and validate a source exactly as ingest does; returns the frame.
+
+    ``champion``: the champion's split record, whose key this run's split inherits."""
     from components.core.data import sources as data_mod
-    from components.core.data.split import assign_splits, check_class_coverage
+    from components.core.data.split import assign_for, resolve_key
 
     frame = source.load()
     data_mod.validate_frame(frame, source.label, source.source)
     # Every class must reach every split; the split itself is preprocess's job.
-    check_class_coverage(frame[source.label], assign_splits(frame, split))
+    key = resolve_key(frame, split, champion, data_mod.source_kind(source.source))
+    assign_for(frame, source.label, split, key)
     return frame
 
 
+def _champion_bundle(registry: str, model_name: str) -> tuple[Champion, Bundle] | None:
+    """The current champion and its bundle, read only; None without one (or without a
+    registry: a component run on its own; evaluate refuses an empty registry)."""
+    from components.core.model.bundle import load_bundle
+
+    if not registry:
+        return None
+    current = open_registry(registry, model_name).champion()
+    return None if current is None else (current, load_bundle(current.path))
+
+
+def check_champion(
+    frame: Any, provenance: dict[str, Any], champion: Champion, bundle: Bundle, model_name: str
+) -> SplitRecord | None:
+    """What comparing with the champion needs of this run's data, checked before training:
+    every feature the champion scores with (images at its size), a usable split record and
+    every column its key needs. Returns that record (None for a bundle without one)."""
+    what = f"champion version {champion.version} of '{model_name}'"
+    bundle.check_inputs(frame, provenance, what)
+    record = bundle.split_record(what)
+    if record is not None:
+        record.definition.key.check(frame, f"the split of {what}")
+    return record
+
+
 def preflight(settings: Settings) -> list[str]:
-    """What a run can check before its first task: the data as ingest reads it, the split,
-    the feature columns and what the gate needs of the data. Every problem found in the data
-    is reported at once; returns notes for the user (e.g. the columns left out)."""
+    """What a run can check before its first task: the data as ingest reads it, whether the
+    champion can be compared on it (its features, image size and split key), the split, the
+    feature columns and what the gate needs of the data. Every problem found in the data is
+    reported at once; returns notes for the user (e.g. the columns left out)."""
+    from components.core.data import sources as data_mod
     from components.core.data.features import select_columns
+    from components.core.data.split import assign_for, resolve_key
     from components.core.errors import ConfigError, SigdeployError
 
-    frame = check_source(settings.source, settings.split)
-    label = settings.source.label
+    source = settings.source
+    frame = source.load()
+    data_mod.validate_frame(frame, source.label, source.source)
+    label = source.label
     problems, notes = [], []
+    record = None
+    try:
+        model_name = settings.registry.model_name
+        if found := _champion_bundle(settings.registry.registry, model_name):
+            record = check_champion(frame, source.describe(), *found, model_name)
+    except SigdeployError as exc:
+        problems.append(str(exc))
+    try:
+        key = resolve_key(frame, settings.split, record, data_mod.source_kind(source.source))
+        assign_for(frame, label, settings.split, key)
+    except SigdeployError as exc:
+        problems.append(str(exc))
     try:
         settings.gate.check_classes(int(frame[label].nunique()))
     except SigdeployError as exc:
@@ -95,19 +143,35 @@ def preprocess(
     val_path: str,
     test_path: str,
     preprocessor_path: str,
+    registry: str = "",
+    model_name: str = "",
 ) -> dict[str, Any]:
+    """Split the rows and fit the preprocessor on train.
+
+    With a champion in ``registry``, first check that it can be compared on this data (before
+    any training) and key the split as it did; the split definition travels in each split's
+    Parquet footer to the train step, which records it in the bundle."""
     from components.core.data import sources as data_mod
     from components.core.data.features import fit_preprocessor
-    from components.core.data.split import split_frame
+    from components.core.data.split import SplitDefinition, resolve_key, split_frame
 
     frame = data_mod.read_parquet(dataset_path)
     provenance = data_mod.read_provenance(dataset_path)
-    parts = split_frame(frame, label, split)
+    record = None
+    if found := _champion_bundle(registry, model_name):
+        record = check_champion(frame, provenance, *found, model_name)
+    key = resolve_key(frame, split, record, str(provenance.get("source_kind", "")))
+    definition = SplitDefinition(key, split)
+    log.info("split: %s", definition.describe())
+    parts = split_frame(frame, label, split, key)
     pre = fit_preprocessor(parts["train"], label, features)
     out: dict[str, Any] = {}
     for name, path in (("train", train_path), ("val", val_path), ("test", test_path)):
-        data_mod.write_parquet(parts[name], path, provenance)
-        out[name] = data_mod.dataset_metadata(parts[name], label) | {"split": name}
+        data_mod.write_parquet(parts[name], path, provenance, split=definition.to_json())
+        out[name] = data_mod.dataset_metadata(parts[name], label) | {
+            "split": name,
+            "split_key": key.describe(),
+        }
     write_json(preprocessor_path, pre.to_json())
     out["preprocessor"] = {
         "numeric": len(pre.numeric),
@@ -147,7 +211,16 @@ def train(
 ) -> tuple[list[dict[str, float]], dict[str, Any]]:
     from components.core.data import sources as data_mod
     from components.core.data.features import Preprocessor
+    from components.core.data.split import SplitDefinition
 
+    footer = data_mod.read_split_footer(train_path)
+    try:
+        split = SplitDefinition.from_json(footer) if footer else None
+    except ValueError as exc:
+        raise DataError(
+            f"train data '{train_path}': its split definition is unreadable ({exc}); run "
+            "preprocess again"
+        ) from None
     return train_frames(
         data_mod.read_parquet(train_path),
         data_mod.read_parquet(val_path),
@@ -158,6 +231,7 @@ def train(
         model_name,
         checkpoint_dir,
         provenance=data_mod.read_provenance(train_path),
+        split=split,
     )
 
 
@@ -171,15 +245,19 @@ def train_frames(
     model_name: str = "",
     checkpoint_dir: str | None = None,
     provenance: dict[str, Any] | None = None,
+    split: SplitDefinition | None = None,
 ) -> tuple[list[dict[str, float]], dict[str, Any]]:
     """Train on raw train/validation rows with a fitted preprocessor; write ONE bundle.
 
     ``provenance`` says how the raw rows were made (source, image size); the bundle keeps it
     with the columns used and left out, so predict and serve read new data the same way.
+    ``split``: how the rows were split; the bundle records it with the keys of every train
+    and validation row, so a later evaluation can leave out the test rows this model saw.
     Returns the per-epoch history and the training facts stored in bundle.json.
     """
     from components.core.data import sources as data_mod
     from components.core.data.features import feature_statistics
+    from components.core.data.split import SplitRecord
     from components.core.evaluation.metrics import encode_labels
     from components.core.model.bundle import save_bundle
     from components.core.training.train import train_mlp
@@ -225,7 +303,8 @@ def train_frames(
         | {"columns_used": list(pre.features), "columns_dropped": dict(pre.dropped)},
         "feature_statistics": feature_statistics(train_df, pre),
     }
-    save_bundle(model_dir, result.network, pre, classes, label, extra=meta)
+    record = SplitRecord.of(split, train_df, val_df) if split is not None else None
+    save_bundle(model_dir, result.network, pre, classes, label, extra=meta, split=record)
     if checkpoint_dir:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the bundle now supersedes it
     return result.history, meta["training"]
@@ -244,19 +323,25 @@ def evaluate(
 ) -> Evaluation:
     from components.core.data import sources as data_mod
     from components.core.evaluation import report as report_mod
-    from components.core.evaluation.compare import compare
+    from components.core.evaluation.compare import compare, exclude_seen
     from components.core.evaluation.gate import format_p
     from components.core.model.bundle import load_bundle
 
     challenger = load_bundle(model_dir)
     test_df = data_mod.read_parquet(test_path)
-    challenger.check_schema(test_df, what=f"test data for model '{model_name}'")
+    challenger.check_schema(test_df, what=f"model '{model_name}' (the challenger)")
     reg = open_registry(registry, model_name)
     current = reg.champion()
-    champion = None
+    champion, excluded = None, None
     if current is not None:
         champion = load_bundle(current.path)
-        champion.check_schema(test_df, what=f"champion version {current.version} of '{model_name}'")
+        what = f"champion version {current.version} of '{model_name}'"
+        champion.check_inputs(test_df, data_mod.read_provenance(test_path), what)
+        # Both models on rows neither trained on: leave out every test row the champion
+        # trained or validated on, found by its own key definition.
+        test_df, excluded = exclude_seen(test_df, champion.split_record(what), current.version)
+        if excluded["rows"] or excluded["guarantee"] != "full":
+            progress.report("evaluate", excluded["why"])
     ev = compare(
         challenger,
         test_df,
@@ -264,10 +349,12 @@ def evaluate(
         champion=champion,
         champion_version=current.version if current else None,
         train_df=data_mod.read_parquet(train_path) if current is None else None,
+        excluded=excluded,
     )
     decision = ev.decision
     payload = decision.to_json() | {
         "provenance": {k: v for k, v in ev.provenance.items() if k != "training_history"},
+        "excluded": ev.excluded,
         "model_name": model_name,
         "registry": registry,
         "champion_version": ev.champion_version,
@@ -292,14 +379,25 @@ def evaluate(
 def register(
     model_dir: str, decision_path: str, registry: str, model_name: str, serving_image: str = ""
 ) -> dict[str, Any]:
-    """Register the bundle as the new champion, if and only if the decision says deploy.
+    """Register the bundle as the new champion, if and only if the decision says deploy and
+    the champion is still the version the decision was made against (compare-and-swap: a
+    champion that moved meanwhile raises ChampionMovedError and is kept).
 
     ``serving_image``: the container a Vertex AI version is served with (unused locally)."""
     decision = read_json(decision_path)
     if not decision.get("deploy"):
         raise DataError(f"decision '{decision_path}' says not to deploy; refusing to register")
+    if "champion_version" not in decision:
+        # Without it the decision cannot be checked against the champion now; promoting it
+        # anyway could put a worse model over a better one.
+        raise DataError(
+            f"decision '{decision_path}' does not say which champion it was made against (no "
+            "champion_version; written by an older sigdeploy?): nothing registered; run "
+            "evaluate again"
+        )
+    against = decision["champion_version"]
     reg = open_registry(registry, model_name, serving_image=serving_image)
-    champion = reg.register(model_dir, decision)
+    champion = reg.register(model_dir, decision, expected=None if against is None else str(against))
     return {"version": champion.version, "uri": champion.uri, "model_name": model_name}
 
 
@@ -316,7 +414,15 @@ def deploy(
     with the champion alias, served on an endpoint with a canary split; kind: the shared
     registry, served by a Deployment/Service. ``config`` applies to vertex (all of it) and
     kind (image, replicas).
+
+    ``promoted`` in the result is False when the champion moved since evaluate compared
+    against it (another deploy or a rollback came first): the champion is kept, the registry
+    history says why, nothing is served, ``version`` is None, ``uri`` is "" (the component
+    returns it as a string), ``champion`` is the version kept and ``reason`` says why. That is
+    an outcome, not a failure: the task succeeds.
     """
+    from components.core.errors import ChampionMovedError
+
     if platform not in ("local", "vertex", "kind"):
         raise DataError(f"platform {platform!r}: use local, vertex or kind")
     if platform == "vertex" and not where.registry.startswith("vertex://"):
@@ -330,7 +436,18 @@ def deploy(
         kube.serving_for(config)  # a setting that cannot serve fails before the champion moves
     # only a Vertex AI version names the image that serves it
     image = config.serving_image if platform == "vertex" else ""
-    result = register(model_dir, decision_path, where.registry, where.model_name, image)
+    try:
+        result = register(model_dir, decision_path, where.registry, where.model_name, image)
+    except ChampionMovedError as exc:
+        progress.report("deploy", f"not promoted, the champion is kept: {exc.reason}")
+        return {
+            "promoted": False,
+            "version": None,
+            "uri": "",
+            "model_name": where.model_name,
+            "champion": exc.current,
+            "reason": exc.reason,
+        }
     if platform == "vertex":
         from components.core.platforms import vertex
 
@@ -342,4 +459,4 @@ def deploy(
     progress.report(
         "deploy", f"version {result['version']} of {where.model_name} is the champion ({platform})"
     )
-    return result
+    return result | {"promoted": True}

@@ -111,3 +111,18 @@ def test_local_run_script_runs_once(tmp_path):
     lines = _comparisons(result.stdout)
     assert set(lines) == {"local_run_digits", "local_run_digits_target"}
     assert lines["local_run_digits"]["peer"] == "in_process"
+
+
+def test_gate_lifetime_script_quick(tmp_path):
+    result = _run(tmp_path, "gate_lifetime.py", "--quick")
+    assert result.returncode == 0, result.stderr + result.stdout[-2000:]
+    lines = _comparisons(result.stdout)
+    assert {
+        "retry20_false_deploy_per_champion",
+        "stream52_ever_false_deploy_per_champion",
+        "stream52_false_discovery_rate_stream",
+        "ratchet_power_fresh_per_champion",
+        "adjusted_gain_vs_truth_3pts",
+    } <= set(lines)
+    assert lines["retry20_false_deploy_per_champion"]["peer"] == "per_comparison"
+    assert "agree with the vectorised test on 8/8 comparisons" in result.stdout

@@ -24,7 +24,12 @@ from components.serving.config import ServeConfig
 K8S_VERSION = "1.31.0"  # kind v0.24+ node images
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = f"{kube.REGISTRY_DIR}/digits-mlp/versions/3"
-DECISION = {"deploy": True, "p_value": 0.004, "reason": "better on 9 more rows"}
+DECISION = {
+    "deploy": True,
+    "p_value": 0.004,
+    "reason": "better on 9 more rows",
+    "champion_version": None,  # a first run: against the baseline
+}
 
 
 def _strict(obj: dict) -> None:
@@ -167,3 +172,21 @@ def test_forbidden_names_the_role_to_grant(kube_server):
         "Kubernetes: applying Deployment kubeflow/m-serving failed (HTTP 403 Forbidden); "
         "grant the pipeline's service account the sigdeploy-deployer Role (deploy/kind/rbac.yaml)"
     )
+
+
+def test_a_stale_decision_neither_registers_nor_applies(kube_server, trained_bundle, tmp_path):
+    """Evaluated against version 1, but version 2 is the champion now: the kind deploy keeps
+    it, records why and serves nothing."""
+    registry = LocalRegistry(tmp_path / "registry", "digits-mlp")
+    registry.register(trained_bundle, {"deploy": True})
+    registry.register(trained_bundle, {"deploy": True})
+    decision = tmp_path / "decision.json"
+    decision.write_text(json.dumps(DECISION | {"champion_version": "1"}))
+    where = RegistryConfig(str(registry.root), "digits-mlp")
+    config = DeployConfig(serving_image="example.org/serving:7")
+    result = steps.deploy(str(trained_bundle), str(decision), where, config, "kind")
+    assert result["promoted"] is False and result["champion"] == "2"
+    assert result["reason"].endswith("made against version 1, the champion is now version 2")
+    assert registry.versions() == [1, 2] and registry.champion().version == "2"
+    assert registry.history()[-1]["event"] == "kept"
+    assert kube_server.calls == []

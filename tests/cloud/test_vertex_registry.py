@@ -14,7 +14,7 @@ import re
 import pytest
 
 from components.core import steps
-from components.core.errors import ConfigError, DataError, RegistryError
+from components.core.errors import ChampionMovedError, ConfigError, DataError, RegistryError
 from components.core.model.bundle import load_bundle
 from components.core.platforms import vertex as vertex_ai
 from components.core.platforms.deploy_config import DeployConfig
@@ -40,6 +40,7 @@ DECISION = {
         "challenger": {"accuracy": 0.97, "roc_auc": 0.998, "log_loss": 0.11, "macro_f1": 0.97},
         "champion": {"accuracy": 0.93, "roc_auc": float("nan"), "log_loss": 0.2},
     },
+    "champion_version": None,  # a first run: against the baseline
 }
 
 
@@ -490,3 +491,87 @@ def test_registry_cli_bad_endpoint_settings_move_nothing(
     assert main(args) == 2
     assert "min_replicas=0 must be at least 1" in capsys.readouterr().err
     assert len(vertex.calls) == before  # refused before any request
+
+
+# ------------------------------------------------------------ compare-and-swap promotion
+
+MOVED = (
+    "the champion moved since evaluation: the decision was made against version 1, "
+    "the champion is now version 2"
+)
+
+
+def _aliases(vertex):
+    (model_id,) = vertex.models
+    return {v["versionId"]: v["versionAliases"] for v in vertex.models[model_id]}
+
+
+def test_the_deploy_step_keeps_a_champion_that_moved_and_uploads_nothing(
+    uri, registry, vertex, gcs, trained_bundle, tmp_path, capsys
+):
+    """A decision made against version 1 while the alias names version 2: no upload, no
+    alias move, nothing served; a "kept" history object says why."""
+    from pipelines.cli import main
+
+    registry.register(trained_bundle, DECISION)
+    registry.register(trained_bundle, DECISION)
+    decision = tmp_path / "decision.json"
+    decision.write_text(json.dumps(DECISION | {"champion_version": "1"}))
+    staged = {b.name for b in gcs.list_blobs("reg-bucket")}
+    before = len(vertex.calls)
+
+    config = DeployConfig(serving_image=SERVING, endpoint_name="digits")
+    result = steps.deploy(str(trained_bundle), str(decision), RegistryConfig(uri, MODEL), config,
+                          "vertex")  # fmt: skip
+    assert result == {
+        "promoted": False,
+        "version": None,
+        "uri": "",
+        "model_name": MODEL,
+        "champion": "2",
+        "reason": MOVED,
+    }
+    calls = vertex.calls[before:]
+    assert [c for c in calls if c.method == "POST"] == []  # no upload, alias move, endpoint
+    assert CHAMPION_ALIAS in _aliases(vertex)["2"] and set(_aliases(vertex)) == {"1", "2"}
+    new = {b.name for b in gcs.list_blobs("reg-bucket")} - staged
+    (kept,) = new  # the history object, and no staged copy of the bundle
+    assert kept.startswith(f"registry/{MODEL}/history/") and kept.endswith("-kept.json")
+    entry = json.loads(gcs.bucket("reg-bucket").blob(kept).download_as_bytes())
+    assert (entry["event"], entry["champion"], entry["reason"]) == ("kept", "2", MOVED)
+    assert entry["decision"]["champion_version"] == "1"
+
+    assert main(["registry", "history", "--registry", uri, "--model-name", MODEL]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert "kept         champion v2 stays" in last and last.endswith(f'"{MOVED}"')
+
+
+def test_a_champion_that_moves_during_the_upload_keeps_its_alias(registry, vertex, trained_bundle):
+    """Another deploy lands while this one uploads: the alias is read again before it would
+    move, so the uploaded version is left without it, and the error and history say so."""
+    registry.register(trained_bundle, DECISION)  # version 1, the champion
+    upload = next(h for m, _, h in vertex.routes if h == vertex._upload)
+
+    def racing_upload(call, m):
+        upload(call, m)  # the other deploy's version 2 ...
+        (model_id,) = vertex.models
+        for v in vertex.models[model_id]:  # ... takes the alias
+            v["versionAliases"] = [a for a in v["versionAliases"] if a != CHAMPION_ALIAS]
+        vertex.models[model_id][-1]["versionAliases"].append(CHAMPION_ALIAS)
+        return upload(call, m)  # this deploy's version 3
+
+    vertex.routes = [(m, p, racing_upload if h == upload else h) for m, p, h in vertex.routes]
+    with pytest.raises(ChampionMovedError) as info:
+        registry.register(trained_bundle, DECISION, expected="1")
+    assert str(info.value) == (
+        f"registry '{registry.uri}' (model {MODEL}): {MOVED}; version 3 was uploaded but does "
+        f"not carry the '{CHAMPION_ALIAS}' alias, the champion is kept: run the pipeline again "
+        "to compare against it"
+    )
+    assert CHAMPION_ALIAS in _aliases(vertex)["2"]
+    assert CHAMPION_ALIAS not in _aliases(vertex)["3"]
+    assert vertex.find("POST", r"@3:mergeVersionAliases$") == []
+    assert vertex.find("POST", r"@3/evaluations:import$") == []
+    last = registry.history()[-1]
+    assert (last["event"], last["champion"], last["unpromoted_version"]) == ("kept", "2", "3")
+    assert last["reason"] == MOVED

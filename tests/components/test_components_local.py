@@ -168,6 +168,7 @@ def test_train_writes_one_bundle_and_epoch_metrics(chain):
         "bundle.json",
         "model.safetensors",
         "preprocessor.json",
+        "split_keys.npy",
     ]
     metrics = chain["train_metrics"].metadata
     assert "epoch001_train_loss" in metrics and "epoch001_val_accuracy" in metrics

@@ -48,11 +48,40 @@ def test_incomplete_bundle_is_refused(trained_bundle, tmp_path):
         load_bundle(broken)
 
 
-def test_schema_check_names_missing_and_extra_columns(trained_bundle, digits_parts):
+def test_schema_check_names_the_missing_features_and_accepts_extra_columns(
+    trained_bundle, digits_parts
+):
+    """A model needs its own features; other columns may come and go (a challenger with a
+    new feature is compared with it on the same rows)."""
     bundle = load_bundle(trained_bundle)
+    bundle.check_schema(digits_parts["test"].assign(extra=1.0))
+    bundle.check_schema(digits_parts["test"][list(reversed(digits_parts["test"].columns))])
     frame = digits_parts["test"].drop(columns=["pixel_0_0"]).assign(extra=1.0)
-    with pytest.raises(SchemaMismatchError, match="missing pixel_0_0; unexpected extra"):
+    with pytest.raises(
+        SchemaMismatchError,
+        match=r"^model 'digits-mlp': needs 1 feature column\(s\) that the data lacks \(pixel_0_0\)",
+    ):
         bundle.check_schema(frame)
+
+
+def test_images_of_another_size_are_refused(trained_bundle, digits_parts, tmp_path):
+    """Pixel columns of a 10x10 image include every name of an 8x8 one, meaning other
+    pixels: the size the model was trained at decides."""
+    shutil.copytree(trained_bundle, tmp_path / "img")
+    meta = json.loads((tmp_path / "img" / "bundle.json").read_text())
+    meta["inputs"] |= {"source_kind": "image_folder", "image_size": 8}
+    (tmp_path / "img" / "bundle.json").write_text(json.dumps(meta))
+    bundle = load_bundle(tmp_path / "img")
+    test = digits_parts["test"]
+    bundle.check_inputs(test, {"source_kind": "image_folder", "image_size": 8})
+    bundle.check_inputs(test, {"source_kind": "parquet"})  # the same pixels as a table
+    with pytest.raises(SchemaMismatchError, match="trained on 8x8 images, and these are read at"):
+        bundle.check_inputs(test, {"source_kind": "image_folder", "image_size": 10})
+
+
+def test_a_bundle_without_a_split_record_loads_and_says_so(trained_bundle):
+    bundle = load_bundle(trained_bundle)  # written by train_frames without a split
+    assert "split" not in bundle.meta and bundle.split_record() is None
 
 
 def test_failed_save_leaves_nothing(tmp_path, trained_bundle, monkeypatch):

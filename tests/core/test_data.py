@@ -59,9 +59,28 @@ def _write_images(root, classes=("A", "B"), per_class=6, size=(12, 10)):
 def test_image_folder_is_grayscale_resized_pixels(tmp_path):
     _write_images(tmp_path / "imgs")
     frame = load_source(str(tmp_path / "imgs"), "label", image_size=8)
-    assert frame.shape == (12, 8 * 8 + 1)
+    assert frame.shape == (12, 8 * 8 + 2)  # the pixels, the image's path and the label
     assert sorted(frame["label"].unique()) == ["A", "B"]
-    assert frame.drop(columns="label").to_numpy().max() <= 255
+    assert frame.drop(columns=["label", "image_path"]).to_numpy().max() <= 255
+    assert frame["image_path"].tolist()[:2] == ["A/0.png", "A/1.png"]
+
+
+def test_an_image_path_identifies_the_row_and_is_no_feature(tmp_path):
+    """The split keys an image folder on the image's path (so an image keeps its split at
+    any image_size, or re-encoded); the path is never a feature, nor a column "left out"."""
+    from components.core.data.features import FeatureConfig, select_columns
+    from components.core.data.split import SplitConfig, default_key
+
+    _write_images(tmp_path / "imgs", per_class=15)
+    frame = load_source(str(tmp_path / "imgs"), "label", image_size=8)
+    for config in (FeatureConfig(), FeatureConfig(id_columns="none")):
+        features, dropped = select_columns(frame, "label", config)
+        assert "image_path" not in features and dropped == {}
+    features, _ = select_columns(frame, "label", FeatureConfig(feature_columns=("image_path",)))
+    assert features == ["image_path"]  # only when asked for
+    key = default_key(frame, SplitConfig(), "image_folder")
+    assert key.column == "image_path"
+    assert default_key(frame, SplitConfig(), "csv").column == ""  # a table: its content
 
 
 def test_image_that_cannot_be_decoded_is_named(tmp_path):

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from components.core.errors import RegistryError
+from components.core.errors import ChampionMovedError, RegistryError
 from components.core.registry import LocalRegistry, model_names, open_registry
 
 
@@ -167,3 +167,89 @@ def test_history_skips_a_line_torn_by_a_crash(three_versions, caplog):
         fh.write('{"time": 1, "event": "dep')
     assert [h["event"] for h in three_versions.history()] == ["deployed"] * 3
     assert "line 4 is not JSON" in caplog.text
+
+
+# ------------------------------------------------------------ compare-and-swap promotion
+
+
+def test_register_promotes_when_the_champion_is_still_the_one_compared_against(
+    tmp_path, trained_bundle
+):
+    reg = LocalRegistry(tmp_path / "reg", "m")
+    assert reg.register(trained_bundle, {"deploy": True}, expected=None).version == "1"
+    assert reg.register(trained_bundle, {"deploy": True}, expected="1").version == "2"
+    assert [(h["event"], h["previous"]) for h in reg.history()] == [
+        ("deployed", None),
+        ("deployed", "1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expected", "reason"),
+    [
+        (
+            "1",
+            "the champion moved since evaluation: the decision was made against version 1, "
+            "the champion is now version 2",
+        ),
+        (
+            None,
+            "the champion moved since evaluation: the decision was made against the baseline, "
+            "the champion is now version 2",
+        ),
+    ],
+)
+def test_a_stale_decision_keeps_the_champion_and_the_history_says_why(
+    tmp_path, trained_bundle, expected, reason
+):
+    reg = LocalRegistry(tmp_path / "reg", "m")
+    reg.register(trained_bundle, {"deploy": True})
+    reg.register(trained_bundle, {"deploy": True})
+    before = reg.pointer.read_bytes()
+    decision = {"deploy": True, "p_value": 0.001, "champion_version": expected}
+    with pytest.raises(ChampionMovedError) as info:
+        reg.register(trained_bundle, decision, expected=expected)
+    assert (info.value.reason, info.value.against, info.value.current) == (reason, expected, "2")
+    assert str(info.value) == (
+        f"registry '{reg.model_dir}': {reason}; nothing registered, the champion is kept: "
+        "run the pipeline again to compare against it"
+    )
+    assert isinstance(info.value, RegistryError)  # the CLI prints it as one line
+    assert reg.pointer.read_bytes() == before
+    assert reg.versions() == [1, 2]  # nothing copied in
+    last = reg.history()[-1]
+    assert (last["event"], last["champion"], last["reason"]) == ("kept", "2", reason)
+    assert last["decision"] == decision
+    assert "version" not in last  # a rollback looks for the entry that made a version
+
+
+def test_a_decision_against_a_champion_that_is_gone_is_refused(tmp_path, trained_bundle):
+    reg = LocalRegistry(tmp_path / "reg", "m")
+    reg.register(trained_bundle, {})
+    reg.pointer.unlink()  # someone started afresh
+    with pytest.raises(ChampionMovedError, match="against version 1, there is no champion now"):
+        reg.register(trained_bundle, {}, expected="1")
+    assert reg.champion() is None and reg.versions() == [1]
+
+
+def test_of_concurrent_deploys_against_one_champion_exactly_one_promotes(tmp_path, trained_bundle):
+    reg = LocalRegistry(tmp_path / "reg", "m")
+    reg.register(trained_bundle, {})
+    results: list[str] = []
+
+    def deploy(n: int) -> None:
+        try:
+            reg.register(trained_bundle, {"n": n}, expected="1")
+            results.append("promoted")
+        except ChampionMovedError:
+            results.append("kept")
+
+    threads = [threading.Thread(target=deploy, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["kept"] * 5 + ["promoted"]
+    assert reg.versions() == [1, 2] and reg.champion().version == "2"
+    events = [h["event"] for h in reg.history()]
+    assert events == ["deployed", "deployed"] + ["kept"] * 5  # the lock orders them

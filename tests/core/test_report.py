@@ -357,3 +357,46 @@ def test_report_says_what_each_interval_resampled(monkeypatch):
     ci = decide(policy, y, good, bad, champion_name="v", first_run=False).improvement_ci
     assert ci["log_loss"].method == "quantile groups"
     assert ci["roc_auc"].method == "delong normal"
+
+
+# ------------------------------------------------------------------ excluded test rows
+# (issue 12: the rows the champion trained or validated on are left out of the comparison)
+
+
+def test_the_report_says_which_test_rows_were_excluded_and_why():
+    from components.core.evaluation.compare import exclude_seen
+
+    ev = _evaluation(binary=True)
+    _, weaker = exclude_seen(_frame(5), None, "3")
+    cases = {
+        "full": {
+            "rows": 480,
+            "test_rows": 597,
+            "compared": 117,
+            "guarantee": "full",
+            "why": "480 of 597 test rows were among the 1,200 rows the champion (version 3) "
+            "trained or validated on (salt 'x'), so they are left out",
+        },
+        "weaker": weaker,
+    }
+    for name, excluded in cases.items():
+        ev.provenance = collect_provenance(
+            META, test_rows=117, champion="version 3", champion_version="3", excluded=excluded
+        )
+        rows = {r[0][0]: r[1][0] for r in _Page(render_html(ev, "m")).tables["provenance"]}
+        md = render_markdown(ev, "m")
+        if name == "full":
+            assert rows["excluded"] == excluded["why"]
+            assert f"- excluded test rows: {excluded['why']}" in md
+        else:
+            assert rows["excluded"].startswith("none, with a weaker guarantee: the champion")
+            assert "all 5 test rows are compared" in rows["excluded"]
+    ev.provenance = {}
+    rows = {r[0][0]: r[1][0] for r in _Page(render_html(ev, "m")).tables["provenance"]}
+    assert rows["excluded"] == "–"  # an evaluation recorded before sigdeploy kept it
+
+
+def _frame(n: int):
+    import pandas as pd
+
+    return pd.DataFrame({"a": range(n), "label": [0, 1] * (n // 2) + [0] * (n % 2)})

@@ -53,3 +53,22 @@ def test_fractions_are_respected_and_salt_reshuffles(digits):
 def test_bad_fractions(train, val):
     with pytest.raises(ConfigError, match="split fractions"):
         SplitConfig(train, val)
+
+
+def test_a_row_keeps_its_split_when_columns_are_added_reordered_or_retyped(digits):
+    from components.core.data.split import RowKey
+
+    config = SplitConfig()
+    key = RowKey.content(digits.columns)  # what the champion recorded
+    before = assign_splits(digits, config, key)
+    changed = digits.astype({"label": float, "pixel_0_2": "float32"}).assign(extra=1.0)
+    changed = changed[list(reversed(changed.columns))]
+    assert (assign_splits(changed, config, key) == before).all()
+    assert (assign_splits(digits, config) == before).all()  # a first model's default key
+
+
+def test_the_split_key_must_not_be_the_label(digits):
+    from components.core.errors import DataError
+
+    with pytest.raises(DataError, match="split_key 'label' is the label"):
+        split_frame(digits, "label", SplitConfig(split_key="label"))

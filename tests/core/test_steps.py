@@ -187,3 +187,86 @@ def test_id_columns_and_provenance_travel_from_ingest_to_the_bundle(tmp_path):
         "churn", GatePolicy(), str(tmp_path / "decision.json"),
     )  # fmt: skip
     assert ev.challenger["accuracy"] > 0.8  # the test rows kept their customer_id column
+
+
+# ------------------------------------------------------------ compare-and-swap promotion
+
+
+def test_a_decision_made_against_a_champion_that_moved_is_not_promoted(
+    tmp_path, trained_bundle, split_files, digits_parts, bundle_trainer, monkeypatch
+):
+    """Two runs evaluate against version 1; the better one deploys first (version 2). The
+    other's decision no longer holds: deploying it keeps version 2 and says why."""
+    from components.core import progress
+
+    where = RegistryConfig(str(tmp_path / "reg"), "digits-mlp")
+    reg = LocalRegistry(where.registry, "digits-mlp")
+    train, val = digits_parts["train"], digits_parts["val"]
+    weak = bundle_trainer(tmp_path / "weak", train, val, hidden=(4,), max_epochs=1)
+    middling = bundle_trainer(tmp_path / "middling", train, val, hidden=(16,), max_epochs=3)
+    reg.register(weak, {"deploy": True})  # version 1
+    stale, fresh = tmp_path / "stale", tmp_path / "fresh"
+    for work, challenger in ((stale, middling), (fresh, trained_bundle)):
+        work.mkdir()
+        assert _evaluate(work, challenger, split_files, where.registry).decision.deploy
+        assert read_decision(work)["champion_version"] == "1"
+    deployed = steps.deploy(
+        str(trained_bundle), str(fresh / "decision.json"), where, DeployConfig()
+    )
+    assert deployed["promoted"] and deployed["version"] == "2"
+    assert reg.champion().version == "2"
+    pointer = reg.pointer.read_bytes()
+
+    said: list[tuple[str, str]] = []
+    monkeypatch.setattr(progress, "report", lambda step, message: said.append((step, message)))
+    result = steps.deploy(str(middling), str(stale / "decision.json"), where, DeployConfig())
+    reason = (
+        "the champion moved since evaluation: the decision was made against version 1, "
+        "the champion is now version 2"
+    )
+    assert result == {
+        "promoted": False,
+        "version": None,
+        "uri": "",  # what the deploy component returns: still a string
+        "model_name": "digits-mlp",
+        "champion": "2",
+        "reason": reason,
+    }
+    assert reg.pointer.read_bytes() == pointer and reg.versions() == [1, 2]
+    last = reg.history()[-1]
+    assert (last["event"], last["champion"], last["reason"]) == ("kept", "2", reason)
+    assert last["decision"] == read_decision(stale)
+    assert said == [("deploy", f"not promoted, the champion is kept: {reason}")]
+
+
+def test_a_first_run_decision_needs_no_champion_at_promotion(tmp_path, trained_bundle):
+    where = RegistryConfig(str(tmp_path / "reg"), "digits-mlp")
+    decision = tmp_path / "decision.json"
+    decision.write_text(json.dumps({"deploy": True, "champion_version": None}))
+    first = steps.deploy(str(trained_bundle), str(decision), where, DeployConfig())
+    assert (first["promoted"], first["version"]) == (True, "1")
+    again = steps.deploy(str(trained_bundle), str(decision), where, DeployConfig())
+    assert again["promoted"] is False and again["champion"] == "1"
+    assert "made against the baseline, the champion is now version 1" in again["reason"]
+    assert LocalRegistry(where.registry, "digits-mlp").versions() == [1]
+
+
+def test_a_decision_that_does_not_name_its_champion_is_refused(tmp_path, trained_bundle):
+    """An older decision file (no champion_version) cannot be checked: refused, one line."""
+    from components.core.errors import DataError
+
+    where = RegistryConfig(str(tmp_path / "reg"), "digits-mlp")
+    decision = tmp_path / "decision.json"
+    decision.write_text(json.dumps({"deploy": True, "p_value": 0.001}))
+    with pytest.raises(DataError) as info:
+        steps.deploy(str(trained_bundle), str(decision), where, DeployConfig())
+    assert str(info.value) == (
+        f"decision '{decision}' does not say which champion it was made against (no "
+        "champion_version; written by an older sigdeploy?): nothing registered; run evaluate "
+        "again"
+    )
+    assert not LocalRegistry(where.registry, "digits-mlp").model_dir.exists()
+
+
+def read_decision(work):
+    return json.loads((work / "decision.json").read_text())

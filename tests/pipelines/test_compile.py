@@ -73,6 +73,7 @@ def test_fresh_data_and_champion_never_come_from_cache(specs):
     tasks = specs["vertex"]["root"]["dag"]["tasks"]
     assert tasks["ingest"]["cachingOptions"].get("enableCache", False) is False
     assert tasks["evaluate"]["cachingOptions"].get("enableCache", False) is False
+    assert tasks["preprocess"]["cachingOptions"].get("enableCache", False) is False
     assert tasks["train"]["cachingOptions"]["enableCache"] is True
 
 

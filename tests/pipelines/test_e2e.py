@@ -97,7 +97,9 @@ def test_schema_mismatch_with_champion_fails_clearly_and_keeps_it(two_runs):
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("sigdeploy: error:")
-    assert "feature schema differs" in last and "Traceback" not in result.stderr
+    # refused before any task: the champion cannot be scored on the wine columns
+    assert "champion version 1 of 'digits-mlp': needs 64 feature column(s)" in last
+    assert "Traceback" not in result.stderr and "ingest" not in result.stderr
     assert pointer.read_bytes() == before
 
 
@@ -148,3 +150,24 @@ def test_predict_reads_images_at_the_size_the_model_was_trained_at(image_run):
         "sigdeploy: error: --image-size 16: model 'glyphs' was trained on 28x28 images; "
         "drop --image-size or pass 28"
     )
+
+
+def test_another_split_salt_leaves_out_the_rows_the_champion_saw(two_runs):
+    """Issue 12: a run with another split_salt re-drew the test rows and silently compared on
+    rows the champion had trained on; they are now left out, and the decision says so."""
+    work = two_runs[0]
+    result = run_cli(
+        "run", "--registry", str(work / "registry"), "--output-dir", str(work / "runs-salt"),
+        "--param", "split_salt=other", "--json", cwd=work,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    decision = json.loads(Path(summary["paths"]["decision"]).read_text())
+    excluded = decision["excluded"]
+    assert excluded["guarantee"] == "full" and excluded["rows"] > 0.6 * excluded["test_rows"]
+    assert excluded["compared"] == summary["counts"]["test_rows"]
+    assert (
+        f"{excluded['rows']:,} of {excluded['test_rows']:,} test rows were left out"
+        in (summary["reason"])
+    )
+    assert "trained or validated on" in result.stderr  # the evaluate task said so

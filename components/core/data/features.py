@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from components.core.bundle_format import PREPROCESSOR_KIND
+from components.core.data.sources import IMAGE_PATH
 from components.core.errors import ConfigError, DataError, SchemaMismatchError, did_you_mean
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,9 @@ def select_columns(
             f"the label '{label}'"
         )
     dropped: dict[str, str] = {}
+    # An image folder's path column identifies the row (the split keys on it): no feature,
+    # and not "left out" either, unless named.
+    columns = [c for c in columns if c != IMAGE_PATH or c in wanted or c in (named or ())]
     for col in columns:
         if named is not None and col in named:
             dropped[col] = "named in id_columns"

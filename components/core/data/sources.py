@@ -28,6 +28,10 @@ DEFAULT_LABEL = "label"
 MAX_IMAGE_SIZE = 1024
 PROVENANCE_KEY = b"sigdeploy.inputs"  # Parquet footer key: how the rows were made
 IMAGE_MODE = "L"  # images become 8-bit grayscale (PIL mode L), one column per pixel
+# Image folders: the image's path under the folder ("class/file.png"). It identifies the row
+# (the split keys on it, so an image keeps its split at any image_size) and is no feature.
+IMAGE_PATH = "image_path"
+SPLIT_FOOTER_KEY = b"sigdeploy.split"  # Parquet footer key: how the rows were split
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,7 @@ def _load_image_folder(root: Path, label: str, size: int) -> pd.DataFrame:
         )
     rows: list[np.ndarray] = []
     labels: list[str] = []
+    paths: list[str] = []
     for class_dir in class_dirs:
         files = sorted(
             p for p in class_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
@@ -241,10 +246,12 @@ def _load_image_folder(root: Path, label: str, size: int) -> pd.DataFrame:
                     "remove or replace the file"
                 ) from exc
             labels.append(class_dir.name)
+            paths.append(file.relative_to(root).as_posix())
     if not rows:
         raise DataError(f"data source '{root}': the class sub-folders hold no image files")
     columns = [f"px_{r}_{c}" for r in range(size) for c in range(size)]
     frame = pd.DataFrame(np.stack(rows), columns=columns)
+    frame[IMAGE_PATH] = paths
     frame[label] = labels
     return frame
 
@@ -310,10 +317,14 @@ def dataset_metadata(frame: pd.DataFrame, label: str) -> dict[str, Any]:
 
 
 def write_parquet(
-    frame: pd.DataFrame, path: str | Path, provenance: dict[str, Any] | None = None
+    frame: pd.DataFrame,
+    path: str | Path,
+    provenance: dict[str, Any] | None = None,
+    split: dict[str, Any] | None = None,
 ) -> None:
-    """Write atomically; ``provenance`` (how the rows were made) goes in the file's footer,
-    so every Dataset artifact carries it to the steps after it."""
+    """Write atomically; ``provenance`` (how the rows were made) and ``split`` (how they were
+    split) go in the file's footer, so every Dataset artifact carries them to the steps after
+    it."""
     import json
 
     import pyarrow as pa
@@ -322,9 +333,12 @@ def write_parquet(
     from components.core.io import atomic_path
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    if provenance:
+    extra = {PROVENANCE_KEY: provenance, SPLIT_FOOTER_KEY: split}
+    if any(extra.values()):
         meta = dict(table.schema.metadata or {})
-        meta[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True).encode()
+        for key, value in extra.items():
+            if value:
+                meta[key] = json.dumps(value, sort_keys=True).encode()
         table = table.replace_schema_metadata(meta)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
@@ -337,6 +351,16 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     raw = (pq.read_schema(path).metadata or {}).get(PROVENANCE_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def read_split_footer(path: str | Path) -> dict[str, Any]:
+    """What ``write_parquet`` stored about how the rows were split; {} for a file without it."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    raw = (pq.read_schema(path).metadata or {}).get(SPLIT_FOOTER_KEY)
     return json.loads(raw) if raw else {}
 
 

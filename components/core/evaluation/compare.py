@@ -2,12 +2,13 @@
 decision, and everything the report and the decision record state about it.
 
 The evaluate step's logic without files or the registry: the step loads the bundles and the
-test rows, calls ``compare`` and writes what it returns.
+test rows, leaves out the rows the champion trained or validated on (``exclude_seen``), calls
+``compare`` and writes what it returns.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +18,11 @@ from components.core.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from components.core.data.split import SplitRecord
     from components.core.evaluation.gate import Decision, GatePolicy, Interval
     from components.core.model.bundle import Bundle
+
+METRIC_NAMES = ("accuracy", "macro_f1", "log_loss", "roc_auc")
 
 
 @dataclass
@@ -33,8 +37,13 @@ class Evaluation:
     roc_champion: dict[str, list[float]] | None = None
     champion_version: str | None = None
     # where the numbers come from (report.collect_provenance): evaluated_at, test_rows,
-    # champion, and the challenger's inputs, training, train_config, training_history
+    # champion, excluded, and the challenger's inputs, training, train_config, training_history
     provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def excluded(self) -> dict[str, Any]:
+        """The test rows left out of the comparison, how many and why (``exclude_seen``)."""
+        return dict(self.provenance.get("excluded") or {})
 
     @property
     def improvement_ci(self) -> dict[str, Interval]:
@@ -59,7 +68,102 @@ class Evaluation:
         out["p_value"] = float(self.decision.p_value)
         out["deploy"] = float(self.decision.deploy)
         out["test_rows"] = float(self.decision.counts.test_rows)
+        if "rows" in self.excluded:
+            out["excluded_test_rows"] = float(self.excluded["rows"])
         return out
+
+
+def exclude_seen(
+    test_df: pd.DataFrame, record: SplitRecord | None, champion_version: str
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The test rows the champion neither trained nor validated on, and what was left out.
+
+    ``record``: the champion's split record, whose key definition computes each test row's
+    key (whatever this run's salt, fractions or columns); None for a bundle written before
+    sigdeploy kept one: then every row is compared and the guarantee is weaker.
+    """
+    total = int(len(test_df))
+    who = f"the champion (version {champion_version})"
+    if record is None:
+        return test_df, {
+            "rows": 0,
+            "test_rows": total,
+            "compared": total,
+            "guarantee": "weaker",
+            "champion_split": None,
+            "why": f"{who} has no split record (its bundle predates them), so no row could "
+            f"be checked: all {total:,} test rows are compared, and that it never trained on "
+            "them holds only if it was split with this run's salt, fractions and columns",
+        }
+    seen = record.seen(test_df)
+    n = int(seen.sum())
+    split = record.definition.describe()
+    why = (
+        f"{n:,} of {total:,} test rows were among the {len(record.seen_keys):,} rows {who} "
+        f"trained or validated on ({split}), so they are left out"
+        if n
+        else f"none of the {total:,} test rows is among the rows {who} trained or validated "
+        f"on ({split})"
+    )
+    kept = test_df.loc[~seen].reset_index(drop=True) if n else test_df
+    return kept, {
+        "rows": n,
+        "test_rows": total,
+        "compared": total - n,
+        "guarantee": "full",
+        "champion_split": split,
+        "why": why,
+    }
+
+
+def _first_run_exclusion(total: int) -> dict[str, Any]:
+    return {
+        "rows": 0,
+        "test_rows": total,
+        "compared": total,
+        "guarantee": "first run",
+        "champion_split": None,
+        "why": "first run: no champion; the baseline is fitted on this run's train rows",
+    }
+
+
+def _exclusion_note(excluded: dict[str, Any]) -> str:
+    """The sentence the decision's reason gains when the comparison lost rows or the
+    guarantee is weaker; empty otherwise."""
+    if excluded.get("guarantee") == "weaker":
+        return (
+            "The champion has no split record, so these test rows could not be checked "
+            "against the rows it trained on (a weaker guarantee)."
+        )
+    if excluded.get("rows"):
+        return (
+            f"{excluded['rows']:,} of {excluded['test_rows']:,} test rows were left out "
+            "because the champion trained or validated on them."
+        )
+    return ""
+
+
+def _class_key(value: Any) -> str:
+    """A class label as text, numbers canonical: 3, 3.0 and np.int64(3) are one class."""
+    if isinstance(value, bool) or not hasattr(value, "__float__") or isinstance(value, str):
+        return str(value)
+    number = float(value)
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _matching_classes(model_classes: list[Any], classes: list[Any]) -> list[Any]:
+    """``model_classes`` renamed to the equal labels of ``classes`` (a label column read as
+    float by one model and as int by the other still names the same classes)."""
+    ours = {_class_key(c): c for c in classes}
+    return [ours.get(_class_key(c), c) for c in model_classes]
+
+
+def _metrics(y: Any, proba: Any) -> dict[str, float]:
+    from components.core.evaluation.metrics import classification_metrics
+
+    if not len(y):  # every test row was excluded: the gate refuses on size
+        return {k: float("nan") for k in METRIC_NAMES}
+    return classification_metrics(y, proba)
 
 
 def collect_provenance(
@@ -69,12 +173,14 @@ def collect_provenance(
     champion: str,
     champion_version: Any = None,
     now: datetime | None = None,
+    excluded: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Where an evaluation's numbers come from, for the report and the decision record.
 
     ``meta`` is the challenger bundle's bundle.json; an older bundle may lack any of its
     ``inputs`` / ``training`` / ``train_config`` / ``training_history``, which then stay
-    empty and the report shows "–".
+    empty and the report shows "–". ``excluded``: the test rows left out and why
+    (``exclude_seen``).
     """
     when = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     return {
@@ -83,6 +189,7 @@ def collect_provenance(
         "champion": champion,
         "champion_version": champion_version,
         "first_run": champion_version is None,
+        "excluded": dict(excluded or {}),
         "inputs": dict(meta.get("inputs") or {}),
         "training": dict(meta.get("training") or {}),
         "train_config": dict(meta.get("train_config") or {}),
@@ -98,17 +205,19 @@ def compare(
     champion: Bundle | None = None,
     champion_version: str | None = None,
     train_df: pd.DataFrame | None = None,
+    excluded: dict[str, Any] | None = None,
 ) -> Evaluation:
     """Score both models on ``test_df`` and decide.
 
     Without a champion (the first run) the challenger faces ``policy.baseline`` fitted on
     ``train_df``. Each model goes through its own preprocessor, so they see the same raw rows.
+    ``excluded``: what ``exclude_seen`` left out of ``test_df`` (the decision and the report
+    state it).
     """
     from components.core.evaluation.gate import decide
     from components.core.evaluation.metrics import (
         Baseline,
         align_proba,
-        classification_metrics,
         confusion_matrix,
         encode_labels,
         roc_points,
@@ -132,10 +241,12 @@ def compare(
         proba_old = baseline.predict_proba_matrix(x_test)
         champion_name = baseline.describe()
     else:
-        proba_old = align_proba(champion.predict_proba(test_df), champion.classes, classes)
+        proba_old = align_proba(
+            champion.predict_proba(test_df), _matching_classes(champion.classes, classes), classes
+        )
         champion_name = f"version {champion_version}"
     progress.report("evaluate", f"challenger against {champion_name} on {len(y):,} test rows")
-    m_new, m_old = classification_metrics(y, proba_new), classification_metrics(y, proba_old)
+    m_new, m_old = _metrics(y, proba_new), _metrics(y, proba_old)
     decision = decide(
         policy,
         y,
@@ -145,7 +256,12 @@ def compare(
         first_run=champion is None,
         metrics={"challenger": m_new, "champion": m_old},
     )
+    if excluded is None:
+        excluded = _first_run_exclusion(len(y)) if champion is None else {}
+    if note := _exclusion_note(excluded):
+        decision = replace(decision, reason=f"{decision.reason} {note}")
     k = len(classes)
+    binary = k == 2 and len(y) > 0
     return Evaluation(
         decision=decision,
         classes=classes,
@@ -153,13 +269,14 @@ def compare(
         champion=m_old,
         confusion_challenger=confusion_matrix(y, proba_new.argmax(1), k),
         confusion_champion=confusion_matrix(y, proba_old.argmax(1), k),
-        roc_challenger=roc_points(y, proba_new[:, 1]) if k == 2 else None,
-        roc_champion=roc_points(y, proba_old[:, 1]) if k == 2 else None,
+        roc_challenger=roc_points(y, proba_new[:, 1]) if binary else None,
+        roc_champion=roc_points(y, proba_old[:, 1]) if binary else None,
         champion_version=champion_version,
         provenance=collect_provenance(
             challenger.meta,
             test_rows=len(y),
             champion=champion_name,
             champion_version=champion_version,
+            excluded=excluded,
         ),
     )

@@ -228,6 +228,17 @@ def _compared_text(ev: Evaluation) -> str:
     return champion
 
 
+def _excluded_text(prov: dict[str, Any]) -> str:
+    """Which test rows were left out of the comparison, and why ("–" when not recorded)."""
+    excluded = prov.get("excluded") or {}
+    why = excluded.get("why")
+    if not why:
+        return "–"
+    if excluded.get("guarantee") == "weaker":
+        return f"none, with a weaker guarantee: {why}"
+    return str(why)
+
+
 def _provenance_rows(ev: Evaluation) -> list[tuple[str, str]]:
     """(label, HTML) pairs of the provenance table; values escaped here."""
     prov = ev.provenance
@@ -272,6 +283,7 @@ def _provenance_rows(ev: Evaluation) -> list[tuple[str, str]]:
         ),
         ("settings", e(_settings_text(config))),
         ("compared with", e(_compared_text(ev))),
+        ("excluded", e(_excluded_text(prov))),
     ]
 
 
@@ -727,6 +739,7 @@ def render_markdown(ev: Evaluation, model_name: str) -> str:
         d.reason,
         "",
         _md(_provenance_line(ev)),
+        _md(f"- excluded test rows: {_excluded_text(ev.provenance)}"),
         "",
         f"| metric | challenger | champion ({_md(d.champion)}) | improvement | {ci_pct}% interval |",
         "|---|---:|---:|---:|---|",

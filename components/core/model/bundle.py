@@ -1,9 +1,12 @@
 """The model bundle: one directory that holds everything needed to predict from raw rows.
 
     bundle.json        feature schema, class labels, model config, training-data
-                       fingerprint, training statistics, metrics, library versions
+                       fingerprint, training statistics, metrics, library versions, and
+                       the split definition (key, salt, fractions)
     preprocessor.json  fitted preprocessing parameters (plain JSON, no pickle)
     model.safetensors  network weights (safetensors: loading runs no code)
+    split_keys.npy     the sorted keys of the rows trained and validated on (numpy, no
+                       pickle); absent from bundles written before sigdeploy kept it
 
 The champion and the challenger are each scored through their own bundle, so their
 preprocessing may differ and they still see exactly the same raw test rows. Loading and
@@ -38,6 +41,7 @@ from components.core.io import atomic_dir
 from components.core.model import mlp_numpy
 
 if TYPE_CHECKING:
+    from components.core.data.split import SplitRecord
     from components.core.model.mlp import MLP
 
 log = logging.getLogger(__name__)
@@ -105,28 +109,47 @@ class Bundle:
     def dropped_columns(self) -> dict[str, str]:
         return dict(self.inputs.get("columns_dropped") or {})
 
-    def check_schema(self, frame: pd.DataFrame, what: str = "data") -> None:
-        """Refuse data whose features differ from the ones this model was trained on.
+    def check_schema(self, frame: pd.DataFrame, what: str = "") -> None:
+        """Refuse data that lacks a feature this model needs (``what``: the model's name in
+        the message).
 
-        Columns the model left out on purpose (ID-like, or not among feature_columns) may be
-        present: they are not features."""
-        dropped = self.dropped_columns
-        have = [c for c in frame.columns if c != self.label and c not in dropped]
-        missing = [c for c in self.features if c not in have]
-        extra = [c for c in have if c not in self.features]
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(
-                    f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
-                )
-            if extra:
-                parts.append(f"unexpected {', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}")
+        Other columns may come and go (a challenger with a new feature is still compared
+        with this model on the same rows): each model reads only its own features."""
+        missing = [c for c in self.features if c not in frame.columns]
+        if missing:
+            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
             raise SchemaMismatchError(
-                f"{what}: feature schema differs from model '{self.meta.get('name', self.path)}' "
-                f"({'; '.join(parts)}); retrain on data with the same columns or start a new "
-                "model name"
+                f"{what or self._what}: needs {len(missing)} feature column(s) that the data "
+                f"lacks ({shown}); it cannot be scored on these rows: put the columns back, "
+                "or start a new model name"
             )
+
+    @property
+    def _what(self) -> str:
+        return f"model '{self.meta.get('name') or self.path}'"
+
+    def check_inputs(self, frame: pd.DataFrame, provenance: dict[str, Any], what: str = "") -> None:
+        """``check_schema``, and for a model trained on an image folder: images of the size
+        it was trained at (``provenance``: how the rows were made, as the source describes
+        them). Pixel columns of another size have the same names but mean other pixels."""
+        trained = self.inputs.get("image_size")
+        size = provenance.get("image_size")
+        images = provenance.get("source_kind") == "image_folder"
+        was_images = self.inputs.get("source_kind") == "image_folder" and trained is not None
+        if was_images and images and trained != size:
+            raise SchemaMismatchError(
+                f"{what or self._what}: trained on {trained}x{trained} images, and these are "
+                f"read at {size}x{size}; pass image_size={trained}, or start a new model name"
+            )
+        self.check_schema(frame, what)
+
+    def split_record(self, what: str = "") -> SplitRecord | None:
+        """The split this model was trained with and the keys of the rows it trained and
+        validated on; None for a bundle written before sigdeploy kept them. RegistryError
+        (one line) when the record is incomplete, foreign or corrupt."""
+        from components.core.data.split import read_record
+
+        return read_record(self.path, self.meta, what or f"model bundle '{self.path}'")
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         return self.preprocessor.transform(frame)
@@ -152,8 +175,12 @@ def save_bundle(
     classes: list[Any],
     label: str,
     extra: dict[str, Any] | None = None,
+    split: SplitRecord | None = None,
 ) -> Path:
-    """Write a bundle directory atomically (nothing appears at ``path`` unless all of it does)."""
+    """Write a bundle directory atomically (nothing appears at ``path`` unless all of it does).
+
+    ``split``: how the training rows were split and which keys were trained and validated on
+    (bundle.json "split", and the keys in ``SPLIT_KEYS``)."""
     from safetensors.torch import save_file
 
     meta = {
@@ -168,9 +195,13 @@ def save_bundle(
         "model_config": network.config.to_json(),
         "library_versions": library_versions(),
     } | (extra or {})
+    if split is not None:
+        meta["split"] = split.to_json()
     with atomic_dir(path) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS))
+        if split is not None:
+            split.save(tmp)
         (tmp / PREPROCESSOR_JSON).write_text(json.dumps(preprocessor.to_json(), indent=2) + "\n")
         (tmp / BUNDLE_JSON).write_text(
             json.dumps(meta, indent=2, sort_keys=True, default=_plain) + "\n"

@@ -3,15 +3,28 @@ registry is (a pipeline parameter config) and which model names are allowed."""
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from components.core.errors import RegistryError
+from components.core.errors import ChampionMovedError, RegistryError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 DEFAULT_MODEL_NAME = "digits-mlp"  # the embedded data's model
+
+
+class Unchecked(enum.Enum):
+    """``register(expected=ANY_CHAMPION)``: promote over whatever the champion is."""
+
+    ANY = "any"
+
+
+# The default of ``register``'s ``expected``: no compare-and-swap. The deploy step always
+# passes the champion version its decision was made against instead.
+ANY_CHAMPION = Unchecked.ANY
+Expected = str | None | Unchecked  # a champion version, None for "no champion", or ANY_CHAMPION
 
 
 @dataclass(frozen=True)
@@ -35,7 +48,9 @@ class VersionInfo:
 class Registry(Protocol):
     def champion(self) -> Champion | None: ...
 
-    def register(self, bundle_dir: str | Path, decision: dict[str, Any]) -> Champion: ...
+    def register(
+        self, bundle_dir: str | Path, decision: dict[str, Any], *, expected: Expected = ...
+    ) -> Champion: ...
 
     def record(self, decision: dict[str, Any]) -> None: ...
 
@@ -57,6 +72,33 @@ class RegistryConfig:
 
     def __post_init__(self) -> None:
         check_model_name(self.model_name)
+
+
+def champion_moved(expected: Expected, current: str | None) -> str | None:
+    """Why a promotion made against ``expected`` must not happen now that the champion is
+    ``current`` (the history's and the run's words), or None when it still may."""
+    if expected is ANY_CHAMPION or expected == current:
+        return None
+    against = f"version {expected}" if expected is not None else "the baseline"
+    now = (
+        f"the champion is now version {current}"
+        if current is not None
+        else "there is no champion now"
+    )
+    return f"the champion moved since evaluation: the decision was made against {against}, {now}"
+
+
+def moved_error(
+    where: str, reason: str, expected: Expected, current: str | None, done: str = ""
+) -> ChampionMovedError:
+    """The one-line error of a refused promotion; ``done``: what did happen, if anything."""
+    return ChampionMovedError(
+        f"{where}: {reason}; {done or 'nothing registered'}, the champion is kept: run the "
+        "pipeline again to compare against it",
+        reason=reason,
+        against=None if expected is ANY_CHAMPION else expected,
+        current=current,
+    )
 
 
 def check_model_name(name: str) -> str:

@@ -22,13 +22,23 @@ from typing import Any
 
 from components.core.errors import RegistryError
 from components.core.io import atomic_dir, write_json
-from components.core.registry.base import NAME_RE, Champion, VersionInfo, check_model_name
+from components.core.registry.base import (
+    ANY_CHAMPION,
+    NAME_RE,
+    Champion,
+    Expected,
+    VersionInfo,
+    champion_moved,
+    check_model_name,
+    moved_error,
+)
 
 log = logging.getLogger(__name__)
 
 
 class LocalRegistry:
-    """A directory registry; safe against concurrent deploys through a file lock."""
+    """A directory registry; safe against concurrent deploys through a file lock, under
+    which a promotion is compare-and-swap (``register(..., expected=VERSION)``)."""
 
     def __init__(self, root: str | Path, model_name: str) -> None:
         self.root = Path(root).expanduser()
@@ -77,30 +87,39 @@ class LocalRegistry:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def register(self, bundle_dir: str | Path, decision: dict[str, Any]) -> Champion:
-        """Copy the bundle in as a new version, then move the champion pointer to it."""
+    def register(
+        self, bundle_dir: str | Path, decision: dict[str, Any], *, expected: Expected = ANY_CHAMPION
+    ) -> Champion:
+        """Copy the bundle in as a new version, then move the champion pointer to it.
+
+        ``expected``: the champion version the decision was made against (None: no champion).
+        Under the registry lock, a champion that is no longer that version is kept, the
+        history says why, and ChampionMovedError is raised before anything is copied in.
+        """
         src = Path(bundle_dir)
         if not (src / "bundle.json").is_file():
             raise RegistryError(f"model bundle '{src}': bundle.json missing; nothing registered")
         with self._lock():
+            previous = self.champion()
+            current = previous.version if previous else None
+            if reason := champion_moved(expected, current):
+                self._append(
+                    {"event": "kept", "champion": current, "reason": reason, "decision": decision}
+                )
+                raise moved_error(f"registry '{self.model_dir}'", reason, expected, current)
             version = str((self.versions() or [0])[-1] + 1)
             target = self.model_dir / "versions" / version
             with atomic_dir(target) as tmp:
                 shutil.copytree(src, tmp, dirs_exist_ok=True)
-            previous = self.champion()
             write_json(
                 self.pointer,
-                {
-                    "version": version,
-                    "since": time.time(),
-                    "previous": previous.version if previous else None,
-                },
+                {"version": version, "since": time.time(), "previous": current},
             )
             self._append(
                 {
                     "event": "deployed",
                     "version": version,
-                    "previous": previous.version if previous else None,
+                    "previous": current,
                     "decision": decision,
                 }
             )

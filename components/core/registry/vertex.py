@@ -6,7 +6,9 @@ Registry URI: ``vertex://PROJECT/REGION[?artifacts=gs://BUCKET/PREFIX][&api_endp
   the ``champion`` alias; evaluate copies its artifact directory (gs://) to a local cache.
 - ``register`` copies the bundle to ``<artifacts>/<model>/<stamp>/``, uploads it as a new
   version of the parent model with the serving image as its custom container, moves the
-  ``champion`` alias to it, and imports the evaluation onto the version.
+  ``champion`` alias to it, and imports the evaluation onto the version. Given the champion
+  version its decision was made against, it moves the alias only while the alias still
+  names that version (read before the upload and again before the move).
 - Every decision (deployed or kept) and every rollback is kept as a JSON object under
   ``<artifacts>/<model>/history/``; ``history`` reads them back, oldest first.
 - ``rollback`` moves the ``champion`` alias back to an earlier version (by default the one
@@ -33,7 +35,15 @@ from components.core import serving_contract
 from components.core.errors import ConfigError, RegistryError
 from components.core.platforms import gcp
 from components.core.platforms import vertex as vertex_ai
-from components.core.registry.base import Champion, VersionInfo, check_model_name
+from components.core.registry.base import (
+    ANY_CHAMPION,
+    Champion,
+    Expected,
+    VersionInfo,
+    champion_moved,
+    check_model_name,
+    moved_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -384,8 +394,18 @@ class VertexRegistry:
             "vertex://PROJECT/REGION?artifacts=gs://BUCKET/PREFIX"
         )
 
-    def register(self, bundle_dir: str | Path, decision: dict[str, Any]) -> Champion:
-        """Upload a new version, move the ``champion`` alias to it, attach the evaluation."""
+    def register(
+        self, bundle_dir: str | Path, decision: dict[str, Any], *, expected: Expected = ANY_CHAMPION
+    ) -> Champion:
+        """Upload a new version, move the ``champion`` alias to it, attach the evaluation.
+
+        ``expected``: the champion version the decision was made against (None: no champion).
+        The alias is read before the upload (a champion that moved costs no orphan version)
+        and again right before it is moved; when it no longer names ``expected``, the alias
+        stays, the history says why and ChampionMovedError is raised. Vertex AI has no
+        conditional alias move, so a deploy landing between that last read and the move can
+        still be overtaken; the local registry's check is exact (under its lock).
+        """
         from google.cloud import aiplatform
         from google.cloud.aiplatform.models import ModelRegistry
 
@@ -397,9 +417,10 @@ class VertexRegistry:
                 "serving_image is empty: Vertex needs a serving container image for the model, "
                 "e.g. REGION-docker.pkg.dev/PROJECT/sigdeploy/python-serving:TAG"
             )
-        artifact_uri = self._stage(src)
         parent = self.parent()
         previous = self._call("get the champion", self.champion_model, parent) if parent else None
+        self._check_unmoved(decision, expected, previous)
+        artifact_uri = self._stage(src)
         model = self._call(
             "upload the model",
             aiplatform.Model.upload,
@@ -415,6 +436,9 @@ class VertexRegistry:
             labels=_labels(decision),
             sync=True,
         )
+        if expected is not ANY_CHAMPION:  # the upload took a while: has the alias moved since?
+            previous = self._call("get the champion", self.champion_model)
+            self._check_unmoved(decision, expected, previous, uploaded=str(model.version_id))
         self._call(
             "move the champion alias",
             ModelRegistry(model.resource_name).add_version_aliases,
@@ -430,6 +454,26 @@ class VertexRegistry:
         )
         log.info("registered %s as champion", model.versioned_resource_name)
         return Champion(version=str(model.version_id), path=src, uri=model.versioned_resource_name)
+
+    def _check_unmoved(
+        self, decision: dict[str, Any], expected: Expected, champion: Any, uploaded: str = ""
+    ) -> None:
+        """Raise ChampionMovedError (after recording why) when ``champion``, the version the
+        alias names now, is not the one the decision was made against. ``uploaded``: the
+        version already uploaded for this decision, which is then left without the alias."""
+        current = str(champion.version_id) if champion is not None else None
+        reason = champion_moved(expected, current)
+        if reason is None:
+            return
+        extra = {"unpromoted_version": uploaded} if uploaded else {}
+        self._history("kept", decision, champion=current, reason=reason, **extra)
+        done = (
+            f"version {uploaded} was uploaded but does not carry the '{CHAMPION_ALIAS}' alias"
+            if uploaded
+            else ""
+        )
+        where = f"registry '{self.uri}' (model {self.model_name})"
+        raise moved_error(where, reason, expected, current, done)
 
     def record(self, decision: dict[str, Any]) -> None:
         """Keep a decision that did not deploy; the champion is untouched."""
