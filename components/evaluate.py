@@ -37,6 +37,8 @@ def evaluate(
     mcnemar_method: str,
     bootstrap_resamples: int,
     bootstrap_seed: int,
+    alpha_accounting: str,
+    min_fresh_rows: int,
     metrics: Output[Metrics],
     challenger_metrics: Output[ClassificationMetrics],
     champion_metrics: Output[ClassificationMetrics],
@@ -55,7 +57,8 @@ def evaluate(
         metrics: both models' metrics and the gate's figures, flat.
         challenger_metrics: the challenger's confusion matrix (and ROC curve for 2 classes).
         champion_metrics: the same for the champion (on the first run: the baseline).
-        decision: the decision JSON: test, alpha, counts, effect, champion version, reason.
+        decision: the decision JSON: test, alpha, the level tested at and why, counts, effect,
+            champion version, rows used, reason.
         report: the HTML report of the comparison.
         summary: the decision and its figures in Markdown.
         deploy: true when the challenger is significantly better and passes the guardrails.
@@ -91,8 +94,9 @@ def evaluate(
     ):
         if roc:
             artifact.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
+    d = ev.decision
     decision.metadata.update(
-        {"deploy": ev.decision.deploy, "p_value": ev.decision.p_value, "reason": ev.decision.reason}
+        {"deploy": d.deploy, "p_value": d.p_value, "level": d.level, "reason": d.reason}
     )
     return NamedTuple("Outputs", [("deploy", bool), ("p_value", float)])(
         ev.decision.deploy, ev.decision.p_value

@@ -11,10 +11,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import re
+import signal
+import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO
 
 from components.core.errors import ConfigError, SigdeployError
@@ -26,10 +32,174 @@ TASK_START = re.compile(r"Executing task '([^']+)'")
 TASK_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
 ERROR_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(\w+(?:Error|Exception)): (.+)$")
 USER_ERRORS = {"DataError", "ConfigError", "RegistryError", "SchemaMismatchError", "SigdeployError"}
+# SIGHUP (the terminal closed) and SIGQUIT (Ctrl-\) as well: the tasks run in sessions of
+# their own, so the terminal no longer signals them directly.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+TASK_GRACE_S = 5.0  # a task sent SIGTERM gets this long to end before it is killed
+# The task that writes the registry: a signal lets it finish (about a second) rather than
+# stop it between copying a version in and moving the champion pointer to it, and no task
+# starts after it. It gets FINISH_LIMIT_S at most; a second signal stops it at once.
+FINISH_TASKS = ("deploy",)
+FINISH_LIMIT_S = 60.0
 
 
 class TaskError(SigdeployError):
     """A pipeline task failed; the message is the task's own last error line."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """`sigdeploy run` got SIGINT or SIGTERM (or SIGHUP, SIGQUIT) and has ended its tasks.
+    The CLI prints the message as one line and exits 128 + the signal's number (130, 143)."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class _Tasks:
+    """The local runner's task processes, ended with the run however it ends.
+
+    While ``started_here`` is active, every process the runner starts (kfp's
+    SubprocessRunner uses subprocess.Popen) runs in a session of its own: signalling its
+    process group reaches the task and everything it started, and a terminal's Ctrl-C
+    reaches sigdeploy alone, which decides. On a STOP_SIGNALS signal (``stop_on_signals``) the
+    running task's group gets SIGTERM, then SIGKILL after TASK_GRACE_S, no task starts
+    after it, and Interrupted is raised; a deploy in progress is let finish first."""
+
+    def __init__(self, progress: TextIO | None = None) -> None:
+        self.live: list[subprocess.Popen[Any]] = []
+        self.progress = progress
+        self.sink: _RunnerOutput | None = None  # what the runner printed: which task runs
+        self.log_path: Path | None = None
+        self.signum: int | None = None  # the first stop signal received
+        self.stopped: str | None = None  # the task running when it came
+        self._starting = False
+        self._timer: threading.Timer | None = None
+
+    # ---------------------------------------------------------------- processes
+
+    @contextlib.contextmanager
+    def started_here(self) -> Iterator[None]:
+        tasks, original = self, subprocess.Popen
+
+        class TaskPopen(original):  # type: ignore[valid-type,misc]
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                tasks.raise_if_stopped()  # no task starts once the run is stopping
+                kwargs["start_new_session"] = True
+                tasks._starting = True
+                try:
+                    super().__init__(*args, **kwargs)
+                    tasks.live.append(self)
+                finally:
+                    tasks._starting = False
+                tasks.raise_if_stopped()  # a signal that came while it started
+
+            def __exit__(self, exc_type: Any, value: Any, traceback: Any) -> None:
+                if exc_type is not None:  # interrupted, or its output could not be shown
+                    tasks.end(self)
+                super().__exit__(exc_type, value, traceback)
+                # Not reached when a signal interrupts the wait: started_here ends it then.
+                if self in tasks.live:
+                    tasks.live.remove(self)
+
+        subprocess.Popen = TaskPopen  # type: ignore[misc]
+        try:
+            yield
+        finally:
+            subprocess.Popen = original  # type: ignore[misc]
+            for process in list(self.live):
+                self.end(process)
+
+    def end(self, process: subprocess.Popen[Any], grace: float = TASK_GRACE_S) -> None:
+        """SIGTERM to the process's group, SIGKILL to what is left of it after ``grace``."""
+        if process.poll() is None:
+            _signal_group(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=grace)
+        _signal_group(process.pid, signal.SIGKILL)  # anything the task started, too
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+        if process in self.live:
+            self.live.remove(process)
+
+    # ---------------------------------------------------------------- signals
+
+    @contextlib.contextmanager
+    def stop_on_signals(self) -> Iterator[None]:
+        """Handle STOP_SIGNALS as described above while the block runs. A signal the caller
+        ignores stays ignored (`nohup` keeps SIGHUP ignored, for the tasks too); off the main
+        thread nothing is installed."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {}
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, self._on_signal)
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            if self._timer is not None:
+                self._timer.cancel()
+
+    def running(self) -> str | None:
+        """The task whose process is running now, if any."""
+        if self.sink is None or not any(p.poll() is None for p in self.live):
+            return None
+        return self.sink.current or "?"
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:  # a second signal: stop now
+            killed = self.running()
+            for process in list(self.live):
+                self.end(process, grace=0)
+            raise self._interrupted(signum, killed=killed)
+        self.signum, self.stopped = signum, self.running()
+        if self._starting:
+            return  # raised as soon as the starting task is in self.live, so it is ended
+        if self.stopped in FINISH_TASKS:
+            self._note(
+                f"  {self.stopped:<12} {signal.Signals(signum).name}: letting it finish so the "
+                "registry stays whole; signal again to stop it now"
+            )
+            self._timer = threading.Timer(FINISH_LIMIT_S, os.kill, (os.getpid(), signum))
+            self._timer.daemon = True
+            self._timer.start()
+            return
+        raise self._interrupted(signum)
+
+    def raise_if_stopped(self) -> None:
+        if self.signum is not None:
+            raise self._interrupted(self.signum)
+
+    def _interrupted(self, signum: int, killed: str | None = None) -> Interrupted:
+        """The one line: which task was stopped and whether the registry may have changed."""
+        name = signal.Signals(signum).name
+        if self.sink is None:
+            return Interrupted(signum, f"interrupted ({name}) before the pipeline started")
+        show = "`sigdeploy registry show` says what it registered"
+        if killed in FINISH_TASKS:
+            what = f"task '{killed}' was killed before it finished; {show}"
+        elif any(t in self.sink.started for t in FINISH_TASKS):
+            what = f"the deploy task had run; {show}"
+        elif self.stopped:
+            what = f"task '{self.stopped}' was stopped; nothing was deployed"
+        else:
+            what = "nothing was deployed"
+        return Interrupted(signum, f"interrupted ({name}): {what} (runner log: {self.log_path})")
+
+    def _note(self, line: str) -> None:
+        if self.progress is not None:
+            # RuntimeError: the signal came while the main thread was writing to the stream
+            with contextlib.suppress(OSError, RuntimeError):
+                print(line, file=self.progress, flush=True)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -189,6 +359,13 @@ class _RunnerOutput(io.TextIOBase):
 
 
 def run(args: argparse.Namespace) -> int:
+    """`sigdeploy run`; SIGINT or SIGTERM end it and its tasks (``_Tasks``)."""
+    tasks = _Tasks(progress=sys.stderr)
+    with tasks.stop_on_signals():
+        return _run(args, tasks)
+
+
+def _run(args: argparse.Namespace, tasks: _Tasks) -> int:
     from components.core import steps
     from pipelines.spec import check_parameters, compile_pipeline, load_spec, run_settings
 
@@ -211,7 +388,9 @@ def run(args: argparse.Namespace) -> int:
         for note in notes:
             print(f"  {'check':<12}   {note}", file=progress)
     log_path = out_dir / "runner.log"
-    outputs, sink = _run_local(pipeline_path, params, out_dir, log_path, progress, not args.quiet)
+    outputs, sink = _run_local(
+        pipeline_path, params, out_dir, log_path, progress, not args.quiet, tasks
+    )
     if "deploy" not in sink.started:  # the dsl.If kept it from running
         print(f"  {'deploy':<12} {'skipped':<8} (the gate said no)", file=progress, flush=True)
     summary = _summary(outputs, params, out_dir, pipeline_path, log_path)
@@ -235,8 +414,11 @@ def _run_local(
     log_path: Path,
     progress: TextIO,
     verbose: bool = True,
+    tasks: _Tasks | None = None,
 ) -> tuple[dict[str, Any], _RunnerOutput]:
     from kfp import components, local
+
+    tasks = tasks or _Tasks(progress)
 
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
@@ -246,9 +428,11 @@ def _run_local(
     pipeline = components.load_component_from_file(str(pipeline_path))
     with open(log_path, "w", encoding="utf-8") as log:
         sink = _RunnerOutput(log, progress, verbose)
+        tasks.sink, tasks.log_path = sink, log_path
         try:
-            with contextlib.redirect_stdout(sink):  # type: ignore[type-var]
+            with tasks.started_here(), contextlib.redirect_stdout(sink):  # type: ignore[type-var]
                 task = pipeline(**params)
+            tasks.raise_if_stopped()  # a deploy that was let finish
         except RuntimeError as exc:
             failed = sink.failed[-1] if sink.failed else "pipeline"
             message = sink.task_errors.get(failed)
@@ -314,6 +498,8 @@ def _summary(
         "p_value": decision["p_value"],
         "test": decision["test"],
         "alpha": decision["alpha"],
+        "level": decision.get("level", decision["alpha"]),
+        "accounting": (decision.get("accounting") or {}).get("accounting"),
         "reason": decision["reason"],
         "counts": decision["counts"],
         "power": decision["power"],
@@ -359,7 +545,8 @@ def format_summary(s: dict[str, Any]) -> str:
             "",
             f"{verdict}: {s['model_name']} ({compared})",
             *rows,
-            f"test: {s['test']}; p = {s['p_value']:.4g}; alpha = {s['alpha']}",
+            f"test: {s['test']}; p = {s['p_value']:.4g}; alpha = {s['alpha']}; "
+            f"level = {s['level']:.3g}" + (f" ({s['accounting']})" if s.get("accounting") else ""),
             *why,
             f"champion: version {s['champion_version']} at {paths['champion']}"
             if s["champion_version"]

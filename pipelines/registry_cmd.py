@@ -87,15 +87,19 @@ def when(seconds: float | None) -> str:
 
 
 def gate_summary(decision: dict[str, Any]) -> str:
-    """'p=6.3e-96; accuracy 0.958 vs 0.095 (majority-class baseline)' from a decision."""
+    """'p=6.3e-96 (level 0.025); accuracy 0.958 vs 0.095 (majority-class baseline)' from a
+    decision (one made before levels were recorded has none)."""
+    from components.core.evaluation.alpha import level_text
     from components.core.evaluation.gate import format_p
 
     if not decision:
         return ""
     parts = []
     p = decision.get("p_value")
+    level = decision.get("level")
     if isinstance(p, int | float):
-        parts.append(f"p={format_p(float(p))}")
+        at = f" (level {level_text(float(level))})" if isinstance(level, int | float) else ""
+        parts.append(f"p={format_p(float(p))}{at}")
     metrics = decision.get("metrics", {})
     ours = metrics.get("challenger", {}).get("accuracy")
     theirs = metrics.get("champion", {}).get("accuracy")
@@ -163,6 +167,7 @@ def run_show(args: argparse.Namespace) -> int:
                             "champion": v.champion,
                             "uri": v.uri,
                             "p_value": v.decision.get("p_value"),
+                            "level": v.decision.get("level"),
                             "metrics": v.decision.get("metrics", {}).get("challenger", {}),
                             "training": v.decision.get("challenger_training", {}),
                         }

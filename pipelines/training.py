@@ -124,6 +124,8 @@ def build_pipeline(target: Target) -> Any:
         mcnemar_method: str = D["mcnemar_method"],
         bootstrap_resamples: int = D["bootstrap_resamples"],
         bootstrap_seed: int = D["bootstrap_seed"],
+        alpha_accounting: str = D["alpha_accounting"],
+        min_fresh_rows: int = D["min_fresh_rows"],
         # registry: components/core/registry/base.RegistryConfig (the default depends on the target)
         registry: str = target.default_registry,
         model_name: str = D["model_name"],

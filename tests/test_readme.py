@@ -265,6 +265,10 @@ def test_every_runnable_readme_command_prints_what_the_readme_quotes(tmp_path):
             if not any(re.search(p, command.text) for p in RUNNABLE):
                 continue
             text = command.text.replace("8080", port)
+            if text == "make run":
+                # Never reinstall from here: pip would write the symlinked venv's temporary
+                # path into .venv/bin/sigdeploy (make test has just installed it anyway).
+                text = "make -o .venv/.installed run"
             if text.endswith("&"):
                 background.append(
                     subprocess.Popen(

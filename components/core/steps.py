@@ -321,37 +321,81 @@ def evaluate(
     report_html: str | None = None,
     report_md: str | None = None,
 ) -> Evaluation:
+    """Champion against challenger on the same test rows, at the level the registry's ledger
+    gives this comparison (evaluation/alpha.py), on the rows it chooses.
+
+    The ledger is read and checked before anything is decided (a damaged one stops here,
+    one line, nothing written). Both models are scored, then the comparison is reserved in
+    the ledger under the registry's lock (its attempt, level and rows); the gate decides at
+    that level on those rows, and the outcome is appended. A deploy's record carries the
+    ledger id, which ``register`` uses to record the version it became."""
     from components.core.data import sources as data_mod
+    from components.core.evaluation import accounting as acct_mod
     from components.core.evaluation import report as report_mod
-    from components.core.evaluation.compare import compare, exclude_seen
+    from components.core.evaluation.compare import judge, keep_unseen, keys_of, ledger_key, score
     from components.core.evaluation.gate import format_p
     from components.core.model.bundle import load_bundle
+    from components.core.registry import ledger as ledger_mod
 
     challenger = load_bundle(model_dir)
     test_df = data_mod.read_parquet(test_path)
     challenger.check_schema(test_df, what=f"model '{model_name}' (the challenger)")
     reg = open_registry(registry, model_name)
     current = reg.champion()
-    champion, excluded = None, None
+    champion, excluded, record = None, None, None
     if current is not None:
         champion = load_bundle(current.path)
         what = f"champion version {current.version} of '{model_name}'"
         champion.check_inputs(test_df, data_mod.read_provenance(test_path), what)
+        record = champion.split_record(what)
+    # One key per test row (the champion's key definition, else this run's): it finds the
+    # rows the champion saw, and the ledger records which rows decided what.
+    key = ledger_key(test_df, record, data_mod.read_split_footer(test_path))
+    keys = keys_of(test_df, key)
+    if current is not None:
         # Both models on rows neither trained on: leave out every test row the champion
         # trained or validated on, found by its own key definition.
-        test_df, excluded = exclude_seen(test_df, champion.split_record(what), current.version)
+        test_df, kept_keys, excluded = keep_unseen(test_df, keys, record, current.version)
+        keys = keys if kept_keys is None else kept_keys
         if excluded["rows"] or excluded["guarantee"] != "full":
             progress.report("evaluate", excluded["why"])
-    ev = compare(
+    ledger = reg.ledger()  # before anything is decided: a damaged ledger stops the run here
+    alpha_policy = policy.alpha_policy()
+    if not ledger.kept and alpha_policy.accounting != "per_comparison":
+        raise RegistryError(
+            f"{ledger.note}, and alpha_accounting={alpha_policy.accounting} needs one to count "
+            "earlier attempts; use vertex://PROJECT/REGION?artifacts=gs://BUCKET/PREFIX, or "
+            "alpha_accounting=per_comparison (no promise across runs)"
+        )
+    scored = score(
         challenger,
         test_df,
         policy,
         champion=champion,
-        champion_version=current.version if current else None,
         train_df=data_mod.read_parquet(train_path) if current is None else None,
+        champion_version=current.version if current else None,
+    )
+    against = current.version if current else ledger_mod.BASELINE
+    if ledger.kept:
+        plan = acct_mod.Reservation(alpha_policy, against, keys, key.describe())
+        stored = reg.append_ledger(plan)
+        accounting = plan.accounting(stored, ledger.where)
+    else:
+        accounting = acct_mod.unrecorded(alpha_policy, against, keys, ledger.note)
+    for note in accounting.ledger["notes"]:
+        progress.report("evaluate", note)
+    ev = judge(
+        challenger,
+        scored.subset(accounting.rows.use),
+        policy,
+        champion_version=current.version if current else None,
         excluded=excluded,
+        accounting=accounting,
     )
     decision = ev.decision
+    if ledger.kept:
+        outcome = ledger_mod.outcome_record(plan.id, decision.p_value, decision.deploy)
+        reg.append_ledger(outcome)
     payload = decision.to_json() | {
         "provenance": {k: v for k, v in ev.provenance.items() if k != "training_history"},
         "excluded": ev.excluded,
@@ -360,6 +404,7 @@ def evaluate(
         "champion_version": ev.champion_version,
         "challenger_training": challenger.meta.get("training", {}),
         "policy": policy.to_json(),
+        "ledger": accounting.ledger,
     }
     write_json(decision_path, payload)
     if report_html:
@@ -371,9 +416,18 @@ def evaluate(
     progress.report(
         "evaluate",
         f"{'deploy' if decision.deploy else 'do not deploy'}: p = {format_p(decision.p_value)}, "
-        f"alpha {policy.alpha}",
+        f"{_level_words(decision.level, policy)}",
     )
     return ev
+
+
+def _level_words(level: float, policy: GatePolicy) -> str:
+    """'level 0.025 (alpha 0.05, per_champion)', or 'alpha 0.05' when they are one."""
+    from components.core.evaluation.alpha import level_text
+
+    if level == policy.alpha:
+        return f"alpha {policy.alpha} ({policy.alpha_accounting})"
+    return f"level {level_text(level)} (alpha {policy.alpha}, {policy.alpha_accounting})"
 
 
 def register(

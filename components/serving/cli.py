@@ -65,6 +65,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         f"(default: $SIGDEPLOY_SERVE_MAX_BODY_BYTES or {DEFAULTS.max_body_bytes}, 10 MiB)",
     )
     p.add_argument(
+        "--max-inflight-bytes",
+        type=int,
+        help="request bodies held at once, all requests together; past it a request is a 503 "
+        f"(default: $SIGDEPLOY_SERVE_MAX_INFLIGHT_BYTES or {DEFAULTS.max_inflight_bytes}, "
+        "160 MiB)",
+    )
+    p.add_argument(
+        "--large-request-slots",
+        type=int,
+        help="requests over 64 KiB decoded and predicted at once; the others wait "
+        f"(default: $SIGDEPLOY_SERVE_LARGE_REQUEST_SLOTS or {DEFAULTS.large_request_slots})",
+    )
+    p.add_argument(
+        "--read-timeout",
+        type=float,
+        help="seconds a client has to send a request's head, and then its body, before the "
+        "connection is closed "
+        f"(default: $SIGDEPLOY_SERVE_READ_TIMEOUT or {DEFAULTS.read_timeout:g})",
+    )
+    p.add_argument(
         "--backend",
         choices=BACKENDS,
         help="network runtime; auto: ONNX Runtime, numpy when it is missing or disagrees "
@@ -142,6 +162,9 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Se
         "host",
         "max_instances",
         "max_body_bytes",
+        "max_inflight_bytes",
+        "large_request_slots",
+        "read_timeout",
         "backend",
         "threads",
         "poll_seconds",
@@ -158,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from components.serving.app import create_app
+    from components.serving.server import uvicorn_settings
 
     config = config_from_args(args, os.environ)
     app = create_app(config)  # checks that there is a model to serve (or waits for one)
@@ -172,12 +196,5 @@ def run(args: argparse.Namespace) -> int:
         config.health_route,
         config.predict_route,
     )
-    uvicorn.run(
-        app,
-        host=config.host,
-        port=config.port,
-        log_level=args.log_level,
-        access_log=config.access_log,
-        timeout_graceful_shutdown=5,
-    )
+    uvicorn.run(app, log_level=args.log_level, **uvicorn_settings(config))
     return 0

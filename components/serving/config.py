@@ -33,6 +33,13 @@ class ServeConfig:
     wait_for_champion: bool = False
     max_instances: int = 10_000  # more instances in one request is a 413
     max_body_bytes: int = 10 * 1024 * 1024  # a larger request body is a 413
+    # request bodies held at once, all requests together: one that would pass it is a 503
+    # (16 bodies of 10 MiB fit: the server then peaks at ~310 MB, of a kind pod's 512 MiB)
+    max_inflight_bytes: int = 160 * 1024 * 1024
+    large_request_slots: int = 2  # bodies over 64 KiB decoded and run at once; others wait
+    # seconds a client has to send a request's head (from its connection or last response),
+    # and then its body; past them the connection is closed (a 408 for a late body)
+    read_timeout: float = 10.0
     backend: str = "auto"  # auto = ONNX Runtime, numpy if it is missing or disagrees
     threads: int = 1  # intra-op threads for the network; requests already run concurrently
     poll_seconds: float = 1.0  # how often the champion pointer is checked for a new deploy
@@ -53,10 +60,27 @@ class ServeConfig:
                 problems.append(f"{name}={getattr(self, name)!r} must start with '/'")
         if self.health_route == self.predict_route:
             problems.append("health and predict routes must differ")
-        for name in ("max_instances", "max_body_bytes", "threads", "drift_window"):
+        for name in (
+            "max_instances",
+            "max_body_bytes",
+            "large_request_slots",
+            "threads",
+            "drift_window",
+        ):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be >= 1")
-        for name in ("poll_seconds", "psi_threshold", "shift_threshold", "drift_check_seconds"):
+        if self.max_inflight_bytes < self.max_body_bytes:
+            problems.append(
+                f"max_inflight_bytes={self.max_inflight_bytes} must be >= "
+                f"max_body_bytes={self.max_body_bytes}"
+            )
+        for name in (
+            "poll_seconds",
+            "psi_threshold",
+            "shift_threshold",
+            "drift_check_seconds",
+            "read_timeout",
+        ):
             if not getattr(self, name) > 0:
                 problems.append(f"{name}={getattr(self, name)} must be > 0")
         if self.drift_min_rows < 0:
@@ -93,6 +117,9 @@ ENV_VARS = {
     "wait_for_champion": "SIGDEPLOY_WAIT_FOR_CHAMPION",
     "max_instances": "SIGDEPLOY_SERVE_MAX_INSTANCES",
     "max_body_bytes": "SIGDEPLOY_SERVE_MAX_BODY_BYTES",
+    "max_inflight_bytes": "SIGDEPLOY_SERVE_MAX_INFLIGHT_BYTES",
+    "large_request_slots": "SIGDEPLOY_SERVE_LARGE_REQUEST_SLOTS",
+    "read_timeout": "SIGDEPLOY_SERVE_READ_TIMEOUT",
     "backend": "SIGDEPLOY_SERVE_BACKEND",
     "threads": "SIGDEPLOY_SERVE_THREADS",
     "poll_seconds": "SIGDEPLOY_SERVE_POLL_SECONDS",

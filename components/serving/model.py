@@ -46,7 +46,8 @@ from components.core.errors import RegistryError
 from components.core.model.mlp_numpy import forward, load_weights, read_layers, transposed
 from components.serving import fastjson
 from components.serving.drift import DriftMonitor
-from components.serving.instances import MISSING, UNSEEN, BadRequest, InstanceDecoder, Rows
+from components.serving.errors import BadRequest
+from components.serving.instances import MISSING, UNSEEN, InstanceDecoder, Rows
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ PROBE_ROWS = 256
 DECIMALS = 9  # probabilities are rounded to 1e-9 in responses (float32 carries ~7 digits)
 _SCALE = 10.0**DECIMALS
 SMALL_BATCH = 8  # up to this many rows, responses are built without numpy calls
+FORMAT_ROWS = 1024  # more rows than this are formatted a slice of this many at a time
+NETWORK_ROWS = 1024  # and run through the network a slice of this many at a time
+_HEAD = b'{"predictions":['
 IMAGE_MODES = {"L": "grayscale"}  # image_mode (PIL) of an image-folder model: one value a pixel
 INPUT_FACTS = ("source_kind", "image_size", "image_mode", "image_resample")  # shown on /health
 
@@ -304,10 +308,18 @@ class ServingModel:
     def predict_proba(self, rows: Rows) -> np.ndarray:
         return self.network(rows)
 
-    def predict_body(self, body: bytes, max_instances: int) -> bytes:
+    def predict_body(self, body: bytes | bytearray, max_instances: int) -> bytes:
         """A request body in, a response body out; BadRequest for anything invalid."""
         rows = self.decoder.decode(body, max_instances)
-        return self.answer(rows, self.network(rows))
+        if len(rows) <= NETWORK_ROWS:
+            return self.answer(rows, self.network(rows))
+        # A slice at a time: the network's activations (and ONNX Runtime's arena, which
+        # keeps its largest size) stay those of NETWORK_ROWS rows.
+        proba = [
+            self.network(Rows(rows.numeric[k : k + NETWORK_ROWS], rows.codes[k : k + NETWORK_ROWS]))
+            for k in range(0, len(rows), NETWORK_ROWS)
+        ]
+        return self.answer(rows, np.concatenate(proba))
 
     def answer(self, rows: Rows, proba: np.ndarray) -> bytes:
         """The response body for decoded rows and their probabilities (from ``network``,
@@ -318,6 +330,15 @@ class ServingModel:
         return self.format(proba)
 
     def format(self, proba: np.ndarray) -> bytes:
+        if len(proba) > FORMAT_ROWS:
+            # A slice at a time, so that only one slice's dicts exist at once: each answer
+            # is HEAD + predictions + tail, the tail the same for all (the model version).
+            tail = self.format(proba[:0])[len(_HEAD) :]
+            slices = [
+                self.format(proba[k : k + FORMAT_ROWS])[len(_HEAD) : -len(tail)]
+                for k in range(0, len(proba), FORMAT_ROWS)
+            ]
+            return _HEAD + b",".join(slices) + tail
         labels = self.classes
         if len(proba) <= SMALL_BATCH:
             # A few rows: plain Python is cheaper than numpy's per-call cost; it rounds

@@ -126,3 +126,23 @@ def test_gate_lifetime_script_quick(tmp_path):
     } <= set(lines)
     assert lines["retry20_false_deploy_per_champion"]["peer"] == "per_comparison"
     assert "agree with the vectorised test on 8/8 comparisons" in result.stdout
+
+
+def test_serve_load_script_prints_memory_and_before_lines(tmp_path):
+    """Peak RSS per MiB of body beside the no-op route (2 MiB bodies), and every figure
+    against a baseline checkout (here the repository itself)."""
+    result = _run(
+        tmp_path, "serve_load.py", "--duration", "0.3", "--repeats", "1", "--client", "python",
+        "--body-mib", "2", "--parallel", "2", "--baseline", str(BENCHMARKS.parent),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = _comparisons(result.stdout)
+    memory = {"peak_rss_per_mib_floats", "peak_rss_per_mib_lists", "peak_rss_2x_floats"}
+    assert memory <= set(lines)
+    assert {lines[name]["peer"] for name in memory} == {"noop"}
+    assert lines["peak_rss_per_mib_floats"]["unit"] == "MB/MiB"
+    before = {f"{name}_vs_before" for name in (*memory, "single_p50_c8", "batch1000_rows_c4")}
+    assert before <= set(lines)
+    assert {lines[name]["peer"] for name in before} == {"before"}
+    assert "unexpected statuses in the memory runs: none" in result.stdout
+    assert "errors (non-2xx responses or socket errors) in all runs: 0" in result.stdout

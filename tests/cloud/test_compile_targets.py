@@ -25,7 +25,8 @@ GRAPH = {
     "promote": ["evaluate", "train"],
 }
 # False = the task never comes from the cache (fresh data, the live champion, deploys)
-CACHING = {"ingest": False, "preprocess": True, "train": True, "evaluate": False, "promote": False}
+# preprocess reads the champion's split record from the registry: never cached either
+CACHING = {"ingest": False, "preprocess": False, "train": True, "evaluate": False, "promote": False}
 SERVING_PARAMS = {
     "serving_image": ("STRING", images.SERVING_IMAGE),
     "endpoint_name": ("STRING", ""),

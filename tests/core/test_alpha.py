@@ -305,3 +305,35 @@ def test_adjusted_gain_is_close_to_the_truth_among_deploys(gain, level):
     assert abs(adjusted.mean() - gain) < max(0.45 * (raw.mean() - gain), 0.0025)
     if gain > 0:
         assert np.median(adjusted) == pytest.approx(gain, abs=0.0025)
+
+
+def test_per_comparison_decides_on_every_row_and_counts_the_fresh_ones():
+    history = [entry("2", rows=["a", "b"], accounting="per_comparison")]
+    keys = np.array(["a", "b", "c", "d", "e"])
+    choice = acct.rows_for(AlphaPolicy("per_comparison", min_fresh_rows=2), history, "2", keys)
+    assert choice.which == "all" and choice.use.all()
+    assert (choice.fresh, choice.reused) == (3, 2)
+    assert choice.reason == (
+        "all 5 test rows decide, 2 of them used by earlier decisions: per_comparison decides "
+        "on every row, as the gate always has"
+    )
+
+
+def test_the_level_in_words_states_the_rule_applied():
+    policy = AlphaPolicy()
+    history = [entry("2", level=0.025), entry("2", level=0.05 / 6)]
+    third = acct.account(policy, history, "2")
+    assert acct.explain_level(third, "version 2") == (
+        "Level 0.00417 = alpha 0.05 / (3 x 4), attempt 3 against version 2 (per_champion): "
+        "this keeps the chance that a no-better challenger ever replaces version 2 at most 5%, "
+        "however many attempts"
+    )
+    capped = acct.account(policy, [entry("2", level=0.04), entry("2", level=0.009)], "2")
+    assert acct.explain_level(capped, "version 2").startswith(
+        "Level 0.001 = what is left of alpha 0.05 after 0.049 spent on 2 earlier attempts "
+        "(alpha changed during this reign; alpha / (3 x 4) would be 0.00417)"
+    )
+    first = acct.account(AlphaPolicy("stream"), [], "baseline")
+    assert acct.explain_level(first, "the baseline").startswith(
+        "Level 0.0125: the LORD++ level of decision 1 of this registry, after 0 deploys (stream)"
+    )

@@ -132,3 +132,95 @@ def test_nothing_left_to_learn_from_is_refused():
     frame = pd.DataFrame({"id": [f"u{i}" for i in range(50)], "label": [0, 1] * 25})
     with pytest.raises(DataError, match="no feature columns are left .* id_columns=none"):
         select_columns(frame, "label")
+
+
+# ------------------------------------------------------------------ column kinds (issue 14)
+
+
+def _frame(n=60, **extra):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=n), "label": rng.choice(["a", "b"], n)})
+    for name, values in extra.items():
+        frame[name] = values
+    return frame
+
+
+def test_a_column_without_values_is_left_out_unless_named():
+    frame = _frame(empty=np.nan)
+    features, dropped = select_columns(frame, "label")
+    assert features == ["x"] and dropped == {"empty": "no values in any row"}
+    pre = fit_preprocessor(frame, "label")
+    assert pre.features == ("x",)
+    with pytest.raises(DataError, match="column 'empty' \\(in feature_columns\\) has no values"):
+        select_columns(frame, "label", FeatureConfig(feature_columns=("x", "empty")))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.date_range("2024-01-01", periods=60, freq="D").repeat(1),  # datetime64 (Parquet)
+        [f"2024-01-{1 + i % 28:02d}" for i in range(60)],  # ISO text (CSV), repeating
+        [f"2024-01-01T{i % 24:02d}:30:00Z" for i in range(60)],
+    ],
+    ids=["datetime64", "iso-date-text", "iso-timestamp-text"],
+)
+def test_dates_are_left_out_with_what_to_do_unless_named(values):
+    """One-hot encoded, a date in the test rows is nearly always one never seen in training
+    (and it was only by luck left out as ID-like when every row had its own)."""
+    frame = _frame(when=values)
+    features, dropped = select_columns(frame, "label")
+    assert features == ["x"]
+    assert dropped["when"].startswith("dates or times; to use it, derive number columns")
+    features, _ = select_columns(frame, "label", FeatureConfig(feature_columns=("x", "when")))
+    assert features == ["x", "when"]  # named: taken as it is (as categories)
+
+
+def test_text_that_only_starts_like_a_date_is_no_date():
+    frame = _frame(code=[f"2024-01-01 batch {i % 3}" for i in range(60)])
+    assert select_columns(frame, "label")[0] == ["x", "code"]
+
+
+def test_a_column_of_numbers_with_stray_text_is_refused():
+    values = [str(i * 1.5) for i in range(60)]
+    values[5] = values[17] = "?"
+    frame = _frame(reading=values)
+    with pytest.raises(DataError) as info:
+        select_columns(frame, "label")
+    assert str(info.value) == (
+        "column 'reading' mixes numbers and text: 58 of its values are numbers, 2 are not "
+        "(e.g. '?'); make every value a number (an empty cell for a missing one), or name it "
+        "in id_columns to leave it out"
+    )
+    features, dropped = select_columns(frame, "label", FeatureConfig(id_columns="reading"))
+    assert features == ["x"] and "reading" in dropped
+
+
+def test_text_categories_with_a_few_numbers_are_categories():
+    frame = _frame(size=["S", "M", "L", "10"] * 15)
+    pre = fit_preprocessor(frame, "label")
+    assert pre.categorical == ("size",) and pre.categories[0] == ("10", "L", "M", "S")
+
+
+def test_a_boolean_column_is_a_numeric_feature():
+    frame = _frame(flag=[True, False, False] * 20)
+    pre = fit_preprocessor(frame, "label")
+    assert pre.numeric == ("x", "flag")
+    assert pre.means[1] == pytest.approx(1 / 3)
+
+
+def test_long_text_values_are_categories_and_never_quoted_whole():
+    long = ["word " * 50_000 + str(i % 3) for i in range(60)]
+    pre = fit_preprocessor(_frame(text=long), "label")
+    assert pre.categorical == ("text",) and len(pre.categories[0]) == 3
+    values = [str(i) for i in range(60)]
+    values[3] = "x" * 100_000
+    with pytest.raises(DataError) as info:
+        select_columns(_frame(reading=values), "label")
+    assert len(str(info.value)) < 300 and "'xxxx" in str(info.value)
+
+
+def test_inf_is_refused_when_fitting_too():
+    frame = _frame()
+    frame.loc[4, "x"] = -np.inf
+    with pytest.raises(DataError, match="train split: column 'x' has 1 row\\(s\\) holding inf"):
+        fit_preprocessor(frame, "label")

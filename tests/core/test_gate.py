@@ -163,6 +163,8 @@ GOLDEN_DECISION = {
     ),
     "test": "one-sided exact McNemar test on accuracy",
     "alpha": 0.05,
+    "level": 0.05,  # decide() alone tests at alpha
+    "accounting": None,  # no ledger: decide() alone
     "margin": 0.01,
     "counts": {
         "test_rows": 360,

@@ -259,7 +259,7 @@ class Run:
     dir: Path
     prep: dict[str, Any]
     decision: dict[str, Any] | None = None
-    compared: pd.DataFrame | None = None  # the test rows compare() scored both models on
+    compared: pd.DataFrame | None = None  # the test rows compare.score() scored both models on
 
     def rids(self, *splits: str) -> set[str]:
         return {r for s in splits for r in pd.read_parquet(self.dir / f"{s}.parquet")["rid"]}
@@ -293,19 +293,19 @@ def run_steps(
         TrainConfig(max_epochs=12, hidden_sizes=(32,), seed=0), str(work / "model"), NAME,
     )  # fmt: skip
     seen: dict[str, pd.DataFrame] = {}
-    real = compare_mod.compare
+    real = compare_mod.score
 
     def spy(challenger, test_df, policy, **kwargs):
         seen["test"] = test_df
         return real(challenger, test_df, policy, **kwargs)
 
-    monkeypatch.setattr(compare_mod, "compare", spy)
+    monkeypatch.setattr(compare_mod, "score", spy)
     steps.evaluate(
         str(work / "model"), p["train"], p["test"], str(registry), NAME,
         GatePolicy(), str(work / "decision.json"), str(work / "report.html"),
         str(work / "summary.md"),
     )  # fmt: skip
-    monkeypatch.setattr(compare_mod, "compare", real)
+    monkeypatch.setattr(compare_mod, "score", real)
     if register:
         LocalRegistry(registry, NAME).register(work / "model", {"deploy": True})
     decision = json.loads((work / "decision.json").read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -210,3 +211,284 @@ def test_every_option_with_a_default_states_it_in_help():
 
     walk(build_parser(), "sigdeploy")
     assert missing == []
+
+
+# ------------------------------------------------------------------ data edge cases (issue 14)
+
+
+def _table(n=60):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {"x1": rng.normal(size=n), "x2": rng.normal(size=n), "label": rng.choice(["a", "b"], n)}
+    )
+
+
+def _csv(path, frame):
+    frame.to_csv(path, index=False)
+
+
+def _dup_label_csv(path):
+    body = "".join(f"{i},{'ab'[i % 2]},{'ba'[i % 2]}\n" for i in range(60))
+    path.write_text("x1,label,label\n" + body)
+
+
+def _dup_parquet(path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = _table()
+    arrays = [pa.array(frame[c]) for c in ("x1", "x2", "label")]
+    pq.write_table(pa.Table.from_arrays(arrays, names=["x1", "x1", "label"]), path)
+
+
+def _list_parquet(path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = _table()
+    tags = pa.array([[1, 2]] * len(frame))
+    pq.write_table(pa.table({"x1": frame["x1"], "tags": tags, "label": frame["label"]}), path)
+
+
+def _with(column, values):
+    def write(path):
+        frame = _table()
+        frame[column] = values(frame)
+        _csv(path, frame)
+
+    return write
+
+
+def _images(bad):
+    def write(path):
+        from PIL import Image
+
+        rng = np.random.default_rng(0)
+        for cls in ("a", "b"):
+            (path / cls).mkdir(parents=True)
+            for i in range(30):
+                pixels = rng.integers(0, 255, (10, 10), dtype=np.uint8)
+                Image.fromarray(pixels).save(path / cls / f"{i}.png")
+        (path / "b" / "bad.png").write_bytes(bad(path / "a" / "0.png"))
+
+    return write
+
+
+def _inf(frame):
+    return frame["x2"].where(frame.index != 3, np.inf)
+
+
+@pytest.mark.parametrize(
+    "name,write,args,pattern",
+    [
+        ("d.csv", _dup_label_csv, [], "column 'label' appears 2 times in the header"),
+        ("d.parquet", _dup_parquet, [], "column 'x1' appears 2 times in the Parquet schema"),
+        ("d.parquet", _list_parquet, [], "column 'tags' holds lists (e.g. [1, 2]), not one value"),
+        ("d.csv", _with("x2", _inf), [], "column 'x2' has 1 row(s) holding inf, -inf or a num"),
+        ("d.csv", lambda p: p.write_text("x1,x2,label\n"), [], "has no rows"),
+        ("d.csv", lambda p: p.write_text("x1,x2,label\n1,2,a\n3,4\n"), [], "line 3 has 2 field"),
+        ("d.csv", lambda p: p.write_text("x1,label\n1,a,\n2,b,\n"), [], "line 2 has 3 field"),
+        (
+            "d.csv",
+            _with("x2", lambda f: ["?" if i % 9 == 0 else str(v) for i, v in enumerate(f.x2)]),
+            [],
+            "column 'x2' mixes numbers and text: 53 of its values are numbers, 7 are not",
+        ),
+        (
+            "d.csv",
+            _with("label", lambda f: ["rare"] + list(f.label[1:])),
+            [],
+            "class 'rare' has 1 row(s) and none in the ",
+        ),
+        (
+            "d.csv",
+            _with("label", lambda f: [f"row{i}" for i in range(len(f))]),
+            [],
+            "label column 'label' has a different value in every one of its 60 rows",
+        ),
+        (
+            "d.csv",
+            _with("empty", lambda f: np.nan),
+            ["--param", "feature_columns=x1,empty"],
+            "column 'empty' (in feature_columns) has no values in any of the 60 rows",
+        ),
+        ("imgs", _images(lambda ok: b""), [], "bad.png': cannot be decoded"),
+        ("imgs", _images(lambda ok: ok.read_bytes()[:60]), [], "bad.png': cannot be decoded"),
+    ],
+    ids=[
+        "csv-duplicate-label",
+        "parquet-duplicate-column",
+        "parquet-list-column",
+        "inf",
+        "header-only",
+        "short-row",
+        "trailing-comma",
+        "numbers-and-text",
+        "one-row-class",
+        "label-unique-per-row",
+        "empty-feature-named",
+        "zero-byte-image",
+        "truncated-image",
+    ],
+)
+def test_bad_data_is_one_line_exit_2_and_registry_untouched(
+    tmp_path, capsys, name, write, args, pattern
+):
+    data = tmp_path / name
+    write(data)
+    runs, reg = tmp_path / "runs", tmp_path / "reg"
+    code = main(
+        ["run", "--data", str(data), "--registry", str(reg), "--output-dir", str(runs), *args]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("sigdeploy: error: "), err
+    assert pattern in err[0]
+    assert not reg.exists() and not (runs / "runner.log").exists()
+
+
+def test_dates_and_empty_columns_are_left_out_with_a_note(tmp_path):
+    """Handled, not refused: the check lines say which column and why."""
+    import pandas as pd
+
+    from components.core import steps
+
+    frame = _table()
+    frame["when"] = pd.date_range("2024-01-01", periods=len(frame), freq="6h").astype(str)
+    frame["empty"] = np.nan
+    frame["flag"] = [True, False] * (len(frame) // 2)
+    _csv(tmp_path / "d.csv", frame)
+    spec = load_spec(compile_pipeline("local", tmp_path / "p.json"))
+    params = check_parameters(spec, {"source": str(tmp_path / "d.csv")})
+    assert steps.preflight(run_settings(spec, params)) == [
+        "column when left out of the features: dates or times; to use it, derive number "
+        "columns from it (e.g. the weekday)",
+        "column empty left out of the features: no values in any row",
+    ]
+
+
+# ------------------------------------------------------------------ output to a closed pipe
+
+
+def _closed_pipe_run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run sigdeploy with stdout a pipe whose reader has already gone."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(
+            [SIGDEPLOY, *args],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    finally:
+        os.close(write)
+
+
+@pytest.fixture()
+def kept_registry(tmp_path):
+    from components.core.registry import LocalRegistry
+
+    reg = LocalRegistry(tmp_path / "reg", "digits-mlp")
+    for _ in range(3):
+        reg.record({"deploy": False, "p_value": 0.5, "champion_version": None, "reason": "Kept."})
+    return reg
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["registry", "show"], ["registry", "history"], ["registry", "history", "--json"]],
+    ids=["show", "history", "history-json"],
+)
+def test_output_to_a_closed_pipe_ends_quietly(kept_registry, args):
+    result = _closed_pipe_run(*args, "--registry", str(kept_registry.root))
+    assert result.returncode == 141  # as a shell reports a process ended by SIGPIPE
+    assert result.stderr == ""
+
+
+def test_a_real_pipe_to_head_ends_quietly(tmp_path):
+    """`sigdeploy registry history --json | head -c 10` with more output than a pipe holds."""
+    from components.core.registry import LocalRegistry
+
+    reg = LocalRegistry(tmp_path / "reg", "digits-mlp")
+    entry = {"deploy": False, "p_value": 0.5, "reason": "Kept. " + "x" * 5000}
+    for _ in range(400):  # 2 MB of JSON: more than a pipe and head's buffer hold
+        reg.record(entry)
+    result = subprocess.run(
+        f"'{SIGDEPLOY}' registry history --registry '{reg.root}' --json | head -c 10; "
+        'echo " ${PIPESTATUS[0]}"',
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout == '[{"decisio 141\n'
+    assert result.stderr == ""
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_run_json_to_a_closed_pipe_ends_quietly_with_the_run_done(tmp_path):
+    result = _closed_pipe_run(
+        "run",
+        "--json",
+        "--epochs",
+        "2",
+        "--registry",
+        str(tmp_path / "reg"),
+        "--output-dir",
+        str(tmp_path / "runs"),
+        timeout=600,
+    )
+    assert result.returncode == 141, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and "Error" not in result.stderr
+    assert (tmp_path / "runs" / "summary.json").exists()  # the run itself finished
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_progress_to_a_closed_pipe_ends_the_run_and_its_tasks(tmp_path):
+    """`sigdeploy run 2>&1 | head -3`: the reader leaves mid-run; the run ends quietly and
+    takes its task processes with it."""
+    out = tmp_path / "runs"
+    read, write = os.pipe()
+    run = subprocess.Popen(
+        [SIGDEPLOY, "run", "--registry", str(tmp_path / "reg"), "--output-dir", str(out)]
+        + ["--param", "max_epochs=1000", "--param", "patience=1000"],
+        stdout=write,
+        stderr=write,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    os.close(write)
+    seen = b""
+    while b"epoch 1/1000" not in seen:
+        chunk = os.read(read, 4096)
+        assert chunk, seen.decode()[-2000:]
+        seen += chunk
+    os.close(read)
+    assert run.wait(timeout=60) == 141
+    time.sleep(0.5)
+    left = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(out).encode() in (proc / "cmdline").read_bytes():
+                left.append(int(proc.name))
+        except OSError:
+            continue
+    assert left == []
+
+
+def test_ctrl_c_in_any_command_is_one_line_and_exit_130(monkeypatch, capsys, tmp_path):
+    import pipelines.registry_cmd as registry_cmd
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(registry_cmd, "run_show", interrupted)
+    assert main(["registry", "show", "--registry", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == "sigdeploy: interrupted\n"

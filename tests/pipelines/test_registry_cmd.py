@@ -102,3 +102,18 @@ def test_rollback_errors_are_one_line_and_change_nothing(registry, capsys, extra
     assert code == 2 and out == ""
     assert err.strip().splitlines() == [err.strip()] and message in err
     assert (registry.pointer.read_bytes(), registry.history_path.read_bytes()) == before
+
+
+def test_history_and_show_state_the_level_each_decision_ran_at(tmp_path, trained_bundle, capsys):
+    """A decision made under an accounting of alpha across runs names its level."""
+    reg = LocalRegistry(tmp_path / "reg", "digits-mlp")
+    decision = {"deploy": True, "p_value": 0.004, "alpha": 0.05, "level": 0.025}
+    reg.register(trained_bundle, decision)
+    reg.record({"deploy": False, "p_value": 0.3, "level": 0.05 / 6, "champion_version": "1"})
+    _, out, _ = _cli(capsys, "registry", "history", "--registry", str(reg.root))
+    first, second = out.splitlines()
+    assert "p=0.004 (level 0.025)" in first and "p=0.3 (level 0.00833)" in second
+    _, out, _ = _cli(capsys, "registry", "show", "--registry", str(reg.root))
+    assert "p=0.004 (level 0.025)" in out.splitlines()[-1]
+    _, out, _ = _cli(capsys, "registry", "show", "--registry", str(reg.root), "--json")
+    assert json.loads(out)["versions"][0]["level"] == 0.025

@@ -108,10 +108,11 @@ def running_server(config: ServeConfig) -> Iterator[str]:
     import uvicorn
 
     from components.serving.app import create_app
+    from components.serving.server import uvicorn_settings
 
     app = create_app(config)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=config.port, log_level="warning", lifespan="on")
+        uvicorn.Config(app, log_level="warning", lifespan="on", **uvicorn_settings(config))
     )
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()

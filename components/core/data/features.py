@@ -9,6 +9,7 @@ and a bundle from an untrusted place cannot run code.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import re
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from components.core.bundle_format import PREPROCESSOR_KIND
-from components.core.data.sources import IMAGE_PATH
+from components.core.data.sources import IMAGE_PATH, check_values, quoted
 from components.core.errors import ConfigError, DataError, SchemaMismatchError, did_you_mean
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,17 @@ ID_NAME = re.compile(r"(?:^|[^a-zA-Z])(?:id|uuid|guid|key|idx|index|row|rownum)$
 ID_CAMEL = re.compile(r"[a-z](?:Id|ID|Key|Uuid|UUID)$")  # customerId, orderKey
 COUNTER_SPAN = 1.1  # a counter covers nearly every whole number between its ends
 AUTO, NONE = "auto", "none"
+# Text that is an ISO date or timestamp (2024-05-01, 2024-05-01T12:30:00Z): one-hot encoded,
+# nearly every test row would be a date never seen in training, so such a column is left
+# out unless named in feature_columns. DATE_SAMPLE values are looked at.
+ISO_DATE = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+)
+DATE_SAMPLE = 1000
+# A text column whose values are at least this share numbers is a numeric column with stray
+# text in it ("?", "unknown", "1,234"): refused, since one-hot encoding would make every
+# number a category of its own.
+MIXED_NUMBER_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -82,10 +94,42 @@ def id_like(series: pd.Series, name: str) -> str | None:
     return why
 
 
+def date_like(series: pd.Series) -> bool:
+    """Whether ``series`` holds dates or times: a datetime dtype, date objects, or text in
+    ISO form."""
+    if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
+        return True
+    if _is_numeric(series):
+        return False
+    values = series.dropna().iloc[:DATE_SAMPLE]
+    if not len(values):
+        return False
+    if all(isinstance(v, (datetime.date, datetime.time)) for v in values):
+        return True
+    return all(isinstance(v, str) and ISO_DATE.fullmatch(v.strip()) for v in values)
+
+
+def mixed_numbers(series: pd.Series) -> tuple[int, int, Any] | None:
+    """(numbers, other values, one of them) when a text column is mostly numbers, else None."""
+    if _is_numeric(series):
+        return None
+    values = series.dropna()
+    numbers = pd.to_numeric(values, errors="coerce").notna().to_numpy()
+    n_numbers = int(numbers.sum())
+    if n_numbers == len(values) or n_numbers < MIXED_NUMBER_SHARE * len(values):
+        return None
+    return n_numbers, len(values) - n_numbers, values[~numbers].iloc[0]
+
+
 def select_columns(
     frame: pd.DataFrame, label: str, config: FeatureConfig | None = None
 ) -> tuple[list[str], dict[str, str]]:
-    """The feature columns, in frame order, and the columns left out with the reason."""
+    """The feature columns, in frame order, and the columns left out with the reason.
+
+    Without feature_columns, a column is left out when it is named in id_columns, has no
+    values at all, holds dates or times, or (id_columns=auto) looks like an ID; a text
+    column that is mostly numbers is refused. Columns named in feature_columns are taken as
+    they are (text as categories), but each must have a value somewhere."""
     config = config or FeatureConfig()
     columns = [c for c in frame.columns if c != label]
     wanted = list(config.feature_columns)
@@ -107,7 +151,28 @@ def select_columns(
             dropped[col] = "named in id_columns"
         elif wanted and col not in wanted:
             dropped[col] = "not in feature_columns"
-        elif named is None and not wanted and (why := id_like(frame[col], col)):
+        elif wanted:
+            if frame[col].isna().all():
+                raise DataError(
+                    f"column '{col}' (in feature_columns) has no values in any of the "
+                    f"{len(frame):,} rows; fill it in or take it out of feature_columns"
+                )
+        elif frame[col].isna().all():
+            dropped[col] = "no values in any row"
+        elif date_like(frame[col]):
+            dropped[col] = (
+                "dates or times; to use it, derive number columns from it (e.g. the weekday)"
+            )
+        elif found := mixed_numbers(frame[col]):
+            # before the ID check: nearly every reading differs, and a measurement column
+            # with stray text would otherwise be left out as ID-like text without a word
+            numbers, others, example = found
+            raise DataError(
+                f"column '{col}' mixes numbers and text: {numbers:,} of its values are numbers, "
+                f"{others:,} are not (e.g. {quoted(example)}); make every value a number "
+                f"(an empty cell for a missing one), or name it in id_columns to leave it out"
+            )
+        elif named is None and (why := id_like(frame[col], col)):
             dropped[col] = why
     features = [c for c in columns if c not in dropped]
     if not features:
@@ -286,6 +351,7 @@ def fit_preprocessor(
             f"train split: numeric column(s) {', '.join(all_nan[:5])} have no values at all; "
             "drop them or provide data"
         )
+    check_values(train, numeric, "train split")
     ct = build_column_transformer(numeric, categorical)
     ct.fit(categorical_frame(train, categorical))
     medians: list[float] = []

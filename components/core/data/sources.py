@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+import re
+import sys
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,9 @@ IMAGE_MODE = "L"  # images become 8-bit grayscale (PIL mode L), one column per p
 # (the split keys on it, so an image keeps its split at any image_size) and is no feature.
 IMAGE_PATH = "image_path"
 SPLIT_FOOTER_KEY = b"sigdeploy.split"  # Parquet footer key: how the rows were split
+# Numbers beyond this size are refused like inf: standardising squares them, and above
+# about 1e154 the square overflows float64 and training fails far from the cause.
+MAX_ABS_VALUE = 1e150
 
 
 @dataclass(frozen=True)
@@ -158,24 +163,105 @@ def _load_sklearn(source: str, label: str) -> pd.DataFrame:
     return frame
 
 
+# pandas' message for a row with more fields than the header
+_PANDAS_FIELDS = re.compile(
+    r"Expected (?P<want>\d+) fields in line (?P<line>\d+), saw (?P<saw>\d+)"
+)
+
+
 def read_csv_table(source: Any, name: str) -> pd.DataFrame:
-    """A CSV from a path or a file object; ``name`` is what error messages call it."""
+    """A CSV from a path or a file object; ``name`` is what error messages call it.
+
+    Refused, naming the column or line: a header that names a column twice (pandas would
+    rename the copy ``a.1`` and a copied label would become a feature), and rows with more
+    or fewer fields than the header (pandas would fill the missing ones with NaN, or take
+    the first column as the row index and shift every column by one)."""
     try:
-        return pd.read_csv(source)
+        frame = pd.read_csv(source)
     except pd.errors.EmptyDataError as exc:
         raise DataError(
             f"data source '{name}': the CSV has no rows or header; check the file"
         ) from exc
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = _first_line(exc)
+        if m := _PANDAS_FIELDS.search(first):
+            raise DataError(
+                _ragged(name, int(m.group("line")), int(m.group("saw")), int(m.group("want")))
+            ) from exc
         raise DataError(
             f"data source '{name}': cannot be read as CSV ({first}); "
             "save it as comma-separated UTF-8 text with a header row"
         ) from exc
+    _check_csv_shape(source, frame, name)
+    return frame
+
+
+def _ragged(name: str, line: int, fields: int, header: int) -> str:
+    return (
+        f"data source '{name}': line {line} has {fields} field(s) but the header has {header} "
+        "columns; give every row one field per column (an empty field for a missing value), "
+        "and quote values that contain commas"
+    )
+
+
+def _csv_records(source: Any) -> Generator[tuple[int, list[str]], None, None]:
+    """(line number, fields) of each non-blank record, with the quoting rules pandas uses;
+    ``source`` (a path or a binary file object) is left at its start."""
+    import csv
+    import io
+
+    limit = csv.field_size_limit(sys.maxsize)  # pandas reads fields of any length
+    seekable = hasattr(source, "seek")
+    text = (
+        io.TextIOWrapper(source, encoding="utf-8-sig", newline="")
+        if seekable
+        else open(source, encoding="utf-8-sig", newline="")
+    )
+    try:
+        reader = csv.reader(text)
+        for fields in reader:
+            if fields and fields != [""]:
+                yield reader.line_num, fields
+    finally:
+        csv.field_size_limit(limit)
+        if seekable:
+            text.detach()
+            source.seek(0)
+        else:
+            text.close()
+
+
+def _check_csv_shape(source: Any, frame: pd.DataFrame, name: str) -> None:
+    if hasattr(source, "seek"):
+        source.seek(0)
+    records = _csv_records(source)
+    try:
+        _, header = next(records, (0, []))
+        names = [h for h in header if h]
+        dup = next((h for h in names if names.count(h) > 1), None)
+        if dup is not None:
+            where = [i + 1 for i, h in enumerate(header) if h == dup]
+            raise DataError(
+                f"data source '{name}': column '{dup}' appears {len(where)} times in the header "
+                f"(columns {', '.join(map(str, where))}); rename or remove the copies so each "
+                "column has its own name"
+            )
+        # Only a file pandas read with a made-up index or NaN in its last column can hold a
+        # row of the wrong length: the common case costs no second pass.
+        suspect = not isinstance(frame.index, pd.RangeIndex) or (
+            frame.shape[1] > 0 and bool(frame.iloc[:, -1].isna().any())
+        )
+        if suspect:
+            for line, fields in records:
+                if len(fields) != len(header):
+                    raise DataError(_ragged(name, line, len(fields), len(header)))
+    finally:
+        records.close()
 
 
 def read_parquet_table(source: Any, name: str) -> pd.DataFrame:
     """A Parquet table from a path or a file object; ``name`` is what errors call it."""
+    _check_parquet_names(source, name)
     try:
         return pd.read_parquet(source)
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
@@ -183,6 +269,27 @@ def read_parquet_table(source: Any, name: str) -> pd.DataFrame:
             f"data source '{name}': cannot be read as Parquet ({type(exc).__name__}); "
             "check that the file is a complete Parquet file"
         ) from exc
+
+
+def _check_parquet_names(source: Any, name: str) -> None:
+    """Parquet can hold two columns of one name, which pandas cannot read (it reports only
+    "ArrowInvalid"): refuse them by name. A file whose schema cannot be read is left to
+    ``pd.read_parquet`` to report."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(source).names
+    except Exception:  # a damaged file: read_parquet says what is wrong with it
+        return
+    finally:
+        if hasattr(source, "seek"):
+            source.seek(0)
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup is not None:
+        raise DataError(
+            f"data source '{name}': column '{dup}' appears {names.count(dup)} times in the "
+            "Parquet schema; write the file again with one column of each name"
+        )
 
 
 def read_gcs_table(uri: str, client: Any = None) -> pd.DataFrame:
@@ -240,10 +347,20 @@ def _load_image_folder(root: Path, label: str, size: int) -> pd.DataFrame:
                 with Image.open(file) as img:
                     pixels = img.convert(IMAGE_MODE).resize((size, size), Image.Resampling.BILINEAR)
                     rows.append(np.asarray(pixels, dtype=np.float32).reshape(-1))
-            except (UnidentifiedImageError, OSError, ValueError) as exc:
+            except Image.DecompressionBombError as exc:
+                raise DataError(
+                    f"image '{file}': {exc.args[0].split(',')[0]} (Pillow refuses larger images "
+                    "as a decompression bomb); shrink, remove or replace the file"
+                ) from exc
+            except UnidentifiedImageError as exc:
                 raise DataError(
                     f"image '{file}': cannot be decoded ({type(exc).__name__}); "
                     "remove or replace the file"
+                ) from exc
+            except Exception as exc:  # a damaged file makes Pillow raise nearly anything
+                raise DataError(
+                    f"image '{file}': cannot be decoded ({type(exc).__name__}: "
+                    f"{_first_line(exc)}); remove or replace the file"
                 ) from exc
             labels.append(class_dir.name)
             paths.append(file.relative_to(root).as_posix())
@@ -260,10 +377,57 @@ def feature_columns(frame: pd.DataFrame, label: str) -> list[str]:
     return [c for c in frame.columns if c != label]
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def quoted(value: Any, width: int = 40) -> str:
+    """A value as an error message quotes it: repr, cut to ``width`` characters."""
+    text = repr(value.tolist() if isinstance(value, np.ndarray) else value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def check_values(frame: pd.DataFrame, columns: Any, what: str) -> None:
+    """Every number in ``columns`` is finite and within MAX_ABS_VALUE: NaN is a missing value
+    (imputed), but inf, -inf or 1e308 is almost always a computation gone wrong upstream
+    (a division by zero, an overflow), which imputing would hide; serving refuses them too."""
+    for col in columns:
+        series = frame[col]
+        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            continue
+        x = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = np.flatnonzero(np.isinf(x) | (np.abs(np.nan_to_num(x)) > MAX_ABS_VALUE))
+        if bad.size:
+            raise DataError(
+                f"{what}: column '{col}' has {bad.size} row(s) holding inf, -inf or a number "
+                f"beyond ±{MAX_ABS_VALUE:g} (the first is data row {bad[0] + 1}: {x[bad[0]]:g}); "
+                "replace them with real values, or leave those cells empty to have them "
+                "imputed like other missing values"
+            )
+
+
+def _nested_value(series: pd.Series) -> Any:
+    """The first list, dict or array in ``series``, or None: a cell must hold one value."""
+    if series.dtype != object:
+        return None
+    if pd.api.types.infer_dtype(series, skipna=True) not in ("mixed", "mixed-integer"):
+        return None  # all strings, all numbers, ...
+    containers = (list, tuple, dict, set, np.ndarray)
+    return next((v for v in series if isinstance(v, containers)), None)
+
+
 def validate_frame(frame: pd.DataFrame, label: str, source: str = "data") -> None:
     """Checks that hold for any data set before it is split."""
     if frame.empty:
         raise DataError(f"data source '{source}': has no rows; point to a file with data")
+    duplicated = frame.columns[frame.columns.duplicated()]
+    if len(duplicated):
+        dup = duplicated[0]
+        raise DataError(
+            f"data source '{source}': column '{dup}' appears "
+            f"{int((frame.columns == dup).sum())} times; give each column its own name"
+        )
     if label not in frame.columns:
         shown = ", ".join(map(str, list(frame.columns)[:8]))
         more = ", ..." if frame.shape[1] > 8 else ""
@@ -277,6 +441,13 @@ def validate_frame(frame: pd.DataFrame, label: str, source: str = "data") -> Non
             f"data source '{source}': no feature columns besides the label '{label}'; "
             "the data needs at least one input column"
         )
+    for col in frame.columns:
+        if (value := _nested_value(frame[col])) is not None:
+            kind = "records" if isinstance(value, dict) else "lists"
+            raise DataError(
+                f"data source '{source}': column '{col}' holds {kind} (e.g. {quoted(value)}), "
+                "not one value per cell; flatten it into columns of numbers or text, or drop it"
+            )
     missing = int(frame[label].isna().sum())
     if missing:
         raise DataError(
@@ -289,6 +460,13 @@ def validate_frame(frame: pd.DataFrame, label: str, source: str = "data") -> Non
             f"data source '{source}': label column '{label}' has {n_classes} class; "
             "a classifier needs at least two"
         )
+    if n_classes == len(frame):
+        raise DataError(
+            f"data source '{source}': label column '{label}' has a different value in every "
+            f"one of its {len(frame):,} rows; a classifier needs several rows of each class: "
+            "pass --label with the column of classes to predict"
+        )
+    check_values(frame, frame.columns, f"data source '{source}'")
 
 
 def content_sha256(frame: pd.DataFrame) -> str:

@@ -9,8 +9,8 @@ the time (``benchmarks/gate_lifetime.py``). The registry therefore keeps a ledge
 at, whether it deployed, the keys of the test rows that decided it), and an
 :class:`AlphaPolicy` says how ``alpha`` is accounted over that ledger:
 
-- ``per_comparison``: every comparison at ``alpha``, the gate as it was. The promise covers
-  one comparison.
+- ``per_comparison``: every comparison at ``alpha`` on every test row, the gate as it was
+  (its decisions are exactly the gate's without a ledger). The promise covers one comparison.
 - ``per_champion`` (the default): the k-th comparison against one champion is tested at
   ``alpha / (k (k + 1))``. Those levels add up to ``alpha * K / (K + 1) < alpha`` over any
   number K of attempts, so the chance that a no-better challenger *ever* replaces a given
@@ -77,7 +77,8 @@ diverge to minus infinity when the count only just clears the critical value (on
 six at that gain), which is why they are not used; the hybrid is bounded and about
 median-unbiased given a deploy (checked by simulation in ``tests/core/test_alpha.py``).
 
-Pure numpy/scipy; nothing here reads or writes files.
+Pure numpy/scipy (scipy imported where a gain is adjusted: the gate's settings import this
+module); nothing here reads or writes files.
 """
 
 from __future__ import annotations
@@ -88,8 +89,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import optimize
-from scipy import stats as sps
 
 from components.core.errors import ConfigError
 
@@ -369,23 +368,35 @@ def choose_rows(keys: Any, used: Any, min_fresh_rows: int) -> RowChoice:
             reused,
             f"decided on the {fresh} test rows no earlier decision used ({reused} left out)",
         )
-    return RowChoice(
-        np.ones(keys.shape[0], bool),
-        "all",
-        fresh,
-        reused,
+    reason = (
         f"only {fresh} test rows are fresh (fewer than {enough}), so all {keys.shape[0]} "
-        f"decide, {reused} of them used before",
+        f"decide, {reused} of them used before"
+        if fresh
+        else f"none of the {reused} test rows is fresh (an earlier decision used each), so "
+        "all of them decide"
     )
+    return RowChoice(np.ones(keys.shape[0], bool), "all", fresh, reused, reason)
 
 
 def rows_for(
     policy: AlphaPolicy, history: Sequence[LedgerEntry], champion: str, keys: Any
 ) -> RowChoice:
     """The rows this comparison against ``champion`` decides on: :func:`choose_rows` over
-    the :func:`used_rows` of the ledger."""
+    the :func:`used_rows` of the ledger; ``per_comparison`` keeps today's gate exactly and
+    decides on every row (the counts still say how many were fresh)."""
     used = used_rows(history, champion, policy.accounting)
-    return choose_rows(keys, used, policy.min_fresh_rows)
+    choice = choose_rows(keys, used, policy.min_fresh_rows)
+    if policy.accounting != "per_comparison" or choice.which == "all":
+        return choice
+    n = choice.fresh + choice.reused
+    return RowChoice(
+        np.ones(n, bool),
+        "all",
+        choice.fresh,
+        choice.reused,
+        f"all {n} test rows decide, {choice.reused} of them used by earlier decisions: "
+        "per_comparison decides on every row, as the gate always has",
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -433,6 +444,9 @@ def adjusted_gain(
     |X - delta| <= z_{1 - beta / 2} se, searched within x -+ z_{1 - beta / 2} se (the hybrid
     estimator of AKM 2024). Monotone in delta, so one root.
     """
+    from scipy import optimize
+    from scipy import stats as sps
+
     x, s, t = float(estimate), float(standard_error), float(threshold)
     if not (s > 0 and math.isfinite(s)):
         raise ValueError(f"standard_error={standard_error!r} must be a positive number")
@@ -463,6 +477,8 @@ def adjusted_gain(
 def critical_count(discordant: Any, level: float) -> Any:
     """Smallest c with exact one-sided McNemar p = P(Bin(d, 1/2) >= c) < level, per d
     (d + 1 where none): the gate deploys iff the challenger's wins reach it."""
+    from scipy import stats as sps
+
     d = np.asarray(discordant, dtype=np.int64)
     k = np.asarray(sps.binom.isf(level, d, 0.5), dtype=np.float64)
     k = np.where(np.isfinite(k), k + 1, d + 1).astype(np.int64)
@@ -502,8 +518,117 @@ def adjusted_accuracy_gain(
     return adjusted_gain((c - b) / n, se, (2 * k - 1 - d) / n)
 
 
+# --------------------------------------------------------------------------------------
+# The account of one comparison, in words and in the decision record
+# --------------------------------------------------------------------------------------
+
+
+def level_text(level: float) -> str:
+    """A level for people: three significant digits (0.025, 0.00833)."""
+    return f"{level:.3g}"
+
+
+def explain_level(account: Account, against: str) -> str:
+    """Why this comparison is tested at its level, and what that keeps, in one sentence.
+    ``against``: the champion in words ("version 2", "the baseline")."""
+    a, k, level = account.alpha, account.attempt, account.level
+    pct = f"{a * 100:g}%"
+    if account.accounting == "per_comparison":
+        return (
+            f"Level {level_text(level)} = alpha, attempt {k} against {against} "
+            f"(per_comparison): each comparison on its own deploys a no-better challenger with "
+            f"probability at most {pct}; repeated attempts are not accounted, so over many of "
+            "them that chance grows"
+        )
+    if account.accounting == "per_champion":
+        full = per_champion_level(a, k)
+        how = f"= alpha {a} / ({k} x {k + 1})"
+        if level < full * (1 - 1e-9):  # the budget caps it: alpha changed during this reign
+            how = (
+                f"= what is left of alpha {a} after {level_text(account.spent_before)} spent "
+                f"on {k - 1} earlier attempts (alpha changed during this reign; alpha / "
+                f"({k} x {k + 1}) would be {level_text(full)})"
+            )
+        replaces = (
+            "is ever deployed over the baseline"
+            if against == "the baseline"
+            else f"ever replaces {against}"
+        )
+        return (
+            f"Level {level_text(level)} {how}, attempt {k} against {against} (per_champion): "
+            f"this keeps the chance that a no-better challenger {replaces} at most {pct}, "
+            "however many attempts"
+        )
+    deploys = account.deploys_before
+    return (
+        f"Level {level_text(level)}: the LORD++ level of decision {k} of this registry, after "
+        f"{deploys} deploy{'s' if deploys != 1 else ''} (stream): at most a {pct} share of "
+        "deploys are expected to be no better than the champion they replaced, where every "
+        "decision is made on fresh rows"
+    )
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """How one comparison's level and rows were chosen from the ledger and, for a deploy,
+    its gain adjusted for the selection: what the decision record and the report state."""
+
+    account: Account
+    rows: RowChoice
+    against: str  # the champion in words: "version 2", "the baseline"
+    ledger: dict[str, Any] = field(default_factory=dict)  # id, record, where, notes
+    adjusted: AdjustedGain | None = None  # a deploy's selection-adjusted accuracy gain
+    adjusted_note: str = ""  # why a deploy has none, or what it does not model
+
+    @property
+    def why(self) -> str:
+        text = explain_level(self.account, self.against)
+        if self.account.accounting == "stream" and self.rows.which == "all" and self.rows.reused:
+            text += "; this decision reuses rows, so for it that holds only approximately"
+        return text + "."
+
+    def rows_sentence(self) -> str:
+        """What the decision's reason says of the rows: only when earlier decisions used
+        some of them (otherwise every row decided and none had been used)."""
+        if not self.rows.reused:
+            return ""
+        return self.rows.reason[0].upper() + self.rows.reason[1:] + "."
+
+    def gain_sentence(self) -> str:
+        g = self.adjusted
+        if g is None:
+            return ""
+        return (
+            f"Selection-adjusted accuracy gain {g.estimate * 100:+.1f} points (raw "
+            f"{g.raw * 100:+.1f}): a deploy selects gains that came out high, and this "
+            "estimate corrects for it."
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        gain: dict[str, Any] | None = None
+        if self.adjusted is not None:
+            gain = {"raw": self.adjusted.raw, "adjusted": self.adjusted.estimate}
+            gain |= {k: v for k, v in self.adjusted.to_json().items() if k not in ("raw",)}
+            gain.pop("estimate", None)
+        return {
+            "accounting": self.account.accounting,
+            "alpha": self.account.alpha,
+            "level": self.account.level,
+            "attempt": self.account.attempt,
+            "against": self.account.champion,
+            "spent_before": self.account.spent_before,
+            "deploys_before": self.account.deploys_before,
+            "why": self.why,
+            "promise": self.account.promise,
+            "rows": self.rows.to_json(),
+            "gain": gain,
+            "gain_note": self.adjusted_note,
+        }
+
+
 __all__ = [
     "ACCOUNTINGS",
+    "Accounting",
     "DEFAULT_ACCOUNTING",
     "Account",
     "AdjustedGain",
@@ -515,6 +640,8 @@ __all__ = [
     "adjusted_gain",
     "choose_rows",
     "critical_count",
+    "explain_level",
+    "level_text",
     "lord_levels",
     "per_champion_level",
     "rows_for",

@@ -2,8 +2,10 @@
 decision, and everything the report and the decision record state about it.
 
 The evaluate step's logic without files or the registry: the step loads the bundles and the
-test rows, leaves out the rows the champion trained or validated on (``exclude_seen``), calls
-``compare`` and writes what it returns.
+test rows, leaves out the rows the champion trained or validated on (``keep_unseen``), scores
+both models (``score``), takes its level and rows from the registry's ledger
+(accounting.Reservation) and lets the gate decide on them (``judge``). ``compare`` is score
+and judge at the policy's alpha on every row, without a ledger.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from components.core import progress
 from components.core.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from components.core.data.split import SplitRecord
+    from components.core.data.split import RowKey, SplitRecord
+    from components.core.evaluation.alpha import Accounting
     from components.core.evaluation.gate import Decision, GatePolicy, Interval
     from components.core.model.bundle import Bundle
 
@@ -66,11 +71,38 @@ class Evaluation:
             out[f"improvement_{k}_ci_low"] = ci.low
             out[f"improvement_{k}_ci_high"] = ci.high
         out["p_value"] = float(self.decision.p_value)
+        out["level"] = float(self.decision.level)
+        accounting = self.decision.accounting
+        if accounting is not None and accounting.adjusted is not None:
+            out["adjusted_accuracy_gain"] = float(accounting.adjusted.estimate)
         out["deploy"] = float(self.decision.deploy)
         out["test_rows"] = float(self.decision.counts.test_rows)
         if "rows" in self.excluded:
             out["excluded_test_rows"] = float(self.excluded["rows"])
         return out
+
+
+def ledger_key(test_df: pd.DataFrame, record: SplitRecord | None, footer: dict[str, Any]) -> RowKey:
+    """What identifies a test row for the ledger: the champion's key (its split record), else
+    this run's (the test split's footer), else the content of every column."""
+    from components.core.data.split import RowKey, SplitDefinition
+
+    if record is not None:
+        return record.definition.key
+    if footer:
+        try:
+            return SplitDefinition.from_json(footer).key
+        except ValueError:
+            pass  # an unreadable footer: the content still identifies a row
+    return RowKey.content(test_df.columns)
+
+
+def keys_of(test_df: pd.DataFrame, key: RowKey) -> np.ndarray:
+    """Each test row's uint64 key under ``key``."""
+    from components.core.data.split import check_key_function
+
+    check_key_function()
+    return key.keys(test_df)
 
 
 def exclude_seen(
@@ -82,20 +114,39 @@ def exclude_seen(
     key (whatever this run's salt, fractions or columns); None for a bundle written before
     sigdeploy kept one: then every row is compared and the guarantee is weaker.
     """
+    keys = keys_of(test_df, record.definition.key) if record is not None else None
+    kept, _, excluded = keep_unseen(test_df, keys, record, champion_version)
+    return kept, excluded
+
+
+def keep_unseen(
+    test_df: pd.DataFrame,
+    keys: np.ndarray | None,
+    record: SplitRecord | None,
+    champion_version: str,
+) -> tuple[pd.DataFrame, np.ndarray | None, dict[str, Any]]:
+    """``exclude_seen`` on rows whose keys (under the champion's key) are already known:
+    the kept rows, their keys, and what was left out."""
     total = int(len(test_df))
     who = f"the champion (version {champion_version})"
     if record is None:
-        return test_df, {
-            "rows": 0,
-            "test_rows": total,
-            "compared": total,
-            "guarantee": "weaker",
-            "champion_split": None,
-            "why": f"{who} has no split record (its bundle predates them), so no row could "
-            f"be checked: all {total:,} test rows are compared, and that it never trained on "
-            "them holds only if it was split with this run's salt, fractions and columns",
-        }
-    seen = record.seen(test_df)
+        return (
+            test_df,
+            keys,
+            {
+                "rows": 0,
+                "test_rows": total,
+                "compared": total,
+                "guarantee": "weaker",
+                "champion_split": None,
+                "why": f"{who} has no split record (its bundle predates them), so no row could "
+                f"be checked: all {total:,} test rows are compared, and that it never trained on "
+                "them holds only if it was split with this run's salt, fractions and columns",
+            },
+        )
+    if keys is None:
+        keys = keys_of(test_df, record.definition.key)
+    seen = np.isin(keys, record.seen_keys)
     n = int(seen.sum())
     split = record.definition.describe()
     why = (
@@ -106,14 +157,18 @@ def exclude_seen(
         f"on ({split})"
     )
     kept = test_df.loc[~seen].reset_index(drop=True) if n else test_df
-    return kept, {
-        "rows": n,
-        "test_rows": total,
-        "compared": total - n,
-        "guarantee": "full",
-        "champion_split": split,
-        "why": why,
-    }
+    return (
+        kept,
+        keys[~seen],
+        {
+            "rows": n,
+            "test_rows": total,
+            "compared": total - n,
+            "guarantee": "full",
+            "champion_split": split,
+            "why": why,
+        },
+    )
 
 
 def _first_run_exclusion(total: int) -> dict[str, Any]:
@@ -197,31 +252,41 @@ def collect_provenance(
     }
 
 
-def compare(
+@dataclass(frozen=True, eq=False)
+class Scored:
+    """Both models' class probabilities on the same test rows, before the gate decides."""
+
+    y: np.ndarray  # class indices in the challenger's class order
+    proba_new: np.ndarray
+    proba_old: np.ndarray
+    classes: list[Any]
+    champion_name: str  # "version 3", or the baseline's name on a first run
+    first_run: bool
+
+    def subset(self, use: np.ndarray) -> Scored:
+        """The rows ``use`` marks (the ones the account chose to decide on)."""
+        if bool(np.all(use)):
+            return self
+        return replace(
+            self, y=self.y[use], proba_new=self.proba_new[use], proba_old=self.proba_old[use]
+        )
+
+
+def score(
     challenger: Bundle,
     test_df: pd.DataFrame,
     policy: GatePolicy,
     *,
     champion: Bundle | None = None,
-    champion_version: str | None = None,
     train_df: pd.DataFrame | None = None,
-    excluded: dict[str, Any] | None = None,
-) -> Evaluation:
-    """Score both models on ``test_df`` and decide.
+    champion_version: str | None = None,
+) -> Scored:
+    """Both models' probabilities on ``test_df``.
 
     Without a champion (the first run) the challenger faces ``policy.baseline`` fitted on
     ``train_df``. Each model goes through its own preprocessor, so they see the same raw rows.
-    ``excluded``: what ``exclude_seen`` left out of ``test_df`` (the decision and the report
-    state it).
     """
-    from components.core.evaluation.gate import decide
-    from components.core.evaluation.metrics import (
-        Baseline,
-        align_proba,
-        confusion_matrix,
-        encode_labels,
-        roc_points,
-    )
+    from components.core.evaluation.metrics import Baseline, align_proba, encode_labels
 
     label, classes = challenger.label, challenger.classes
     y = encode_labels(test_df[label], classes)
@@ -245,6 +310,29 @@ def compare(
             champion.predict_proba(test_df), _matching_classes(champion.classes, classes), classes
         )
         champion_name = f"version {champion_version}"
+    return Scored(y, proba_new, proba_old, list(classes), champion_name, champion is None)
+
+
+def judge(
+    challenger: Bundle,
+    scored: Scored,
+    policy: GatePolicy,
+    *,
+    champion_version: str | None = None,
+    excluded: dict[str, Any] | None = None,
+    accounting: Accounting | None = None,
+) -> Evaluation:
+    """The gate's decision on ``scored`` and everything stated about it.
+
+    ``accounting``: the level and rows the ledger gave this comparison (the gate tests at
+    that level; its sentences join the reason, and a deploy gets its selection-adjusted
+    gain); None decides at the policy's alpha. ``excluded``: what ``exclude_seen`` left out.
+    """
+    from components.core.evaluation.gate import decide
+    from components.core.evaluation.metrics import confusion_matrix, roc_points
+
+    y, proba_new, proba_old = scored.y, scored.proba_new, scored.proba_old
+    champion_name, classes = scored.champion_name, scored.classes
     progress.report("evaluate", f"challenger against {champion_name} on {len(y):,} test rows")
     m_new, m_old = _metrics(y, proba_new), _metrics(y, proba_old)
     decision = decide(
@@ -253,13 +341,19 @@ def compare(
         proba_new,
         proba_old,
         champion_name=champion_name,
-        first_run=champion is None,
+        first_run=scored.first_run,
         metrics={"challenger": m_new, "champion": m_old},
+        level=accounting.account.level if accounting else None,
     )
     if excluded is None:
-        excluded = _first_run_exclusion(len(y)) if champion is None else {}
-    if note := _exclusion_note(excluded):
-        decision = replace(decision, reason=f"{decision.reason} {note}")
+        excluded = _first_run_exclusion(len(y)) if scored.first_run else {}
+    notes = [_exclusion_note(excluded)]
+    if accounting is not None:
+        accounting = _with_gain(accounting, decision, policy)
+        notes += [accounting.why, accounting.rows_sentence(), accounting.gain_sentence()]
+        decision = replace(decision, accounting=accounting)
+    if notes := [n for n in notes if n]:
+        decision = replace(decision, reason=" ".join([decision.reason, *notes]))
     k = len(classes)
     binary = k == 2 and len(y) > 0
     return Evaluation(
@@ -280,3 +374,62 @@ def compare(
             excluded=excluded,
         ),
     )
+
+
+def _with_gain(accounting: Accounting, decision: Decision, policy: GatePolicy) -> Accounting:
+    """A deploy's selection-adjusted accuracy gain (alpha.adjusted_accuracy_gain), where the
+    test that selected it is the one that estimator models: exact McNemar on accuracy alone."""
+    from components.core.evaluation.alpha import adjusted_accuracy_gain
+
+    if not decision.deploy:
+        return accounting
+    if list(dict.fromkeys(policy.primary_metrics)) != ["accuracy"] or (
+        policy.mcnemar_method != "exact"
+    ):
+        return replace(
+            accounting,
+            adjusted_note="no selection-adjusted gain: it is derived for the exact McNemar "
+            "test on accuracy alone, and this deploy was decided by " + decision.test,
+        )
+    c = decision.counts
+    try:
+        gain = adjusted_accuracy_gain(
+            c.only_champion_right, c.only_challenger_right, c.test_rows, decision.level
+        )
+    except ValueError as exc:  # cannot happen for a deploy the exact test passed
+        return replace(accounting, adjusted_note=f"no selection-adjusted gain: {exc}")
+    note = ""
+    if policy.margin > 0 or policy.guardrails:
+        note = (
+            "the adjustment models the McNemar test alone; the margin and guardrails select "
+            "further, so the adjusted gain may still overstate the true one"
+        )
+    return replace(accounting, adjusted=gain, adjusted_note=note)
+
+
+def compare(
+    challenger: Bundle,
+    test_df: pd.DataFrame,
+    policy: GatePolicy,
+    *,
+    champion: Bundle | None = None,
+    champion_version: str | None = None,
+    train_df: pd.DataFrame | None = None,
+    excluded: dict[str, Any] | None = None,
+) -> Evaluation:
+    """Score both models on ``test_df`` and decide at the policy's alpha on every row (no
+    ledger: ``score`` then ``judge``).
+
+    Without a champion (the first run) the challenger faces ``policy.baseline`` fitted on
+    ``train_df``. ``excluded``: what ``exclude_seen`` left out of ``test_df`` (the decision
+    and the report state it).
+    """
+    scored = score(
+        challenger,
+        test_df,
+        policy,
+        champion=champion,
+        train_df=train_df,
+        champion_version=champion_version,
+    )
+    return judge(challenger, scored, policy, champion_version=champion_version, excluded=excluded)

@@ -17,9 +17,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from components.core.errors import ConfigError
+from components.core.evaluation.alpha import (
+    ACCOUNTINGS,
+    DEFAULT_ACCOUNTING,
+    AlphaPolicy,
+    level_text,
+)
 from components.core.evaluation.metrics import BASELINES
 
 if TYPE_CHECKING:
+    from components.core.evaluation.alpha import Accounting
     from components.core.evaluation.stats import BootstrapResult
 
 PRIMARY_METRICS = ("accuracy", "auc")
@@ -48,11 +55,22 @@ class GatePolicy:
     mcnemar_method: str = "exact"  # exact | midp | chi2 | chi2-corrected
     bootstrap_resamples: int = 10000  # bootstrap resamples for the confidence bounds
     bootstrap_seed: int = 0  # seed of the bootstrap resampling
+    alpha_accounting: str = DEFAULT_ACCOUNTING  # how alpha is spent over runs: per_champion
+    # (the k-th try against one champion at alpha/(k(k+1)): a no-better model ever replaces
+    # it with probability <= alpha) | stream (LORD++) | per_comparison (alpha every time)
+    min_fresh_rows: int = 300  # decide on the test rows no earlier decision used, if this many
 
     def __post_init__(self) -> None:
         problems = []
         if not 0 < self.alpha < 1:
             problems.append(f"alpha={self.alpha} must be between 0 and 1, e.g. 0.05")
+        if self.alpha_accounting not in ACCOUNTINGS:
+            problems.append(
+                f"alpha_accounting={self.alpha_accounting!r} must be one of "
+                + ", ".join(ACCOUNTINGS)
+            )
+        if self.min_fresh_rows < 1:
+            problems.append(f"min_fresh_rows={self.min_fresh_rows} must be >= 1, e.g. 300")
         if not self.primary_metrics:
             problems.append("primary_metrics is empty: name accuracy and/or auc")
         for m in self.primary_metrics:
@@ -94,6 +112,10 @@ class GatePolicy:
                 "classes; use primary_metrics=accuracy and no auc guardrail"
             )
 
+    def alpha_policy(self) -> AlphaPolicy:
+        """How alpha is accounted across runs (evaluation/alpha.py)."""
+        return AlphaPolicy(self.alpha_accounting, self.alpha, self.min_fresh_rows)
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self) | {
             "primary_metrics": list(self.primary_metrics),
@@ -133,7 +155,7 @@ class Effect:
     accuracy_champion: float
     auc_challenger: float | None = None  # only with ROC AUC as a primary metric
     auc_champion: float | None = None
-    # one-sided (1 - alpha) lower bound of the improvement: of each significant primary
+    # one-sided (1 - level) lower bound of the improvement: of each significant primary
     # metric, then of accuracy (whenever there are rows), in that order
     lower_bounds: dict[str, float] = field(default_factory=dict)
 
@@ -216,7 +238,8 @@ class Decision:
     p_value: float  # the smallest (Holm-adjusted) p-value of the primary tests
     reason: str
     test: str  # the primary test(s) in words
-    alpha: float
+    alpha: float  # the nominal alpha, the policy's
+    level: float  # the level the test ran at: alpha, or less where alpha is spent over runs
     margin: float
     counts: Counts
     effect: Effect
@@ -224,9 +247,17 @@ class Decision:
     checks: tuple[Check, ...] = ()
     champion: str = ""
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    # two-sided (1 - alpha) interval of each metric's improvement, keyed accuracy, macro_f1,
+    # two-sided (1 - level) interval of each metric's improvement, keyed accuracy, macro_f1,
     # log_loss and (binary label) roc_auc; empty with explain=False or without rows
     improvement_ci: dict[str, Interval] = field(default_factory=dict)
+    # how the level and the rows were chosen from the registry's ledger, and a deploy's
+    # selection-adjusted gain; None for a decision made outside a registry
+    accounting: Accounting | None = None
+
+    @property
+    def confidence(self) -> float:
+        """The confidence of the lower bounds and intervals: 1 - the level tested at."""
+        return 1 - self.level
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -235,6 +266,8 @@ class Decision:
             "reason": self.reason,
             "test": self.test,
             "alpha": self.alpha,
+            "level": self.level,
+            "accounting": self.accounting.to_json() if self.accounting else None,
             "margin": self.margin,
             "counts": self.counts.to_json(),
             "effect": self.effect.to_json(),
@@ -261,14 +294,20 @@ def decide(
     first_run: bool,
     metrics: dict[str, dict[str, float]] | None = None,
     explain: bool = True,
+    level: float | None = None,
 ) -> Decision:
     """Compare two models' predictions on the same rows and decide whether to deploy.
 
     ``y`` holds class indices; the probability matrices share the same class order.
     ``explain=False`` skips the power figures and the improvement intervals (they explain a
     decision, they never change it), which the null simulation uses to run thousands of
-    decisions quickly.
+    decisions quickly. ``level``: test at this level instead of the policy's alpha (what
+    the account of alpha across runs allows this comparison, evaluation/alpha.py); every
+    test, bound, interval and power figure then uses it, and the decision keeps both.
     """
+    nominal = policy.alpha
+    if level is not None:
+        policy = replace(policy, alpha=level)
     rows = _Rows.of(y, proba_challenger, proba_champion)
     counts = _count_cells(rows)
     tests, auc = _primary_tests(policy, rows, counts)
@@ -290,7 +329,8 @@ def decide(
         p_value=min(adjusted),
         reason="",  # written below, from the decision itself
         test=_test_in_words(policy),
-        alpha=policy.alpha,
+        alpha=nominal,
+        level=policy.alpha,
         margin=policy.margin,
         counts=counts,
         effect=effect,
@@ -591,9 +631,20 @@ def _reason(d: Decision, policy: GatePolicy, significant: list[str], first_run: 
             f"but failed: {failed}. {observed}."
         )
     return (
-        f"Not deployed: not significantly better (p = {format_p(d.p_value)}, alpha "
-        f"{policy.alpha}); {_why_not_significant(d)}. {observed}."
+        f"Not deployed: not significantly better (p = {format_p(d.p_value)}, "
+        f"{_threshold(d)}); {_why_not_significant(d)}. {observed}."
     )
+
+
+def _threshold(d: Decision) -> str:
+    """What p was compared with: "alpha 0.05", or "level 0.025" where alpha is spent over
+    runs (the reason's accounting sentence says why)."""
+    return f"alpha {d.alpha}" if d.level == d.alpha else f"level {level_text(d.level)}"
+
+
+def confidence_text(confidence: float) -> str:
+    """A confidence as a percentage: 95%, 97.5%, 99.17%."""
+    return f"{confidence * 100:.4g}%"
 
 
 def _why_deployed(
@@ -603,7 +654,7 @@ def _why_deployed(
     low = d.effect.accuracy_lower_bound
     bound = ""
     if low is not None and "accuracy" in significant:
-        bound = f", {int(round((1 - policy.alpha) * 100))}% lower bound {_pts(low)}"
+        bound = f", {confidence_text(d.confidence)} lower bound {_pts(low)}"
     on = ""
     if primary != ["accuracy"]:  # say which metric carried the decision
         names = {"accuracy": "accuracy", "auc": "ROC AUC"}
@@ -614,7 +665,7 @@ def _why_deployed(
     holm = " (Holm-adjusted)" if len(primary) > 1 else ""
     return (
         f"Deployed: the challenger is significantly better than {against}{on}. "
-        f"{observed}{bound}{auc}; p = {format_p(d.p_value)} < alpha {policy.alpha}{holm}."
+        f"{observed}{bound}{auc}; p = {format_p(d.p_value)} < {_threshold(d)}{holm}."
     )
 
 
@@ -643,6 +694,7 @@ __all__ = [
     "GatePolicy",
     "Interval",
     "Power",
+    "confidence_text",
     "decide",
     "format_p",
 ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
-from components.core.evaluation.gate import format_p
+from components.core.evaluation.gate import confidence_text, format_p
 from components.core.io import write_text
 from components.core.progress import duration
 
@@ -603,7 +603,7 @@ def render_html(ev: Evaluation, model_name: str) -> str:
     d = ev.decision
     verdict = "DEPLOYED" if d.deploy else "NOT DEPLOYED"
     color = "#0a7d32" if d.deploy else "#9a5b00"
-    ci_pct = int(round((1 - d.alpha) * 100))
+    ci_pct = confidence_text(d.confidence)
     rows = []
     for name, new, old, gain, ci in _metric_rows(ev):
         cls = _significance(ci)
@@ -673,37 +673,118 @@ table.facts td{{text-align:left}} table.facts th{{font-weight:600;white-space:no
 {facts}
 </table>
 <h2>Metrics on the same {counts.test_rows} test rows</h2>
-<table id="metrics"><tr><th>metric</th><th>challenger</th><th>champion ({html.escape(d.champion)})</th><th>improvement</th><th>{ci_pct}% interval of the improvement</th></tr>
+<table id="metrics"><tr><th>metric</th><th>challenger</th><th>champion ({html.escape(d.champion)})</th><th>improvement</th><th>{ci_pct} interval of the improvement</th></tr>
 {"".join(rows)}</table>
 <p class="muted">Improvement: positive = challenger better, in the metric's own unit (fractions for
 accuracy, macro F1 and ROC AUC; nats for log loss, where it is the champion's loss minus the
-challenger's). Interval: paired bootstrap, two-sided {ci_pct}%, each metric on its own (no
+challenger's). Interval: paired bootstrap, two-sided {ci_pct}, each metric on its own (no
 correction for several metrics); resampled: {html.escape(resampling_note(ev))}. Green: the interval
 lies wholly above 0; red: wholly below 0; uncoloured: it includes 0 or there is none. The deploy
 decision rests on the test below, not on these colours.</p>
-<p>Accuracy improvement {_signed(d.effect.accuracy_difference)}; one-sided {ci_pct}% lower
+<p>Accuracy improvement {_signed(d.effect.accuracy_difference)}; one-sided {ci_pct} lower
 bound {_signed(low)} (paired bootstrap), compared with the margin {d.margin}.</p>
 <h2>Test</h2>
 <table>
 <tr><th>test</th><td>{html.escape(d.test)}</td></tr>
 <tr><th>p-value</th><td>{d.p_value:.4g}</td></tr>
 <tr><th>alpha (false-deploy risk)</th><td>{d.alpha}</td></tr>
+<tr><th>level tested at</th><td>{_level_cell(d)}</td></tr>
 <tr><th>margin</th><td>{d.margin}</td></tr>
 <tr><th>both right / only challenger / only champion / both wrong</th><td>{counts.both_right} / {counts.only_challenger_right} / {counts.only_champion_right} / {counts.both_wrong}</td></tr>
 <tr><th>power for the observed effect</th><td>{power.observed_power:.2f}</td></tr>
 <tr><th>smallest accuracy improvement detectable with {int(power.target_power * 100)}% power</th><td>{_mde(power)}</td></tr>
 </table>
+{_accounting_html(d)}
 <h2>Checks</h2><ul>{checks}</ul>
 <h2>Confusion matrices (rows: true class, columns: predicted)</h2>
 <div class="grid">{_confusion_svg(ev.confusion_challenger, ev.classes, "challenger")}
 {_confusion_svg(ev.confusion_champion, ev.classes, "champion")}</div>
 {roc}
 {curves}
-<p class="muted">A deploy happens only when the test says the challenger is better with at most
-{d.alpha:.0%} risk of deploying a model that is not. "Not deployed" with low power means the test
+<p class="muted">{html.escape(_promise(d))} "Not deployed" with low power means the test
 set is too small to tell, not that the challenger is worse.</p>
 </body></html>
 """
+
+
+def _level_cell(d: Decision) -> str:
+    if d.accounting is None:
+        return f"{d.level:g} (alpha: no ledger)"
+    return f"{d.level:.3g} ({html.escape(d.accounting.account.accounting)})"
+
+
+def _promise(d: Decision) -> str:
+    """What a deploy promises, for the rule actually applied."""
+    if d.accounting is None:
+        return (
+            f"A deploy happens only when the test says the challenger is better with at most "
+            f"{d.alpha:.0%} risk of deploying a model that is not."
+        )
+    return (
+        f"A deploy happens only when the test at level {d.level:.3g} says the challenger is "
+        f"better; accounted {d.accounting.account.accounting}, "
+        f"{d.accounting.account.promise}."
+    )
+
+
+def _accounting_rows(d: Decision) -> list[tuple[str, str]]:
+    """(label, text) rows of the account: level and why, rows, ledger, gain."""
+    a = d.accounting
+    if a is None:
+        return []
+    acct, rows = a.account, a.rows
+    out = [
+        ("accounting", f"{acct.accounting}: {acct.promise}"),
+        ("nominal alpha", f"{acct.alpha}"),
+        ("level and why", a.why),
+        (
+            "spent before",
+            f"{acct.spent_before:.4g} on {acct.attempt - 1} earlier attempt(s)"
+            if acct.accounting != "stream"
+            else f"{acct.spent_before:.4g} over {acct.attempt - 1} earlier decision(s), "
+            f"{acct.deploys_before} deploy(s)",
+        ),
+        (
+            "rows decided on",
+            f"{rows.which}: {int(rows.use.sum()):,} of {rows.fresh + rows.reused:,} "
+            f"({rows.fresh:,} fresh, {rows.reused:,} used by earlier decisions); {rows.reason}",
+        ),
+    ]
+    ledger = a.ledger
+    if ledger.get("id"):
+        out.append(
+            (
+                "ledger",
+                f"decision {ledger['id']}, record {ledger.get('record')} of {ledger['where']}",
+            )
+        )
+    for note in ledger.get("notes") or []:
+        out.append(("note", str(note)))
+    if a.adjusted is not None:
+        g = a.adjusted
+        out.append(
+            (
+                "accuracy gain",
+                f"raw {_signed(g.raw)}, selection-adjusted {_signed(g.estimate)} "
+                f"(standard error {g.standard_error:.4f}; {g.method})",
+            )
+        )
+    if a.adjusted_note:
+        out.append(("gain note", a.adjusted_note))
+    return out
+
+
+def _accounting_html(d: Decision) -> str:
+    rows = _accounting_rows(d)
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr><th>{html.escape(label)}</th><td>{html.escape(text)}</td></tr>"
+        for label, text in rows
+    )
+    return (
+        f'<h2>Error control across runs</h2>\n<table class="facts" id="accounting">{body}</table>'
+    )
 
 
 def _md(text: Any) -> str:
@@ -732,7 +813,7 @@ def _provenance_line(ev: Evaluation) -> str:
 def render_markdown(ev: Evaluation, model_name: str) -> str:
     d = ev.decision
     power = _power(d)
-    ci_pct = int(round((1 - d.alpha) * 100))
+    ci_pct = confidence_text(d.confidence)
     lines = [
         f"## sigdeploy: {model_name} — {'deployed' if d.deploy else 'not deployed'}",
         "",
@@ -741,7 +822,7 @@ def render_markdown(ev: Evaluation, model_name: str) -> str:
         _md(_provenance_line(ev)),
         _md(f"- excluded test rows: {_excluded_text(ev.provenance)}"),
         "",
-        f"| metric | challenger | champion ({_md(d.champion)}) | improvement | {ci_pct}% interval |",
+        f"| metric | challenger | champion ({_md(d.champion)}) | improvement | {ci_pct} interval |",
         "|---|---:|---:|---:|---|",
     ]
     for name, new, old, gain, ci in _metric_rows(ev):
@@ -752,14 +833,21 @@ def render_markdown(ev: Evaluation, model_name: str) -> str:
     lines += [
         "",
         "Improvement: positive = challenger better, in the metric's own unit (log loss: the "
-        f"champion's loss minus the challenger's); bold: the {ci_pct}% interval excludes 0.",
+        f"champion's loss minus the challenger's); bold: the {ci_pct} interval excludes 0.",
         "",
-        f"- test: {d.test}; p = {d.p_value:.4g}; alpha = {d.alpha}; margin = {d.margin}",
+        f"- test: {d.test}; p = {d.p_value:.4g}; alpha = {d.alpha}; {_level_md(d)}; "
+        f"margin = {d.margin}",
         f"- power for the observed effect: {power.observed_power:.2f}; smallest detectable "
         f"accuracy improvement: {_mde(power)}",
+        *(_md(f"- {label}: {text}") for label, text in _accounting_rows(d)),
         "",
     ]
     return "\n".join(lines)
+
+
+def _level_md(d: Decision) -> str:
+    accounted = f" ({d.accounting.account.accounting})" if d.accounting else ""
+    return f"level = {d.level:.3g}{accounted}"
 
 
 def write_html(path: str, ev: Evaluation, model_name: str) -> None:

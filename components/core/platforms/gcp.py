@@ -377,6 +377,47 @@ def exists(uri: str, client: Any = None) -> bool:
     return bool(_call(uri, client, bucket_name, "check the object", blob.exists))
 
 
+def list_names(uri: str, client: Any = None) -> list[str]:
+    """The names of every object under the ``uri`` prefix, relative to it, sorted; [] when
+    there are none."""
+    client = client or storage_client()
+    return sorted(relative for _, relative in _blobs_under(uri, client))
+
+
+def read_bytes(uri: str, client: Any = None) -> bytes:
+    """The content of the object ``uri`` (DataError, one line, when it is missing)."""
+    bucket_name, name = split_gcs_uri(uri)
+    client = client or storage_client()
+    blob = client.bucket(bucket_name).blob(name)
+    return bytes(_call(uri, client, bucket_name, "read the object", blob.download_as_bytes))
+
+
+def create(uri: str, data: bytes, content_type: str, client: Any = None) -> bool:
+    """Write the object ``uri`` only if it does not exist yet (a generation-0 precondition:
+    of two writers racing for one name exactly one succeeds). False when it existed."""
+    from google.api_core import exceptions as gexc
+
+    bucket_name, name = split_gcs_uri(uri)
+    client = client or storage_client()
+    blob = client.bucket(bucket_name).blob(name)
+    try:
+        _call(
+            uri,
+            client,
+            bucket_name,
+            "write the object",
+            blob.upload_from_string,
+            data,
+            content_type=content_type,
+            if_generation_match=0,
+        )
+    except DataError as exc:
+        if isinstance(exc.__cause__, gexc.PreconditionFailed):
+            return False
+        raise
+    return True
+
+
 def list_json(uri: str, client: Any = None) -> list[tuple[str, Any]]:
     """Every ``.json`` object directly under the ``uri`` prefix as (object URI, value), sorted
     by name; [] when there are none. An object that is not JSON is skipped with a warning."""

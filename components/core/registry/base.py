@@ -7,9 +7,12 @@ import enum
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from components.core.errors import ChampionMovedError, RegistryError
+
+if TYPE_CHECKING:
+    from components.core.registry.ledger import Append, Ledger
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 DEFAULT_MODEL_NAME = "digits-mlp"  # the embedded data's model
@@ -61,6 +64,11 @@ class Registry(Protocol):
     def rollback(self, version: str | None = None, reason: str = "") -> Champion: ...
 
     def version_bundle(self, version: str) -> Champion: ...
+
+    # The ledger (registry/ledger.py): what error control across runs reads and appends.
+    def ledger(self) -> Ledger: ...
+
+    def append_ledger(self, make: Append) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)

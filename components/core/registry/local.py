@@ -5,6 +5,8 @@ Layout::
     <root>/<model>/versions/<n>/     one complete bundle per version
     <root>/<model>/champion          JSON pointer {"version": n}, replaced atomically
     <root>/<model>/history.jsonl     append-only record of every decision
+    <root>/<model>/ledger.jsonl      the ledger (registry/ledger.py): one record a line
+    <root>/<model>/ledger/<sha>.npy  the test-row keys its decisions were made on
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from components.core.errors import RegistryError
-from components.core.io import atomic_dir, write_json
+from components.core.io import atomic_dir, atomic_path, write_json
+from components.core.registry import ledger as ledger_mod
 from components.core.registry.base import (
     ANY_CHAMPION,
     NAME_RE,
@@ -52,6 +55,14 @@ class LocalRegistry:
     @property
     def history_path(self) -> Path:
         return self.model_dir / "history.jsonl"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.model_dir / "ledger.jsonl"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.model_dir / "ledger"
 
     def champion(self) -> Champion | None:
         if not self.pointer.exists():
@@ -123,8 +134,22 @@ class LocalRegistry:
                     "decision": decision,
                 }
             )
+            if decided := ledger_mod.promoted_id(decision):
+                self._promoted(decided, version)
         log.info("registered %s version %s as champion", self.model_name, version)
         return Champion(version=version, path=target, uri=str(target))
+
+    def _promoted(self, decided: str, version: str) -> None:
+        """Record in the ledger which version decision ``decided`` made: the rows that
+        promoted it now count as used against it. The champion has already moved, so a
+        ledger that cannot take the record is logged, not raised (the next evaluation stops
+        on it, with what to do)."""
+        try:
+            self._append_ledger(ledger_mod.promotion_record(decided, version))
+        except RegistryError as exc:
+            log.warning(
+                "version %s is the champion, but the ledger was not updated: %s", version, exc
+            )
 
     def record(self, decision: dict[str, Any]) -> None:
         """Append a decision that did not deploy; the champion is untouched."""
@@ -137,6 +162,65 @@ class LocalRegistry:
             fh.write(line + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+
+    # ------------------------------------------------------------------ the ledger
+
+    def ledger(self) -> ledger_mod.Ledger:
+        """The ledger, checked (registry/ledger.py): RegistryError, one line, when it is
+        damaged, belongs to another model, or is gone though the history used one."""
+        return self._read_ledger(keys=True)
+
+    def append_ledger(self, make: ledger_mod.Append) -> dict[str, Any]:
+        """Append a record, or the record ``make(ledger)`` returns, under the registry lock:
+        the ledger it sees cannot change before the record lands. Returns the record as
+        stored."""
+        with self._lock():
+            return self._append_ledger(make)
+
+    def _append_ledger(self, make: ledger_mod.Append) -> dict[str, Any]:
+        """``append_ledger`` with the lock already held. The keys file goes first and the
+        ledger is replaced whole (temp file + os.replace): a crash leaves the old ledger."""
+        current = self._read_ledger(keys=callable(make))  # a plain record needs the count
+        record, keys = make(current) if callable(make) else (make, None)
+        record, data = ledger_mod.with_keys(record, keys)
+        if data:
+            path = self.keys_dir / f"{record['rows']['sha256']}.npy"
+            if not path.is_file():
+                with atomic_path(path) as tmp:
+                    tmp.write_bytes(data)
+        stored = ledger_mod.stamped(record, self.model_name, current.records + 1)
+        line = json.dumps(stored, sort_keys=True, allow_nan=False) + "\n"
+        old = self.ledger_path.read_bytes() if self.ledger_path.is_file() else b""
+        with atomic_path(self.ledger_path) as tmp:
+            with open(tmp, "wb") as fh:
+                fh.write(old + line.encode())
+                fh.flush()
+                os.fsync(fh.fileno())
+        return stored
+
+    def _read_ledger(self, *, keys: bool) -> ledger_mod.Ledger:
+        where = f"registry '{self.model_dir}': ledger '{self.ledger_path}'"
+        restore = f"{self.ledger_path.name} and {self.keys_dir.name}/ in {self.model_dir}"
+        restart = f"replace {self.ledger_path} with an empty file"
+        if not self.ledger_path.is_file():
+            decisions, recorded = ledger_mod.history_check(self.history())
+            if recorded:
+                raise ledger_mod.lost(where, recorded, restore=restore, restart=restart)
+            note = ledger_mod.older_note(f"registry '{self.model_dir}'", decisions)
+            return ledger_mod.Ledger(where=str(self.ledger_path), note=note if decisions else "")
+        text = self.ledger_path.read_text(encoding="utf-8")
+        lines = [line for line in text.splitlines() if line.strip()]
+        try:
+            records = [ledger_mod.parse_line(line, n) for n, line in enumerate(lines, 1)]
+            read = self._key_file if keys else None
+            decisions_, count = ledger_mod.fold(records, self.model_name, read)
+        except ledger_mod.Damaged as exc:
+            raise ledger_mod.damaged(where, str(exc), restore=restore, restart=restart) from None
+        return ledger_mod.Ledger(tuple(decisions_), count, str(self.ledger_path))
+
+    def _key_file(self, digest: str) -> bytes | None:
+        path = self.keys_dir / f"{digest}.npy"
+        return path.read_bytes() if path.is_file() else None
 
     def history(self) -> list[dict[str, Any]]:
         """Every decision and rollback, oldest first. A line torn by a crash is skipped."""

@@ -13,6 +13,10 @@ Registry URI: ``vertex://PROJECT/REGION[?artifacts=gs://BUCKET/PREFIX][&api_endp
   ``<artifacts>/<model>/history/``; ``history`` reads them back, oldest first.
 - ``rollback`` moves the ``champion`` alias back to an earlier version (by default the one
   before the current champion, from that history).
+- The ledger (registry/ledger.py) is one object per record, ``<artifacts>/<model>/ledger/
+  <n>.json``, and the decisions' row keys ``ledger/keys/<sha256>.npy``. A record is created
+  only if its number is still free (a generation-0 precondition), so of two evaluations
+  racing for the same attempt one writes it and the other reads the ledger again.
 
 Serving a version on an endpoint and batch prediction jobs are platforms/vertex.py's: they
 take the version's resource name (``Champion.uri``, ``version_resource``).
@@ -32,9 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from components.core import serving_contract
-from components.core.errors import ConfigError, RegistryError
+from components.core.errors import ConfigError, RegistryError, SigdeployError
 from components.core.platforms import gcp
 from components.core.platforms import vertex as vertex_ai
+from components.core.registry import ledger as ledger_mod
 from components.core.registry.base import (
     ANY_CHAMPION,
     Champion,
@@ -52,6 +57,9 @@ CLASSIFICATION_METRICS_SCHEMA = (
     "gs://google-cloud-aiplatform/schema/modelevaluation/classification_metrics_1.0.0.yaml"
 )
 REGION_RE = re.compile(r"^[a-z]+-[a-z]+\d+$")
+LEDGER_RECORD = re.compile(r"^(\d{8})\.json$")
+LEDGER_STARTED = "started"  # an object that starts an empty ledger (a new account)
+LEDGER_TRIES = 20  # appends overtaken by other evaluations before giving up
 
 
 def parse_uri(uri: str) -> tuple[str, str, dict[str, str]]:
@@ -445,6 +453,8 @@ class VertexRegistry:
             [CHAMPION_ALIAS],
             version=model.version_id,
         )
+        if decided := ledger_mod.promoted_id(decision):
+            self._promoted(decided, str(model.version_id))
         self._import_evaluation(model, decision)
         self._history(
             "deployed",
@@ -478,6 +488,121 @@ class VertexRegistry:
     def record(self, decision: dict[str, Any]) -> None:
         """Keep a decision that did not deploy; the champion is untouched."""
         self._history("kept", decision)
+
+    # ---------------------------------------------------------------- the ledger
+
+    @property
+    def ledger_prefix(self) -> str:
+        return f"{self.artifacts}/{self.model_name}/ledger"
+
+    def ledger(self, *, keys: bool = True) -> ledger_mod.Ledger:
+        """The ledger, checked (registry/ledger.py): RegistryError, one line, when it is
+        damaged, belongs to another model, or is gone though the history used one. Without
+        an artifacts= location there is nowhere to keep one (``kept`` is False). ``keys``:
+        also read and check the decisions' row keys."""
+        if not self.artifacts:
+            return ledger_mod.Ledger(
+                kept=False, note=f"no artifacts= location in {self.uri}: no ledger is kept"
+            )
+        prefix = self.ledger_prefix
+        where = f"registry '{self.uri}' (model {self.model_name}): ledger '{prefix}/'"
+        restore = f"the objects under {prefix}/, e.g. from earlier object generations"
+        restart = (
+            f"move the objects under {prefix}/ aside and create an empty object "
+            f"{prefix}/{LEDGER_STARTED}"
+        )
+        names = gcp.list_names(prefix)
+        try:
+            found = self._record_names(names)
+            if not found and LEDGER_STARTED not in names:  # none yet, or lost
+                decisions, recorded = ledger_mod.history_check(self.history())
+                if recorded:
+                    raise ledger_mod.lost(where, recorded, restore=restore, restart=restart)
+                note = ledger_mod.older_note(f"registry '{self.uri}'", decisions)
+                return ledger_mod.Ledger(where=prefix, note=note if decisions else "")
+            records = []
+            for number, name in enumerate(found, 1):
+                data = gcp.read_bytes(f"{prefix}/{name}")
+                records.append(ledger_mod.parse_line(data.decode("utf-8", "replace"), number))
+            read = self._key_file if keys else None
+            decisions_, count = ledger_mod.fold(records, self.model_name, read)
+        except ledger_mod.Damaged as exc:
+            raise ledger_mod.damaged(where, str(exc), restore=restore, restart=restart) from None
+        return ledger_mod.Ledger(tuple(decisions_), count, prefix)
+
+    @staticmethod
+    def _record_names(names: list[str]) -> list[str]:
+        """The record objects, in order; anything else directly under the prefix (but the
+        start marker) is not ours."""
+        records = []
+        for name in names:
+            if LEDGER_RECORD.match(name):
+                records.append(name)
+            elif "/" not in name and name != LEDGER_STARTED:
+                raise ledger_mod.Damaged(f"object {name!r} is not a ledger record")
+        return records
+
+    def _key_file(self, digest: str) -> bytes | None:
+        """A keys file, from the local cache when it was read before (its name is its
+        sha256, checked again by the caller)."""
+        cached = self.cache_dir / "ledger-keys" / f"{digest}.npy"
+        if cached.is_file():
+            return cached.read_bytes()
+        uri = f"{self.ledger_prefix}/keys/{digest}.npy"
+        if not gcp.exists(uri):
+            return None
+        data = gcp.read_bytes(uri)
+        from components.core.io import atomic_path
+
+        with atomic_path(cached) as tmp:
+            tmp.write_bytes(data)
+        return data
+
+    def append_ledger(self, make: ledger_mod.Append) -> dict[str, Any]:
+        """Append a record, or the record ``make(ledger)`` returns, as the next numbered
+        object, created only if that number is still free; when another evaluation took it
+        first, the ledger is read again (and ``make`` called again on it). Returns the record
+        as stored."""
+        import json
+
+        if not self.artifacts:
+            raise RegistryError(
+                f"registry '{self.uri}': no artifacts= location, so the ledger that alpha "
+                "accounting needs cannot be kept; use vertex://PROJECT/REGION?artifacts="
+                "gs://BUCKET/PREFIX, or alpha_accounting=per_comparison"
+            )
+        for _ in range(LEDGER_TRIES):
+            current = self.ledger(keys=callable(make))
+            record, keys = make(current) if callable(make) else (make, None)
+            record, data = ledger_mod.with_keys(record, keys)
+            if data:  # named by its content: an existing one is the same file
+                digest = record["rows"]["sha256"]
+                gcp.create(
+                    f"{self.ledger_prefix}/keys/{digest}.npy", data, "application/octet-stream"
+                )
+            seq = current.records + 1
+            stored = ledger_mod.stamped(record, self.model_name, seq)
+            text = json.dumps(stored, sort_keys=True, allow_nan=False)
+            if gcp.create(
+                f"{self.ledger_prefix}/{seq:08d}.json", text.encode(), "application/json"
+            ):
+                return stored
+            log.info("ledger record %d was taken by another evaluation; reading it again", seq)
+        raise RegistryError(
+            f"registry '{self.uri}' (model {self.model_name}): {LEDGER_TRIES} appends to the "
+            f"ledger were each overtaken by another evaluation; run again"
+        )
+
+    def _promoted(self, decided: str, version: str) -> None:
+        """Record which version decision ``decided`` made: the rows that promoted it now
+        count as used against it. The alias has already moved, so a ledger that cannot take
+        the record is logged, not raised (the next evaluation stops on it)."""
+        try:
+            self.append_ledger(ledger_mod.promotion_record(decided, version))
+        except SigdeployError as exc:
+            log.warning(
+                "version %s is the champion, but the ledger was not updated: %s", version, exc
+            )
 
     def _history(self, event: str, decision: dict[str, Any], **extra: Any) -> None:
         if not self.artifacts:
@@ -519,9 +644,11 @@ class VertexRegistry:
 
 def _description(decision: dict[str, Any], previous: Any) -> str:
     against = f"version {previous.version_id}" if previous else "the baseline"
+    level = decision.get("level")
+    tested = f"level {level:.3g}, alpha" if isinstance(level, int | float) else "alpha"
     text = (
         f"sigdeploy: deployed over {against}; {decision.get('test', 'test')} "
-        f"p={decision.get('p_value', float('nan')):.3g} (alpha {decision.get('alpha')}). "
+        f"p={decision.get('p_value', float('nan')):.3g} ({tested} {decision.get('alpha')}). "
         f"{decision.get('reason', '')}"
     )
     return text[:1000]
@@ -548,7 +675,7 @@ def _schema_metrics(decision: dict[str, Any]) -> dict[str, Any]:
 
 def _evaluation_metadata(decision: dict[str, Any]) -> dict[str, Any]:
     """Everything else the gate decided, kept with the evaluation (a free-form field)."""
-    keep = ("deploy", "p_value", "test", "alpha", "margin", "reason", "counts", "champion")
+    keep = ("deploy", "p_value", "test", "alpha", "level", "margin", "reason", "counts", "champion")
     out: dict[str, Any] = {k: decision[k] for k in keep if k in decision}
     for who, values in decision.get("metrics", {}).items():
         for name, value in values.items():
