@@ -2,9 +2,13 @@
 
 Routes (the first two from AIP_HEALTH_ROUTE / AIP_PREDICT_ROUTE):
 
-- ``GET /health``: 200 with the model version once a model is loaded, 503 before; with
-  ``inputs`` (source kind, image size and mode, feature count, columns accepted and ignored)
-  when the bundle records how its training rows were made;
+- ``GET /health``: 200 with the model version once a model is loaded, 503 before and
+  whenever no valid model is loaded (with the reason); with ``inputs`` (source kind, image
+  size and mode, feature count, columns accepted and ignored) when the bundle records how
+  its training rows were made; ``integrity``: "verified" (every file matched the bundle's
+  manifest) or "unverified" (a bundle written before sigdeploy kept one); ``refused``: the
+  champion version whose bundle failed its checks, and why, while the previous model
+  keeps serving;
 - ``POST /predict``: ``{"instances": [...]}`` -> ``{"predictions": [{"label": ...,
   "probabilities": {...}}], "model_version": ...}``; bad input is a 4xx
   ``{"error": ..., "instance": i, "field": name}``, never a 500: a Content-Type other than
@@ -89,7 +93,7 @@ def create_app(config: ServeConfig, holder: ModelHolder | None = None) -> FastAP
     async def predict(request: Request) -> Response:
         model = holder.current  # taken once: this request is answered by this model only
         if model is None:
-            return _not_ready()
+            return _not_ready(holder.last_error is not None)
         held = reader.hold()
         try:
             body = await reader.read(request, held, json_only=True)
@@ -112,7 +116,7 @@ def create_app(config: ServeConfig, holder: ModelHolder | None = None) -> FastAP
     async def stats(_: Request) -> Response:
         model = holder.current
         if model is None:
-            return _not_ready()
+            return _not_ready(holder.last_error is not None)
         report = await run_in_threadpool(model.monitor.check)
         return _json({"model_name": model.name, "model_version": model.version, **report}, 200)
 
@@ -310,10 +314,15 @@ def _json(obj: Any, status: int, headers: dict[str, str] | None = None) -> Respo
     )
 
 
-def _not_ready() -> Response:
+def _not_ready(failed: bool = False) -> Response:
+    """503 for a request with no model to answer it; ``failed``: the last load was refused
+    (the health route says why)."""
+    what = "no valid model is loaded (the health route says why)"
+    if not failed:
+        what = "no model is loaded yet"
     return _json(
         {
-            "error": "no model is loaded yet; retry when the health route answers 200",
+            "error": f"{what}; retry when the health route answers 200",
             "instance": None,
             "field": None,
         },

@@ -16,8 +16,11 @@ Before any of that, :func:`check_model_source` ends the start with one line when
 nothing to serve (no registry, no such model, no champion, no bundle at a local
 ``storage_uri``), unless ``wait_for_champion`` asks to wait for the first deploy.
 
-A model that fails to load is logged with its reason and the previous one keeps serving;
-the load is retried with back-off.
+A model that fails to load (a bundle refused by its checks: files that do not match the
+manifest, parts that disagree, weights that are not finite) is logged with its reason and
+the previous one keeps serving; /health names the refused version and why (``refused``),
+and answers 503 with the reason while no valid model is loaded. The load is retried with
+back-off.
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ class ModelHolder:
         self._loader = loader
         self.current: ServingModel | None = None
         self.last_error: str | None = None
+        # the version (or storage URI) whose bundle failed to load, and why; None once the
+        # champion is served
+        self.refused: dict[str, Any] | None = None
+        self._candidate: dict[str, Any] | None = None  # what the load in progress reads
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._download_dir: Path | None = None
@@ -136,11 +143,13 @@ class ModelHolder:
                 return None
             if self.current is not None and self.current.version == champion.version:
                 return self.current
+            self._candidate = {"version": champion.version}
             return self._load(champion.path, champion.version)
 
         self._attempt(load)
 
     def _attempt(self, load: Callable[[], ServingModel | None]) -> bool:
+        self._candidate = None
         try:
             model = load()
         except SigdeployError as exc:
@@ -150,7 +159,7 @@ class ModelHolder:
             log.debug("model load failed", exc_info=True)
             self._failed(f"{type(exc).__name__}: {exc}")
             return False
-        self.last_error = None
+        self.last_error = self.refused = None
         self._retry_delay = self.config.poll_seconds
         if model is not None and model is not self.current:
             previous = self.current
@@ -168,8 +177,13 @@ class ModelHolder:
 
     def _failed(self, reason: str) -> None:
         keeping = f"; still serving version {self.current.version}" if self.current else ""
+        candidate = self._candidate
+        what = "the model"
+        if candidate is not None:
+            what = f"version {candidate['version']}" if "version" in candidate else "the bundle"
+            self.refused = {**candidate, "reason": reason}
         log.error(
-            "cannot load the model: %s%s (retrying in %.0f s)", reason, keeping, self._retry_delay
+            "cannot load %s: %s%s (retrying in %.0f s)", what, reason, keeping, self._retry_delay
         )
         self.last_error = reason
         self._retry_at = time.monotonic() + self._retry_delay
@@ -205,6 +219,7 @@ class ModelHolder:
                 ) from exc
         else:
             path = local_bundle(uri)
+        self._candidate = {"storage_uri": uri}
         return self._load(path, None)
 
     def _maybe_check_drift(self) -> None:
@@ -216,10 +231,16 @@ class ModelHolder:
         model.monitor.check_if_new_rows()
 
     def status(self) -> dict[str, Any]:
+        """What /health shows: "ok" and the model served; "loading" before any load
+        finished; "unavailable" when no model is served and the last load failed."""
         model = self.current
-        out: dict[str, Any] = {"status": "ok" if model else "loading"}
+        out: dict[str, Any] = {
+            "status": "ok" if model else "unavailable" if self.last_error else "loading"
+        }
         if model is not None:
             out.update(model.describe())
+        if self.refused:
+            out["refused"] = dict(self.refused)
         if self.last_error:
             out["last_error"] = self.last_error
         return out

@@ -1,8 +1,9 @@
 """A model bundle loaded for serving: numpy and ONNX Runtime only, no torch, no pandas.
 
-Training writes a bundle with torch; serving reads the same three files (``bundle.json``,
-``preprocessor.json``, ``model.safetensors``) without torch, through the numpy forward pass
-that evaluation also runs (``components.core.model.mlp_numpy``), so that the image stays small:
+Training writes a bundle with torch; serving reads the same files (``bundle.json``,
+``preprocessor.json``, ``model.safetensors``, checked against ``manifest.json``) without
+torch, through the numpy forward pass that evaluation also runs
+(``components.core.model.mlp_numpy``), so that the image stays small:
 
 - the weights are read with ``safetensors.numpy``; at load time the numeric preprocessing
   (median imputation and standardisation in float64, then float32: exactly what
@@ -17,6 +18,11 @@ bundle.json ``inputs`` (absent in bundles written before sigdeploy kept it) says
 training rows were made: the columns left out on purpose become keys an object instance may
 carry and have ignored, and an image-folder model's list instances are described as images
 in errors; /health shows both.
+
+Before any of that the bundle is checked as every reader checks it (``mlp_numpy``): its files
+against its manifest, its parts against each other, its weights finite. A bundle that fails
+is a one-line RegistryError, so the server keeps the model it has (``loader``); one without a
+manifest (written before sigdeploy kept one) is served, and /health says "unverified".
 
 A :class:`ServingModel` is immutable once built: the server swaps whole models, so one
 request never sees parts of two.
@@ -39,11 +45,19 @@ from components.core.bundle_format import (
     FORMAT,
     PREPROCESSOR_JSON,
     PREPROCESSOR_KIND,
+    UNVERIFIED,
+    VERIFIED,
     WEIGHTS,
-    missing_files,
 )
 from components.core.errors import RegistryError
-from components.core.model.mlp_numpy import forward, load_weights, read_layers, transposed
+from components.core.model.mlp_numpy import (
+    check_files,
+    check_parts,
+    forward,
+    load_weights,
+    read_layers,
+    transposed,
+)
 from components.serving import fastjson
 from components.serving.drift import DriftMonitor
 from components.serving.errors import BadRequest
@@ -297,6 +311,7 @@ class ServingModel:
     backend: str
     monitor: DriftMonitor
     inputs: InputSpec = field(default_factory=InputSpec)
+    verified: bool = False  # its files matched its manifest (False: a bundle without one)
     _row_template: str = field(repr=False, default="")
     _labels_json: tuple[str, ...] = field(repr=False, default=())
     _class_keys: tuple[str, ...] = field(repr=False, default=())
@@ -395,6 +410,7 @@ class ServingModel:
             "backend": self.backend,
             "features": len(self.features),
             "classes": len(self.classes),
+            "integrity": VERIFIED if self.verified else UNVERIFIED,
         }
         if (inputs := self.inputs.describe()) is not None:
             out["inputs"] = inputs
@@ -416,18 +432,13 @@ def load_serving_model(
     ``drift`` holds DriftMonitor keyword arguments (window, min_rows, thresholds).
     """
     root = Path(path)
-    if missing := missing_files(root):
-        raise RegistryError(
-            f"model bundle '{root}': {missing[0]} is missing; the bundle is incomplete, "
-            "register a complete one"
-        )
+    verified = check_files(root)
     try:
         meta = json.loads((root / BUNDLE_JSON).read_text(encoding="utf-8"))
-        pre = ServingPreprocessor.from_json(
-            json.loads((root / PREPROCESSOR_JSON).read_text(encoding="utf-8"))
-        )
-        inputs = read_inputs(meta, pre)
-    except (ValueError, KeyError, TypeError) as exc:
+        pre_json = json.loads((root / PREPROCESSOR_JSON).read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError("bundle.json is not an object")
+    except ValueError as exc:
         raise RegistryError(
             f"model bundle '{root}': unreadable bundle.json or preprocessor.json "
             f"({exc}); re-register it"
@@ -437,20 +448,20 @@ def load_serving_model(
             f"model bundle '{root}': format {meta.get('format')!r} is not "
             f"{FORMAT}; retrain it with this sigdeploy"
         )
+    check_parts(meta, pre_json, root)
+    try:
+        pre = ServingPreprocessor.from_json(pre_json)
+        inputs = read_inputs(meta, pre)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RegistryError(
+            f"model bundle '{root}': unreadable bundle.json or preprocessor.json "
+            f"({exc}); re-register it"
+        ) from exc
+    # check_parts made the schema's features the preprocessor's and the classes the
+    # network's outputs; read_layers makes the layers the model config's
     layers = read_layers(load_weights(root), meta["model_config"], str(root))
-    schema = meta.get("schema", {})
-    features = [str(f) for f in schema.get("features", [])]
-    if sorted(features) != sorted(pre.features) or layers[0][0].shape[1] != pre.n_outputs:
-        raise RegistryError(
-            f"model bundle '{root}': schema features and preprocessor disagree; "
-            "the bundle is damaged, re-register it"
-        )
+    features = [str(f) for f in meta["schema"]["features"]]
     classes = tuple(meta["classes"])
-    if layers[-1][0].shape[0] != len(classes):
-        raise RegistryError(
-            f"model bundle '{root}': {len(classes)} classes but the network has "
-            f"{layers[-1][0].shape[0]} outputs; re-register it"
-        )
     if version is None:
         version = "sha256:" + hashlib.sha256((root / WEIGHTS).read_bytes()).hexdigest()[:12]
     name = str(meta.get("name") or root.name)
@@ -466,13 +477,14 @@ def load_serving_model(
     keys = [json.dumps(str(c)).replace("%", "%%") for c in classes]
     template = '{"label":%s,"probabilities":{' + ",".join(f"{k}:%r" for k in keys) + "}}"
     log.info(
-        "loaded %s version %s from %s (%d features, %d classes, %s)",
+        "loaded %s version %s from %s (%d features, %d classes, %s, %s)",
         name,
         version,
         root,
         len(features),
         len(classes),
         used,
+        VERIFIED if verified else UNVERIFIED,
     )
     return ServingModel(
         version=str(version),
@@ -493,6 +505,7 @@ def load_serving_model(
         backend=used,
         monitor=monitor,
         inputs=inputs,
+        verified=verified,
         _row_template=template,
         _labels_json=tuple(json.dumps(c) for c in classes),
         _class_keys=tuple(str(c) for c in classes),

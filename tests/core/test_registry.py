@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 
 import pytest
@@ -40,14 +41,30 @@ def test_concurrent_deploys_get_distinct_versions(tmp_path, trained_bundle):
     assert reg.champion().version in versions
 
 
-def test_failed_register_leaves_champion_untouched(tmp_path, trained_bundle):
+@pytest.mark.parametrize(
+    ("remove", "message"),
+    [
+        (None, "nothing-here': no such directory; nothing registered"),
+        ("bundle.json", "bundle.json missing"),
+        ("preprocessor.json", "preprocessor.json missing"),
+        ("model.safetensors", "model.safetensors missing"),
+    ],
+)
+def test_an_incomplete_bundle_is_refused_and_leaves_the_champion(
+    tmp_path, trained_bundle, remove, message
+):
     reg = LocalRegistry(tmp_path / "reg", "m")
     reg.register(trained_bundle, {})
     before = reg.pointer.read_bytes()
-    with pytest.raises(RegistryError, match="bundle.json missing"):
-        reg.register(tmp_path / "nothing-here", {})
+    partial = tmp_path / "nothing-here"
+    if remove:
+        shutil.copytree(trained_bundle, partial)
+        (partial / remove).unlink()
+    with pytest.raises(RegistryError, match=message):
+        reg.register(partial, {})
     assert reg.pointer.read_bytes() == before
     assert reg.versions() == [1]
+    assert sorted(p.name for p in (reg.model_dir / "versions").iterdir()) == ["1"]
 
 
 def test_damaged_pointer_is_a_clear_error(tmp_path, trained_bundle):
@@ -58,10 +75,27 @@ def test_damaged_pointer_is_a_clear_error(tmp_path, trained_bundle):
         reg.champion()
 
 
-@pytest.mark.parametrize("name", ["", "has space", "../escape", "-leading"])
+BAD_NAMES = ["", "has space", "../escape", "-leading", "m\n", "m\r", "..", ".", "a/b", "a\\b"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES + [None, 7])
 def test_bad_model_names(tmp_path, name):
-    with pytest.raises(RegistryError, match="model name"):
+    with pytest.raises(RegistryError, match="model name") as err:
         LocalRegistry(tmp_path, name)
+    assert "\n" not in str(err.value)  # one line, the name quoted
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_the_vertex_registry_and_the_pipeline_refuse_the_same_names(name):
+    from components.core.registry import RegistryConfig
+    from components.core.registry.vertex import VertexRegistry
+
+    with pytest.raises(RegistryError, match="model name") as err:
+        VertexRegistry("project", "us-central1", name)  # before any call to Google
+    assert "\n" not in str(err.value)
+    with pytest.raises(RegistryError, match="model name"):
+        RegistryConfig("vertex://project/us-central1", name)
 
 
 def test_open_registry_rejects_unknown_scheme():
@@ -166,7 +200,140 @@ def test_history_skips_a_line_torn_by_a_crash(three_versions, caplog):
     with open(three_versions.history_path, "a") as fh:
         fh.write('{"time": 1, "event": "dep')
     assert [h["event"] for h in three_versions.history()] == ["deployed"] * 3
-    assert "line 4 is not JSON" in caplog.text
+    assert "line 4 is torn (a write cut short by a crash); skipped" in caplog.text
+
+
+def test_a_torn_last_line_does_not_swallow_the_next_record(three_versions, caplog):
+    """The finding: a rollback appended after a torn line vanished with it."""
+    reg = three_versions
+    with open(reg.history_path, "a") as fh:
+        fh.write('{"time": 1, "event": "dep')
+    reg.rollback(reason="after the crash")
+    assert [h["event"] for h in reg.history()] == ["deployed"] * 3 + ["rolled_back"]
+    assert "removed its last 25 bytes, a line torn by a crash" in caplog.text
+    assert reg.history_path.read_bytes().endswith(b"\n")
+    assert all(json.loads(line) for line in reg.history_path.read_text().splitlines())
+
+
+def test_a_whole_last_record_that_lost_only_its_newline_is_kept(three_versions):
+    reg = three_versions
+    text = reg.history_path.read_text()
+    reg.history_path.write_text(text.rstrip("\n"))
+    assert [h["event"] for h in reg.history()] == ["deployed"] * 3
+    reg.record({"deploy": False})
+    assert [h["event"] for h in reg.history()] == ["deployed"] * 3 + ["kept"]
+
+
+def test_a_record_glued_to_a_torn_line_by_an_older_sigdeploy_is_read(three_versions, caplog):
+    reg = three_versions
+    glued = '{"time": 1, "decision": {"a": {"b": 1}, "c' + json.dumps(
+        {"event": "rolled_back", "version": "2", "previous": "3", "time": 2.0}
+    )
+    with open(reg.history_path, "a") as fh:
+        fh.write(glued + "\n")
+    assert [h["event"] for h in reg.history()] == ["deployed"] * 3 + ["rolled_back"]
+    assert "line 4: a fragment torn by a crash, then a whole record" in caplog.text
+
+
+# ------------------------------------------------------------ confined to the registry
+
+
+@pytest.mark.parametrize(
+    "version", ["../../../outside", "/etc", "0", "01", "-1", "1\n", "\u0661", True, None, 2.5]
+)
+def test_a_pointer_that_is_not_a_version_number_is_refused(three_versions, version):
+    reg = three_versions
+    (reg.root.parent / "outside").mkdir(exist_ok=True)
+    reg.pointer.write_text(json.dumps({"version": version}))
+    with pytest.raises(RegistryError, match="not a version number of this registry"):
+        reg.champion()
+
+
+def test_a_version_folder_that_links_out_of_the_registry_is_refused(three_versions, tmp_path):
+    reg = three_versions
+    outside = tmp_path / "outside"
+    shutil.copytree(reg.model_dir / "versions" / "2", outside)
+    shutil.rmtree(reg.model_dir / "versions" / "2")
+    (reg.model_dir / "versions" / "2").symlink_to(outside)
+    with pytest.raises(RegistryError, match="versions/2 leads outside the registry"):
+        reg.rollback("2", reason="x")
+
+
+@pytest.mark.parametrize("version", ["../1", "1/..", " 2 x", "\u0662"])
+def test_a_named_version_must_be_a_version_number(three_versions, version):
+    with pytest.raises(RegistryError, match="no version"):
+        three_versions.version_bundle(version)
+
+
+# ------------------------------------------------------------ what a crash leaves
+
+
+def _deploy_stopped_after_the_copy(reg, bundle):
+    """What a deploy killed between renaming its folder and moving the pointer leaves."""
+    number = max(reg.versions()) + 1
+    shutil.copytree(bundle, reg.model_dir / "versions" / str(number))
+    return str(number)
+
+
+def test_a_folder_without_a_record_is_no_version_and_cannot_be_rolled_back_to(
+    three_versions, trained_bundle
+):
+    reg = three_versions
+    stray = _deploy_stopped_after_the_copy(reg, trained_bundle)
+    assert reg.versions() == [1, 2, 3]
+    assert [v.version for v in reg.version_infos()] == ["1", "2", "3"]
+    with pytest.raises(RegistryError, match=f"versions/{stray} has no record in history.jsonl"):
+        reg.version_bundle(stray)  # what a reader (sigdeploy predict --version) is told
+    with pytest.raises(RegistryError, match=f"no version '{stray}'; versions: 1, 2, 3"):
+        reg.rollback(stray, reason="x")  # a writer removes the folder first
+    assert reg.champion().version == "3"
+    assert not (reg.model_dir / "versions" / stray).exists()  # the writer removed it
+    # the next deploy numbers on from the history
+    assert reg.register(trained_bundle, {"deploy": True}).version == "4"
+
+
+def test_an_older_folder_without_a_record_is_ignored_not_removed(three_versions, caplog):
+    reg = three_versions
+    lines = reg.history_path.read_text().splitlines()
+    reg.history_path.write_text("\n".join([lines[0], lines[2]]) + "\n")  # v2's record lost
+    assert reg.versions() == [1, 3]
+    reg.record({"deploy": False})
+    assert (reg.model_dir / "versions" / "2").is_dir()  # kept, but no version
+    assert "versions/2 has no record in history.jsonl; it is no version" in caplog.text
+    with pytest.raises(RegistryError, match="versions/2 has no record"):
+        reg.version_bundle("2")
+
+
+def test_a_promotion_whose_record_a_crash_kept_from_the_history_is_still_history(
+    three_versions,
+):
+    reg = three_versions
+    reg.rollback("1", reason="bad v3")
+    lines = reg.history_path.read_text().splitlines(keepends=True)
+    reg.history_path.write_text("".join(lines[:-1]))  # killed before the append
+    assert reg.history()[-1]["event"] == "rolled_back"  # readers see it already
+    reg.record({"deploy": False})  # the next writer writes it down
+    events = [json.loads(line)["event"] for line in reg.history_path.read_text().splitlines()]
+    assert events == ["deployed"] * 3 + ["rolled_back", "kept"]
+    assert [h["event"] for h in reg.history()] == events
+
+
+def test_temporaries_left_by_a_crash_are_ignored_then_removed(three_versions):
+    reg = three_versions
+    leftovers = [
+        reg.model_dir / "versions" / ".4.deadbeef.tmp",
+        reg.model_dir / ".champion.0badf00d.tmp",
+        reg.model_dir / ".ledger.jsonl.12345678.tmp",
+    ]
+    leftovers[0].mkdir()
+    (leftovers[0] / "bundle.json").write_text("{")
+    for path in leftovers[1:]:
+        path.write_text("half")
+    assert reg.versions() == [1, 2, 3]
+    assert reg.champion().version == "3"
+    reg.record({"deploy": False})
+    assert not any(path.exists() for path in leftovers)
+    assert (reg.model_dir / ".lock").exists()
 
 
 # ------------------------------------------------------------ compare-and-swap promotion

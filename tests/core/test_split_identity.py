@@ -476,8 +476,10 @@ def test_an_old_champion_without_a_split_record_is_compared_as_before(champion, 
     version = registry / NAME / "versions" / "1"
     meta = json.loads((version / "bundle.json").read_text())
     del meta["split"]
+    del meta["manifest"]  # bundles from before split records had no manifest either
     (version / "bundle.json").write_text(json.dumps(meta))
     (version / "split_keys.npy").unlink()
+    (version / "manifest.json").unlink()
     run = run_steps(work / "old", str(work / "base.csv"), registry, monkeypatch)
     excluded = run.decision["excluded"]
     assert excluded["guarantee"] == "weaker" and excluded["rows"] == 0
@@ -495,7 +497,7 @@ def test_a_corrupt_champion_record_stops_the_run_before_training(champion, tmp_p
     with pytest.raises(ConfigError) as info:
         steps.preflight(Settings.from_params(params))
     message = _one_line(info)
-    assert "split record is unusable (split_keys.npy does not match its sha256" in message
+    assert "split_keys.npy does not match its sha256 in manifest.json" in message
     assert "sigdeploy registry rollback" in message
     assert sorted(p.name for p in (registry / NAME).iterdir()) == before
 

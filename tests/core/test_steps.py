@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from components.core import steps
+from components.core.bundle_format import write_manifest
 from components.core.errors import SchemaMismatchError
 from components.core.evaluation.gate import GatePolicy
 from components.core.platforms.deploy_config import DeployConfig
@@ -73,6 +74,10 @@ def test_champion_with_other_features_is_refused(tmp_path, trained_bundle, split
     meta = json.loads((champ.path / "bundle.json").read_text())
     meta["schema"]["features"][0] = "renamed_pixel"
     (champ.path / "bundle.json").write_text(json.dumps(meta))
+    pre = json.loads((champ.path / "preprocessor.json").read_text())
+    pre["numeric"][0] = "renamed_pixel"
+    (champ.path / "preprocessor.json").write_text(json.dumps(pre))
+    write_manifest(champ.path)  # a champion trained on other features
     before = reg.pointer.read_bytes()
     with pytest.raises(SchemaMismatchError, match="champion version 1 .*renamed_pixel"):
         _evaluate(tmp_path, trained_bundle, split_files, tmp_path / "reg")

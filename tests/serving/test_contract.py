@@ -127,6 +127,7 @@ def test_health_reports_the_model_and_what_it_takes(registry, config_for, client
         "model_version": "1",
         "features": 64,
         "classes": 10,
+        "integrity": "verified",  # every file matched the bundle's manifest
         "inputs": {"features": 64, "ignored_columns": []},
     }
 
@@ -225,18 +226,23 @@ def test_help_runs_without_error():
 def test_a_broken_deploy_keeps_the_previous_model(
     tmp_path, registry, config_for, client_for, digits_bundles, helpers
 ):
-    import shutil
-
-    broken = tmp_path / "broken"
-    shutil.copytree(digits_bundles[1], broken)
-    (broken / "model.safetensors").write_bytes(b"garbage")
+    """Register refuses a damaged bundle, so a broken champion comes from damage in the
+    registry itself: here a rollback to a version whose weights changed on disk."""
     client = client_for(config_for(registry))
-    registry.register(broken, {"deploy": True})  # version 2 cannot be loaded
-    helpers.wait_for(lambda: "last_error" in client.get("/health").json(), 20, "the failure")
-    health = client.get("/health")
-    assert health.status_code == 200 and health.json()["model_version"] == "1"
-    assert "model.safetensors unreadable" in health.json()["last_error"]
-    assert client.post("/predict", json={"instances": [[0] * 64]}).json()["model_version"] == "1"
-    registry.register(digits_bundles[2], {"deploy": True})  # version 3 is fine again
+    broken = registry.register(digits_bundles[1], {"deploy": True})  # version 2
+    helpers.wait_for(lambda: client.get("/health").json()["model_version"] == "2", 20, "v2")
+    registry.register(digits_bundles[0], {"deploy": True})  # version 3
     helpers.wait_for(lambda: client.get("/health").json()["model_version"] == "3", 20, "v3")
-    assert "last_error" not in client.get("/health").json()
+    (broken.path / "model.safetensors").write_bytes(b"garbage")
+    registry.rollback("2")  # version 2 cannot be loaded
+    helpers.wait_for(lambda: "refused" in client.get("/health").json(), 20, "the refusal")
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json()["model_version"] == "3"
+    refused = health.json()["refused"]
+    assert refused["version"] == "2"
+    assert "model.safetensors does not match its sha256" in refused["reason"]
+    assert health.json()["last_error"] == refused["reason"]
+    assert client.post("/predict", json={"instances": [[0] * 64]}).json()["model_version"] == "3"
+    registry.register(digits_bundles[2], {"deploy": True})  # version 4 is fine again
+    helpers.wait_for(lambda: client.get("/health").json()["model_version"] == "4", 20, "v4")
+    assert not {"refused", "last_error"} & set(client.get("/health").json())

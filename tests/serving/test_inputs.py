@@ -13,14 +13,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.core.bundle_format import write_manifest
 from components.core.model.bundle import load_bundle
 from components.serving.instances import BadRequest, InstanceDecoder
 from components.serving.model import image_list_form, load_serving_model
+from tests.bundle_damage import make_old
 
 LABEL = "label"
 IMAGE_SIZE = 16
 CSV = {"source": "/data/private/customers.csv", "source_kind": "csv"}
-OLD_HEALTH_KEYS = {"status", "model_name", "model_version", "backend", "features", "classes"}
+OLD_HEALTH_KEYS = {
+    "status",
+    "model_name",
+    "model_version",
+    "backend",
+    "features",
+    "classes",
+    "integrity",
+}
 
 
 def _train(path: Path, frame: pd.DataFrame, name: str, provenance: dict) -> Path:
@@ -75,9 +85,10 @@ def image_bundle(tmp_path_factory) -> Path:
 
 
 def _strip_inputs(src: Path, dest: Path) -> Path:
-    """``src`` as a bundle written before sigdeploy kept ``inputs`` (no checksum covers the
-    JSON files: the loader hashes only the weights, for the version of a bundle by path)."""
+    """``src`` as a bundle written before sigdeploy kept ``inputs``, and so before it kept a
+    manifest (such a bundle loads unverified)."""
     shutil.copytree(src, dest)
+    make_old(dest)
     for name, key in (("bundle.json", "inputs"), ("preprocessor.json", "dropped")):
         obj = json.loads((dest / name).read_text())
         del obj[key]
@@ -171,6 +182,7 @@ def test_an_old_bundle_without_inputs_serves_as_before(tmp_path, id_bundle, clie
     client = client_of(old)
     health = client.get("/health").json()
     assert health.keys() == OLD_HEALTH_KEYS  # no "inputs": the bundle does not say
+    assert health["integrity"] == "unverified"  # nor does it have a manifest
     row = _records(customers.drop(columns=LABEL).iloc[:1])[0]
     refused = client.post("/predict", json={"instances": [row]})
     assert refused.status_code == 400 and refused.json()["field"] == "customer_id"
@@ -226,6 +238,7 @@ def test_a_malformed_inputs_entry_is_a_one_line_load_error(tmp_path, id_bundle):
     meta = json.loads((bad / "bundle.json").read_text())
     meta["inputs"]["columns_dropped"] = ["customer_id"]
     (bad / "bundle.json").write_text(json.dumps(meta))
+    write_manifest(bad)  # not caught by the manifest: training wrote it so
     with pytest.raises(RegistryError) as info:
         load_serving_model(bad, "1")
     message = str(info.value)

@@ -10,6 +10,7 @@ import logging
 import numpy as np
 import pytest
 
+from components.core.bundle_format import write_manifest
 from components.core.errors import RegistryError
 from components.core.model.bundle import load_bundle
 from components.serving import model as model_mod
@@ -109,6 +110,9 @@ def test_damaged_bundle_is_a_one_line_registry_error(tmp_path, digits_bundles):
     bad = tmp_path / "bad"
     shutil.copytree(digits_bundles[0], bad)
     (bad / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(RegistryError, match="model.safetensors does not match its sha256"):
+        load_serving_model(bad)
+    write_manifest(bad)  # as if training had written it so
     with pytest.raises(RegistryError, match="model.safetensors unreadable"):
         load_serving_model(bad)
     (bad / "model.safetensors").unlink()

@@ -7,6 +7,13 @@
     model.safetensors  network weights (safetensors: loading runs no code)
     split_keys.npy     the sorted keys of the rows trained and validated on (numpy, no
                        pickle); absent from bundles written before sigdeploy kept it
+    manifest.json      the sha256 of every other file, written last; absent from bundles
+                       written before sigdeploy kept it (they load unverified, with a
+                       warning)
+
+Loading refuses, in one line, a bundle whose files do not match its manifest, whose parts
+disagree (classes and outputs, features, preprocessing parameters) or whose weights are not
+finite (``mlp_numpy.check_files``, ``check_parts``, ``read_layers``), as serving does.
 
 The champion and the challenger are each scored through their own bundle, so their
 preprocessing may differ and they still see exactly the same raw test rows. Loading and
@@ -31,9 +38,11 @@ import pandas as pd
 from components.core.bundle_format import (
     BUNDLE_JSON,
     FORMAT,
+    MANIFEST,
+    MANIFEST_KEY,
     PREPROCESSOR_JSON,
     WEIGHTS,
-    missing_files,
+    write_manifest,
 )
 from components.core.data.features import Preprocessor
 from components.core.errors import RegistryError, SchemaMismatchError
@@ -69,6 +78,7 @@ class Bundle:
     meta: dict[str, Any]
     preprocessor: Preprocessor
     weights: dict[str, np.ndarray]  # the safetensors tensors, by their torch names
+    verified: bool = False  # its files matched its manifest (False: an old bundle without one)
     _layers: mlp_numpy.Layers = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -180,7 +190,8 @@ def save_bundle(
     """Write a bundle directory atomically (nothing appears at ``path`` unless all of it does).
 
     ``split``: how the training rows were split and which keys were trained and validated on
-    (bundle.json "split", and the keys in ``SPLIT_KEYS``)."""
+    (bundle.json "split", and the keys in ``SPLIT_KEYS``). The manifest of every file is
+    written last, inside the same atomic directory write."""
     from safetensors.torch import save_file
 
     meta = {
@@ -195,6 +206,7 @@ def save_bundle(
         "model_config": network.config.to_json(),
         "library_versions": library_versions(),
     } | (extra or {})
+    meta[MANIFEST_KEY] = MANIFEST  # a bundle that says it has one is refused without it
     if split is not None:
         meta["split"] = split.to_json()
     with atomic_dir(path) as tmp:
@@ -206,26 +218,32 @@ def save_bundle(
         (tmp / BUNDLE_JSON).write_text(
             json.dumps(meta, indent=2, sort_keys=True, default=_plain) + "\n"
         )
+        write_manifest(tmp)
     return Path(path)
 
 
 def load_bundle(path: str | Path) -> Bundle:
+    """The bundle at ``path``, checked (module docstring); RegistryError, one line, if not."""
     root = Path(path)
-    if missing := missing_files(root):
-        raise RegistryError(
-            f"model bundle '{root}': {missing[0]} is missing; the bundle is incomplete, "
-            "register a complete one"
-        )
+    verified = mlp_numpy.check_files(root)
     try:
         meta = json.loads((root / BUNDLE_JSON).read_text())
-        pre = Preprocessor.from_json(json.loads((root / PREPROCESSOR_JSON).read_text()))
+        pre_json = json.loads((root / PREPROCESSOR_JSON).read_text())
     except json.JSONDecodeError as exc:
         raise RegistryError(
             f"model bundle '{root}': unreadable JSON ({exc.msg}); re-register it"
         ) from exc
-    if meta.get("format") != FORMAT:
-        raise RegistryError(f"model bundle '{root}': format {meta.get('format')!r} is not {FORMAT}")
-    return Bundle(path=root, meta=meta, preprocessor=pre, weights=mlp_numpy.load_weights(root))
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise RegistryError(f"model bundle '{root}': format {found!r} is not {FORMAT}")
+    mlp_numpy.check_parts(meta, pre_json, root)
+    return Bundle(
+        path=root,
+        meta=meta,
+        preprocessor=Preprocessor.from_json(pre_json),
+        weights=mlp_numpy.load_weights(root),
+        verified=verified,
+    )
 
 
 def _plain(value: Any) -> Any:

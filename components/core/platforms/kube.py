@@ -10,6 +10,13 @@ custom-container contract (serving_contract) on both targets.
 Objects are applied with server-side apply (field manager ``sigdeploy``): one idempotent
 request per object that creates it or updates it in place, so a new champion rolls out as
 an ordinary Deployment update.
+
+Permissions across uids: the pipeline tasks write the registry as the component image's
+user, 1000:1000, and the serving pods run as the serving image's, 10001. The registry's
+folders are setgid and group-writable (2775) and its files 0664 (``io.SHARED_*``), so all of
+it belongs to the writer's group, ``REGISTRY_GID``; the serving pods join that group
+(``fsGroup``, which Kubernetes adds to every container's groups whatever the volume type)
+and read it, and nothing on the volume is writable by others.
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ log = logging.getLogger(__name__)
 SHARED_PVC = "sigdeploy-data"  # created by scripts/kind-up.sh (deploy/kind/storage.yaml)
 SHARED_MOUNT = "/mnt/sigdeploy"  # where every task and the serving pods see it
 REGISTRY_DIR = f"{SHARED_MOUNT}/registry"  # the registry the kind pipeline uses by default
+# The registry's group: the pipeline tasks' group (docker/component.Dockerfile: USER
+# 1000:1000), which the registry's setgid folders hand down to everything in them.
+REGISTRY_GID = 1000
 FIELD_MANAGER = "sigdeploy"
 KSERVE_GROUP = "serving.kserve.io"
 # kind -> (API path prefix, plural); the only kinds this module writes.
@@ -53,6 +63,7 @@ class KubeServing:
     cpu: str = "250m"  # CPU request per pod
     memory: str = "512Mi"  # memory request and limit per pod
     kserve: str = "auto"  # auto: an InferenceService too when KServe is installed; or on/off
+    fs_group: int = REGISTRY_GID  # the registry's group, which the serving pods join (fsGroup)
 
     def __post_init__(self) -> None:
         if self.replicas < 1:
@@ -63,6 +74,11 @@ class KubeServing:
             )
         if self.kserve not in ("auto", "on", "off"):
             raise ConfigError(f"kserve={self.kserve!r}: use auto, on or off")
+        if isinstance(self.fs_group, bool) or not 0 < self.fs_group < 2**31:
+            raise ConfigError(
+                f"fs_group={self.fs_group!r}: the registry's group id, a positive integer "
+                f"(the pipeline's group is {REGISTRY_GID})"
+            )
 
 
 def resource_name(model_name: str) -> str:
@@ -133,6 +149,14 @@ def manifests(
             "capabilities": {"drop": ["ALL"]},
         },
     }
+    # The pod joins the registry's group: it reads what the pipeline wrote under another
+    # uid. OnRootMismatch: where the volume type lets Kubernetes set its group, it does so
+    # once, not on every start.
+    pod_security = {
+        "runAsNonRoot": True,
+        "fsGroup": serving.fs_group,
+        "fsGroupChangePolicy": "OnRootMismatch",
+    }
     meta = {"namespace": serving.namespace, "labels": labels, "annotations": annotations}
     deployment = {
         "apiVersion": "apps/v1",
@@ -143,7 +167,11 @@ def manifests(
             "selector": {"matchLabels": selector},
             "template": {
                 "metadata": {"labels": labels, "annotations": annotations},
-                "spec": {"containers": [container], "volumes": [volume]},
+                "spec": {
+                    "securityContext": pod_security,
+                    "containers": [container],
+                    "volumes": [volume],
+                },
             },
         },
     }
@@ -182,6 +210,7 @@ def manifests(
                 "spec": {
                     "predictor": {
                         "minReplicas": serving.replicas,
+                        "securityContext": pod_security,
                         "containers": [predictor_container],
                         "volumes": [volume],
                     }

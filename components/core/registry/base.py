@@ -14,7 +14,8 @@ from components.core.errors import ChampionMovedError, RegistryError
 if TYPE_CHECKING:
     from components.core.registry.ledger import Append, Ledger
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+# \A and \Z, not ^ and $: "$" also matches before a trailing newline ("model\n").
+NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
 DEFAULT_MODEL_NAME = "digits-mlp"  # the embedded data's model
 
 
@@ -110,7 +111,7 @@ def moved_error(
 
 
 def check_model_name(name: str) -> str:
-    if not NAME_RE.match(name or ""):
+    if not isinstance(name, str) or not NAME_RE.match(name):
         raise RegistryError(
             f"model name {name!r}: use 1-63 letters, digits, '-', '_' or '.', starting with a "
             "letter or digit"

@@ -44,7 +44,7 @@ FORMAT = "sigdeploy-ledger/1"
 BASELINE = "baseline"  # the champion of a first run's decision: no version yet
 KINDS = ("decision", "outcome", "promoted")
 _U64 = np.dtype("<u8")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"\A[0-9a-f]{64}\Z")  # \Z: "$" would let a trailing newline through
 
 
 @dataclass(frozen=True, eq=False)

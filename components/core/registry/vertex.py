@@ -417,9 +417,12 @@ class VertexRegistry:
         from google.cloud import aiplatform
         from google.cloud.aiplatform.models import ModelRegistry
 
+        from components.core.model.mlp_numpy import verify_bundle
+
         src = Path(bundle_dir)
         if not (src / "bundle.json").is_file():
             raise RegistryError(f"model bundle '{src}': bundle.json missing; nothing registered")
+        verify_bundle(src)  # manifest, parts and weights, before anything is staged
         if not self.serving_image:
             raise ConfigError(
                 "serving_image is empty: Vertex needs a serving container image for the model, "
