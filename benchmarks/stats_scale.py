@@ -12,6 +12,10 @@ Prints one line per comparison, ``NAME: ours=VALUE s PEER=VALUE s ratio=OURS/PEE
   the 10,000-resample intervals of the log-loss and AUC improvement, which take the
   large-sample forms at this size, against resampling rows one by one (timed on
   ``--rowwise-resamples`` resamples and scaled to 10,000).
+- ``power_report_<n>`` (and ``power_report_margin_<n>``, margin 0.01): the gate's power
+  report (power at target_effect, minimum detectable effect, rows needed) against the
+  decision itself (``gate.decide`` without explanations), on the same rows (target: under
+  1 s, and a small ratio).
 - ``bootstrap_accuracy_CI``: our accuracy bootstrap against ``scipy.stats.bootstrap``
   (paired, percentile, same 10,000 resamples) on the same rows, at a smaller n picked so
   scipy takes about ``--scipy-seconds``; followed by a line saying whether the two
@@ -150,6 +154,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"# McNemar b={test.b} c={test.c} p={test.pvalue:.3g}; accuracy difference "
           f"{interval.estimate:.5f}, 95% CI [{interval.low:.5f}, {interval.high:.5f}]")  # fmt: skip
 
+    _power_lines(data, label, args.repeats)
+
     # DeLong against argsorting both score vectors once; interleaved so drift hits both.
     # Float32 model outputs (what a served model returns) repeat values at this size, so
     # they also exercise the tie-group path.
@@ -215,6 +221,32 @@ def main(argv: list[str] | None = None) -> None:
           f"scipy width {ref_high - ref_low:.5f}")  # fmt: skip
     _large_sample_lines(data, args)
     print(f"# total {time.perf_counter() - started:.0f} s")
+
+
+def _power_lines(data: dict[str, np.ndarray], label: str, repeats: int) -> None:
+    """The gate's power report against its decision, both on the same rows."""
+    from components.core.evaluation import gate
+
+    y = data["y"]
+    proba_a = np.zeros((y.size, 2))
+    proba_a[np.arange(y.size), data["pred_a"]] = 1.0
+    proba_b = np.zeros((y.size, 2))
+    proba_b[np.arange(y.size), data["pred_b"]] = 1.0
+    for suffix, policy in (("", gate.GatePolicy()), ("margin_", gate.GatePolicy(margin=0.01))):
+        decision_time, decision = _median_time(
+            lambda p=policy, a=proba_a, b=proba_b: gate.decide(
+                p, y, a, b, champion_name="b", first_run=False, explain=False
+            ),
+            repeats,
+        )
+        tests = [gate._Test("accuracy", decision.p_value, decision.effect.accuracy_difference)]
+        power_time, power = _median_time(
+            lambda p=policy, c=decision.counts, t=tests: gate._power(p, c, t, p.margin), repeats
+        )
+        _line(f"power_report_{suffix}{label}", power_time, "decision", decision_time)
+        print(f"# power at +{policy.target_effect * 100:g} points: {power.power_at_target}; "
+              f"minimum detectable {power.minimum_detectable_effect}; rows needed "
+              f"{power.rows_for_target}; {power.method}")  # fmt: skip
 
 
 def _large_sample_lines(data: dict[str, np.ndarray], args: argparse.Namespace) -> None:

@@ -99,7 +99,8 @@ def gate_summary(decision: dict[str, Any]) -> str:
     level = decision.get("level")
     if isinstance(p, int | float):
         at = f" (level {level_text(float(level))})" if isinstance(level, int | float) else ""
-        parts.append(f"p={format_p(float(p))}{at}")
+        shown = format_p(float(p))
+        parts.append(f"p{shown}{at}" if shown.startswith("<") else f"p={shown}{at}")
     metrics = decision.get("metrics", {})
     ours = metrics.get("challenger", {}).get("accuracy")
     theirs = metrics.get("champion", {}).get("accuracy")

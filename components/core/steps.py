@@ -278,7 +278,9 @@ def train_frames(
     best = result.history[result.best_epoch - 1] if result.best_epoch else result.history[-1]
     meta: dict[str, Any] = {
         "name": model_name,
-        "train_config": config.to_json(),
+        # the automatic (0) batch size, epochs and patience as this run set them
+        "train_config": result.extra.get("train_config") or config.to_json(),
+        "calibration": result.extra.get("calibration"),  # temperature, validation log loss
         "training": {
             "rows": int(len(train_df)),
             "val_rows": int(keep.sum()),
@@ -333,7 +335,7 @@ def evaluate(
     from components.core.evaluation import accounting as acct_mod
     from components.core.evaluation import report as report_mod
     from components.core.evaluation.compare import judge, keep_unseen, keys_of, ledger_key, score
-    from components.core.evaluation.gate import format_p
+    from components.core.evaluation.gate import p_text
     from components.core.model.bundle import load_bundle
     from components.core.registry import ledger as ledger_mod
 
@@ -415,7 +417,7 @@ def evaluate(
         reg.record(payload)
     progress.report(
         "evaluate",
-        f"{'deploy' if decision.deploy else 'do not deploy'}: p = {format_p(decision.p_value)}, "
+        f"{'deploy' if decision.deploy else 'do not deploy'}: {p_text(decision.p_value)}, "
         f"{_level_words(decision.level, policy)}",
     )
     return ev

@@ -65,12 +65,18 @@ def test_identical_models_never_pass():
     assert "same answer on all 360 test rows" in d.reason
 
 
-def test_small_observed_gain_reads_as_too_small_to_tell():
+def test_small_observed_gain_reads_as_power_at_the_target_effect_not_observed_power():
     d = run(cells=(300, 7, 5, 48))
     assert not d.deploy
-    assert "too small to tell" in d.reason
-    mde = d.power.minimum_detectable_improvement
-    assert mde is not None and mde > 2 / 360
+    assert "too small to tell" not in d.reason and "observed_power" not in d.to_json()["power"]
+    pw = d.power
+    assert pw.target_effect == 0.01 and 0 < pw.power_at_target < 0.8
+    assert pw.rows_for_target > 360
+    # None: at 12 discordant rows of 360 not even an all-challenger split is found 80% of
+    # the time (fewer than 10 discordant rows are not tested)
+    assert pw.minimum_detectable_effect is None or pw.minimum_detectable_effect > 0.01
+    assert "you need about " in d.reason
+    assert "finds a gain of +1.0 points" in d.reason
 
 
 def test_worse_challenger_reads_as_no_better():
@@ -84,7 +90,10 @@ def test_margin_blocks_a_significant_but_small_gain():
     assert not d.deploy
     failed = [c for c in d.checks if not c.passed]
     assert failed and "margin 0.03" in failed[0].name
-    assert "failed" in d.reason and "margin" in d.reason
+    assert "not shown to be better by more than the margin 0.03" in d.reason
+    # the same counts clear a smaller margin, and its bound says by how much
+    ok = run(GatePolicy(margin=0.01), cells=(300, 20, 4, 36))
+    assert ok.deploy and 0.01 < ok.effect.accuracy_lower_bound < 0.03
 
 
 def test_guardrail_on_log_loss_blocks_a_badly_calibrated_challenger():
@@ -154,17 +163,18 @@ def test_decision_is_strict_json():
 # order, words and numbers for one fixed input (first run, margin, guardrail, floor).
 GOLDEN_DECISION = {
     "deploy": True,
-    "p_value": 0.000771939754486084,
-    "reason": (
-        "Deployed: the challenger is significantly better than the majority-class baseline. "
-        "On 360 test rows the challenger was right on 20 where the majority-class baseline was "
-        "wrong, and wrong on 4 where it was right; accuracy 0.889 vs 0.844 (+4.4 points), 95% "
-        "lower bound +2.2 points; p = 0.000772 < alpha 0.05."
-    ),
-    "test": "one-sided exact McNemar test on accuracy",
+    "p_value": 0.004997964979215844,
+    "reason": "Deployed: the challenger is better than the majority-class baseline by more than "
+    "0.01. On 360 test rows the challenger was right on 20 where the majority-class "
+    "baseline was wrong, and wrong on 4 where it was right; accuracy 0.889 vs 0.844 "
+    "(+4.4 points), 95% lower bound +2.1 points; p = 0.005 < alpha 0.05.",
+    "test": "one-sided exact unconditional score test on accuracy (H0: gain <= 0.01)",
     "alpha": 0.05,
-    "level": 0.05,  # decide() alone tests at alpha
-    "accounting": None,  # no ledger: decide() alone
+    "alpha_means": "if the challenger were no better, this check would deploy it in at most 5% "
+    "of runs; it is not the chance that a deployed model is no better (that "
+    "depends on how often challengers are better)",
+    "level": 0.05,
+    "accounting": None,
     "margin": 0.01,
     "counts": {
         "test_rows": 360,
@@ -177,31 +187,46 @@ GOLDEN_DECISION = {
         "accuracy_challenger": 0.8888888888888888,
         "accuracy_champion": 0.8444444444444444,
         "accuracy_difference": 0.0444444444444444,
-        "accuracy_lower_bound": 0.022222222222222223,
+        "accuracy_lower_bound": 0.02135256748567057,
     },
     "power": {
-        "observed_power": 0.9508350544857885,
-        "minimum_detectable_improvement": 0.035188260860741144,
+        "rule": "one-sided exact unconditional score test on accuracy (H0: gain <= 0.01)",
+        "method": "exact (binomial sums over the critical counts)",
+        "target_effect": 0.01,
+        "power_at_target": 0.03595791607639813,
+        "minimum_detectable_effect": 0.04376814229097915,
+        "rows_for_target": None,
         "target_power": 0.8,
         "discordant_rate": 0.06666666666666667,
+        "note": "a gain of +1.0 points is not above the margin 0.01",
+    },
+    "bayes": {
+        "prior": "Jeffreys: Dirichlet(1/2, 1/2, 1/2, 1/2) on the four agreement cells",
+        "margin": 0.01,
+        "posterior_mean_gain": 0.04419764578241784,
+        "p_better": 0.9996608980928277,
+        "p_gain_above_margin": 0.9960590852566775,
+        "expected_loss_deploy": 1.632274621123123e-05,
+        "expected_loss_keep": 0.03421396852862907,
+        "costs": "each point of accuracy lost by deploying a challenger below the margin "
+        "costs the same as each point forgone by keeping a champion the "
+        "challenger beats by more than the margin",
+        "bayes_choice": "deploy",
     },
     "checks": [
         {
-            "check": "accuracy significantly better",
-            "p_value": 0.000771939754486084,
-            "p_adjusted": 0.000771939754486084,
-            "passed": True,
-        },
-        {
-            "check": "accuracy improvement above margin 0.01",
+            "check": "accuracy better by more than the margin 0.01",
+            "p_value": 0.004997964979215844,
+            "p_adjusted": 0.004997964979215844,
             "estimate": 0.044444444444444446,
-            "lower_bound": 0.022222222222222223,
+            "lower_bound": 0.02135256748567057,
             "passed": True,
         },
         {
             "check": "log_loss non-inferior within 0.05",
             "estimate": 0.19530885131877507,
             "lower_bound": 0.09765442565938753,
+            "approximate": True,
             "passed": True,
         },
         {
@@ -217,20 +242,20 @@ GOLDEN_DECISION = {
     "improvement_ci": {
         "accuracy": {
             "estimate": 0.044444444444444446,
-            "low": 0.019444444444444445,
-            "high": 0.07222222222222222,
-            "method": "agreement cells",
+            "low": 0.02135256748567057,
+            "high": 0.06911778835308577,
+            "method": "score inversion",
         },
         "macro_f1": {
             "estimate": 0.04668477997772846,
-            "low": 0.02095067912951299,
-            "high": 0.07650546737123019,
+            "low": 0.024977827423702217,
+            "high": 0.07096647397568351,
             "method": "label cells",
         },
         "log_loss": {
             "estimate": 0.19530885131877507,
-            "low": 0.08544762245196409,
-            "high": 0.3173768833930095,
+            "low": 0.09765442565938753,
+            "high": 0.2929632769781626,
             "method": "rows",
         },
     },

@@ -323,7 +323,8 @@ def test_markdown_carries_the_same_numbers_and_convention():
     md = render_markdown(ev, "m")
     parsed = _Page(render_html(ev, "m"))
     assert ev.decision.reason in md
-    assert "| metric | challenger | champion (version 3) | improvement | 95% interval |" in md
+    header = "| metric | challenger | champion (version 3) | improvement | one-sided 95% bounds |"
+    assert header in md
     for row in parsed.tables["metrics"][1:]:
         cells = [c for c, _ in row]
         gain = f"**{cells[3]}**" if row[3][1] else cells[3]
@@ -343,8 +344,9 @@ def test_report_says_what_each_interval_resampled(monkeypatch):
 
     ev = _evaluation(binary=True)
     text = render_html(ev, "m")
-    assert "Accuracy: multinomial draws of the four agreement cells" in text
+    assert "Accuracy: McNemar&#x27;s test inverted at the observed discordance" in text
     assert "Log loss: rows resampled with replacement" in text
+    assert "ROC AUC: DeLong&#x27;s variance with Student t" in text
     # The same test set counted as "many rows": the large-sample forms are named instead.
     monkeypatch.setattr(stats, "_ROWWISE_BOOTSTRAP_BUDGET", 0)
     monkeypatch.setattr(stats, "_MEAN_BINS", 8)
@@ -356,7 +358,7 @@ def test_report_says_what_each_interval_resampled(monkeypatch):
     policy = GatePolicy(bootstrap_resamples=500)
     ci = decide(policy, y, good, bad, champion_name="v", first_run=False).improvement_ci
     assert ci["log_loss"].method == "quantile groups"
-    assert ci["roc_auc"].method == "delong normal"
+    assert ci["roc_auc"].method == "delong t"  # the test's own bounds, at any size
 
 
 # ------------------------------------------------------------------ excluded test rows
@@ -400,3 +402,44 @@ def _frame(n: int):
     import pandas as pd
 
     return pd.DataFrame({"a": range(n), "label": [0, 1] * (n // 2) + [0] * (n % 2)})
+
+
+# ------------------------------------------------------------------ issue 13: honest numbers
+
+
+def test_the_bounds_shown_are_the_one_sided_ones_the_rule_uses():
+    ev = _evaluation(binary=True)
+    d = ev.decision
+    page = _Page(render_html(ev, "m"))
+    header = [c for c, _ in page.tables["metrics"][0]]
+    assert header[4] == "one-sided 95% lower and upper bounds"
+    row = page.metric_row("Accuracy")
+    ci = ev.improvement_ci["accuracy"]
+    # the accuracy lower bound is the test's own, and it is above 0 exactly when it deployed
+    assert ci.low == d.effect.accuracy_lower_bound
+    assert (ci.low > 0) == d.deploy and row[4][0] == f"[{ci.low:+.4f}, {ci.high:+.4f}]"
+
+
+def test_an_underflowed_p_value_prints_as_a_bound_and_alpha_in_words():
+    from dataclasses import replace
+
+    ev = _evaluation(binary=True)
+    ev = replace(ev, decision=replace(ev.decision, p_value=0.0))
+    text = render_html(ev, "m")
+    md = render_markdown(ev, "m")
+    assert "p &lt; 1e-300" in text and "p < 1e-300" in md
+    assert "p = 0" not in md and "p = 0<" not in text
+    words = "if the challenger were no better, this check would deploy it in at most 5% of runs"
+    assert words in text and words in md
+    assert "risk of deploying" not in text
+
+
+def test_the_report_states_power_at_the_target_effect_and_a_bayesian_reading():
+    ev = _evaluation(binary=True)
+    page = render_html(ev, "m")
+    md = render_markdown(ev, "m")
+    assert "power for the observed effect" not in page
+    assert "chance this rule deploys a challenger +1.0 points better (target_effect)" in page
+    assert "test rows needed to find +1.0 points with 80% power" in md
+    assert "the probability that the challenger is better than the champion is" in page
+    assert "by deploying" in md and "by keeping the champion" in md

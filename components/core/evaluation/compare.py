@@ -41,6 +41,8 @@ class Evaluation:
     roc_challenger: dict[str, list[float]] | None = None
     roc_champion: dict[str, list[float]] | None = None
     champion_version: str | None = None
+    # each model's ECE and reliability bins (evaluation.calibration.reliability), by name
+    calibration: dict[str, dict[str, Any]] | None = None
     # where the numbers come from (report.collect_provenance): evaluated_at, test_rows,
     # champion, excluded, and the challenger's inputs, training, train_config, training_history
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -262,13 +264,20 @@ class Scored:
     classes: list[Any]
     champion_name: str  # "version 3", or the baseline's name on a first run
     first_run: bool
+    # first run: the guard baseline's name and probabilities (policy.first_run_guard)
+    guard: tuple[str, np.ndarray] | None = None
 
     def subset(self, use: np.ndarray) -> Scored:
         """The rows ``use`` marks (the ones the account chose to decide on)."""
         if bool(np.all(use)):
             return self
+        guard = (self.guard[0], self.guard[1][use]) if self.guard is not None else None
         return replace(
-            self, y=self.y[use], proba_new=self.proba_new[use], proba_old=self.proba_old[use]
+            self,
+            y=self.y[use],
+            proba_new=self.proba_new[use],
+            proba_old=self.proba_old[use],
+            guard=guard,
         )
 
 
@@ -297,20 +306,28 @@ def score(
         )
     x_test = challenger.transform(test_df)
     proba_new = challenger.predict_proba_matrix(x_test)
+    guard = None
     if champion is None:
         if train_df is None:
             raise ValueError("the first run needs the train rows to fit the baseline")
-        baseline = Baseline(policy.baseline).fit(
-            challenger.transform(train_df), encode_labels(train_df[label], classes), classes
-        )
+        x_train = challenger.transform(train_df)
+        y_train = encode_labels(train_df[label], classes)
+        baseline = Baseline(policy.baseline).fit(x_train, y_train, classes)
         proba_old = baseline.predict_proba_matrix(x_test)
         champion_name = baseline.describe()
+        if policy.first_run_guard != "none":
+            fence = (
+                baseline
+                if policy.first_run_guard == policy.baseline
+                else Baseline(policy.first_run_guard).fit(x_train, y_train, classes)
+            )
+            guard = (fence.describe(), fence.predict_proba_matrix(x_test))
     else:
         proba_old = align_proba(
             champion.predict_proba(test_df), _matching_classes(champion.classes, classes), classes
         )
         champion_name = f"version {champion_version}"
-    return Scored(y, proba_new, proba_old, list(classes), champion_name, champion is None)
+    return Scored(y, proba_new, proba_old, list(classes), champion_name, champion is None, guard)
 
 
 def judge(
@@ -328,6 +345,7 @@ def judge(
     that level; its sentences join the reason, and a deploy gets its selection-adjusted
     gain); None decides at the policy's alpha. ``excluded``: what ``exclude_seen`` left out.
     """
+    from components.core.evaluation.calibration import reliability
     from components.core.evaluation.gate import decide
     from components.core.evaluation.metrics import confusion_matrix, roc_points
 
@@ -343,6 +361,7 @@ def judge(
         champion_name=champion_name,
         first_run=scored.first_run,
         metrics={"challenger": m_new, "champion": m_old},
+        guard=scored.guard,
         level=accounting.account.level if accounting else None,
     )
     if excluded is None:
@@ -365,6 +384,10 @@ def judge(
         confusion_champion=confusion_matrix(y, proba_old.argmax(1), k),
         roc_challenger=roc_points(y, proba_new[:, 1]) if binary else None,
         roc_champion=roc_points(y, proba_old[:, 1]) if binary else None,
+        calibration={
+            "challenger": reliability(y, proba_new),
+            "champion": reliability(y, proba_old),
+        },
         champion_version=champion_version,
         provenance=collect_provenance(
             challenger.meta,
@@ -383,13 +406,16 @@ def _with_gain(accounting: Accounting, decision: Decision, policy: GatePolicy) -
 
     if not decision.deploy:
         return accounting
-    if list(dict.fromkeys(policy.primary_metrics)) != ["accuracy"] or (
-        policy.mcnemar_method != "exact"
+    if (
+        list(dict.fromkeys(policy.primary_metrics)) != ["accuracy"]
+        or policy.mcnemar_method != "exact"
+        or decision.margin != 0
     ):
         return replace(
             accounting,
             adjusted_note="no selection-adjusted gain: it is derived for the exact McNemar "
-            "test on accuracy alone, and this deploy was decided by " + decision.test,
+            "test on accuracy alone without a margin, and this deploy was decided by "
+            + decision.test,
         )
     c = decision.counts
     try:
@@ -399,10 +425,10 @@ def _with_gain(accounting: Accounting, decision: Decision, policy: GatePolicy) -
     except ValueError as exc:  # cannot happen for a deploy the exact test passed
         return replace(accounting, adjusted_note=f"no selection-adjusted gain: {exc}")
     note = ""
-    if policy.margin > 0 or policy.guardrails:
+    if policy.guardrails:
         note = (
-            "the adjustment models the McNemar test alone; the margin and guardrails select "
-            "further, so the adjusted gain may still overstate the true one"
+            "the adjustment models the McNemar test alone; the guardrails select further, so "
+            "the adjusted gain may still overstate the true one"
         )
     return replace(accounting, adjusted=gain, adjusted_note=note)
 

@@ -1,12 +1,21 @@
 """The deploy gate: promote the challenger only when the evidence says it is better.
 
-Both models are scored on the same raw test rows. The primary test is the one-sided exact
-McNemar test on the rows where exactly one model is right (accuracy), or DeLong's paired test
-(ROC AUC, binary). With several primary metrics, Holm's correction keeps the false-deploy
-risk at alpha. A practical margin, guardrail metrics, a minimum test size and, on the first
-run, an absolute accuracy floor add further conditions. Every decision carries its reason in
-plain words, its power, the smallest improvement the test could have detected and the interval
-of each metric's improvement; alpha and the bootstrap settings come from the policy alone.
+Both models are scored on the same raw test rows. One family-wise decision: per primary
+metric the null hypothesis "the gain is at most the margin" (accuracy: McNemar's test on the
+rows where exactly one model is right, or with a margin Tango's score test made exact by
+Berger & Boos, evaluation/paired.py; ROC AUC, binary: DeLong's variance with Student t),
+Holm's step-down across the primary metrics, and each guardrail a non-inferiority test at the
+full level (intersection-union: all must pass). The challenger deploys when at least one
+primary null is rejected and every other condition holds, so more evidence on any metric
+can only help. A metric with too few rows of the kind its test needs (discordant rows, rows
+of each class) is not tested and says so. On the first run (no champion) the challenger must
+beat ``baseline`` (majority class by default) and must not be shown to be more than
+``baseline_tolerance`` worse than ``first_run_guard`` (a logistic regression by default), both
+fitted on the same train rows, so a useless model cannot deploy.
+
+Every decision carries its reason in plain words, the one-sided bounds the rule uses, the
+power of that rule at a pre-declared effect (``target_effect``; never at the observed one),
+and a Bayesian reading of the same counts (evaluation/bayes.py).
 """
 
 from __future__ import annotations
@@ -27,12 +36,16 @@ from components.core.evaluation.metrics import BASELINES
 
 if TYPE_CHECKING:
     from components.core.evaluation.alpha import Accounting
-    from components.core.evaluation.stats import BootstrapResult
 
 PRIMARY_METRICS = ("accuracy", "auc")
 GUARDRAIL_METRICS = ("accuracy", "macro_f1", "log_loss", "auc")
 TARGET_POWER = 0.8
-# improvement_ci key -> the bootstrap's metric
+# The fewest rows of the kind a test needs. Accuracy: discordant rows (below 10 the exact
+# test can barely reject and its bound says little). ROC AUC: rows of each class (DeLong's
+# variance is liberal with few positives; with fewer than 2 it does not exist).
+MIN_DISCORDANT_ROWS = 10
+MIN_CLASS_ROWS = 10
+# improvement_ci keys, in report order -> the metric compared
 INTERVAL_METRICS = (
     ("accuracy", "accuracy"),
     ("macro_f1", "macro_f1"),
@@ -45,15 +58,18 @@ INTERVAL_METRICS = (
 class GatePolicy:
     """When the challenger is deployed; fields are pipeline parameters."""
 
-    alpha: float = 0.05  # accepted risk of deploying a model that is not better
+    alpha: float = 0.05  # if the challenger were no better, at most this share of runs deploy it
     primary_metrics: tuple[str, ...] = ("accuracy",)  # accuracy (McNemar) and/or auc (DeLong)
-    margin: float = 0.0  # the one-sided lower bound of the improvement must exceed this
+    margin: float = 0.0  # H0 per primary metric: the gain is at most this (0: no better)
     guardrails: tuple[tuple[str, float], ...] = ()  # metric:tolerance: non-inferior within it
     min_test_rows: int = 30  # below this many test rows the gate refuses to promote
     baseline: str = "majority"  # first run: the challenger must beat majority | logistic
+    first_run_guard: str = "logistic"  # first run: and must not be shown much worse than this
+    baseline_tolerance: float = 0.05  # ...by more than this (a useless model is): the guard
     accuracy_floor: float = 0.0  # first run: accuracy must be significantly above this (0 = off)
-    mcnemar_method: str = "exact"  # exact | midp | chi2 | chi2-corrected
-    bootstrap_resamples: int = 10000  # bootstrap resamples for the confidence bounds
+    mcnemar_method: str = "exact"  # exact | midp | chi2 | chi2-corrected (approximate)
+    target_effect: float = 0.01  # the gain the power report is about (0.01 = 1 point)
+    bootstrap_resamples: int = 10000  # bootstrap resamples for macro F1 / log loss bounds
     bootstrap_seed: int = 0  # seed of the bootstrap resampling
     alpha_accounting: str = DEFAULT_ACCOUNTING  # how alpha is spent over runs: per_champion
     # (the k-th try against one champion at alpha/(k(k+1)): a no-better model ever replaces
@@ -77,19 +93,32 @@ class GatePolicy:
             if m not in PRIMARY_METRICS:
                 problems.append(f"primary metric {m!r}: use one of {', '.join(PRIMARY_METRICS)}")
         for m, tol in self.guardrails:
-            if m not in GUARDRAIL_METRICS or tol < 0:
+            if m not in GUARDRAIL_METRICS or not 0 <= tol < 1:
                 problems.append(
                     f"guardrail {m}:{tol}: metric must be one of {', '.join(GUARDRAIL_METRICS)} "
-                    "and tolerance >= 0"
+                    "and tolerance in [0, 1)"
                 )
         if self.margin < 0:
             problems.append(f"margin={self.margin} must be >= 0")
+        elif self.margin >= 1:
+            problems.append(f"margin={self.margin} must be < 1, e.g. 0.01")
         if self.min_test_rows < 1:
             problems.append(f"min_test_rows={self.min_test_rows} must be >= 1")
         if self.baseline not in BASELINES:
             problems.append(f"baseline={self.baseline!r} must be one of {', '.join(BASELINES)}")
+        if self.first_run_guard not in (*BASELINES, "none"):
+            problems.append(
+                f"first_run_guard={self.first_run_guard!r} must be one of "
+                + ", ".join((*BASELINES, "none"))
+            )
+        if not 0 <= self.baseline_tolerance < 1:
+            problems.append(
+                f"baseline_tolerance={self.baseline_tolerance} must be in [0, 1), e.g. 0.05"
+            )
         if not 0 <= self.accuracy_floor < 1:
             problems.append(f"accuracy_floor={self.accuracy_floor} must be in [0, 1)")
+        if not 0 < self.target_effect < 1:
+            problems.append(f"target_effect={self.target_effect} must be in (0, 1), e.g. 0.01")
         if self.mcnemar_method != "exact":  # stats imports scipy: only look when it matters
             from components.core.evaluation.stats import MCNEMAR_METHODS
 
@@ -155,8 +184,8 @@ class Effect:
     accuracy_champion: float
     auc_challenger: float | None = None  # only with ROC AUC as a primary metric
     auc_champion: float | None = None
-    # one-sided (1 - level) lower bound of the improvement: of each significant primary
-    # metric, then of accuracy (whenever there are rows), in that order
+    # one-sided (1 - level) lower bound of the improvement from the test the rule applies:
+    # of each primary metric, then of accuracy (whenever there are rows)
     lower_bounds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -184,26 +213,35 @@ class Effect:
 
 @dataclass(frozen=True)
 class Power:
-    """What the McNemar test could see at this test size; it explains, it never decides."""
+    """What the rule that decides could see, at a pre-declared effect (never the observed
+    one); it explains, it never decides. Computed at the observed discordance (the share of
+    rows where exactly one model is right), which describes the pair of models, not their
+    difference."""
 
-    observed_power: float  # chance of a significant result if the observed effect is real
-    minimum_detectable_improvement: float | None  # with target_power; None: none at this size
+    rule: str  # the rule whose deploy probability this is, in words
+    method: str  # how it was computed: exact (critical counts) | normal (DeLong's variance)
+    target_effect: float  # the pre-declared gain (pipeline parameter target_effect)
+    power_at_target: float | None  # P(deploy) if the gain were target_effect; None: undefined
+    minimum_detectable_effect: float | None  # smallest gain found with target_power
+    rows_for_target: int | None  # test rows that reach target_power at target_effect
     target_power: float
     discordant_rate: float  # share of rows where exactly one model is right
+    note: str = ""  # why a figure is missing, in words
 
-    def to_json(self) -> dict[str, float | None]:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 @dataclass(frozen=True)
 class Interval:
-    """Two-sided paired-bootstrap interval of one metric's improvement (positive = challenger
-    better; for log loss the champion's loss minus the challenger's)."""
+    """One-sided (1 - level) lower and upper bounds of one metric's improvement (together a
+    two-sided 1 - 2 level interval; positive = challenger better; for log loss the champion's
+    loss minus the challenger's). The lower end is the bound the rule compares with."""
 
     estimate: float
     low: float
     high: float
-    method: str  # what was resampled: a key of stats.RESAMPLING_METHODS
+    method: str  # how: a key of stats.RESAMPLING_METHODS
 
     def to_json(self) -> dict[str, float | str]:
         return asdict(self)
@@ -217,11 +255,13 @@ class Check:
     name: str  # in words: "accuracy significantly better", "at least 30 test rows", ...
     passed: bool
     accuracy: float | None = None  # first-run floor: the challenger's accuracy
-    p_value: float | None = None  # primary metrics and the floor: the test's p-value
+    p_value: float | None = None  # tests: the test's p-value
     p_adjusted: float | None = None  # primary metrics: Holm-adjusted over all of them
-    estimate: float | None = None  # margin and guardrails: the observed improvement...
-    lower_bound: float | None = None  # ...and its one-sided (1 - alpha) lower bound
+    estimate: float | None = None  # the observed improvement...
+    lower_bound: float | None = None  # ...and its one-sided (1 - level) lower bound
     test_rows: int | None = None  # the size check
+    untested: str | None = None  # why the metric was not tested: too few rows of a kind
+    approximate: bool | None = None  # True where the test may exceed its level slightly
 
     def to_json(self) -> dict[str, Any]:
         filled = {
@@ -240,23 +280,25 @@ class Decision:
     test: str  # the primary test(s) in words
     alpha: float  # the nominal alpha, the policy's
     level: float  # the level the test ran at: alpha, or less where alpha is spent over runs
-    margin: float
+    margin: float  # the margin tested (H0 per primary metric: gain <= margin)
     counts: Counts
     effect: Effect
     power: Power | None  # None when decide ran with explain=False
     checks: tuple[Check, ...] = ()
     champion: str = ""
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    # two-sided (1 - level) interval of each metric's improvement, keyed accuracy, macro_f1,
+    # one-sided (1 - level) bounds of each metric's improvement, keyed accuracy, macro_f1,
     # log_loss and (binary label) roc_auc; empty with explain=False or without rows
     improvement_ci: dict[str, Interval] = field(default_factory=dict)
     # how the level and the rows were chosen from the registry's ledger, and a deploy's
     # selection-adjusted gain; None for a decision made outside a registry
     accounting: Accounting | None = None
+    # the posterior reading of the accuracy cells (evaluation/bayes.py); None: explain=False
+    bayes: dict[str, Any] | None = None
 
     @property
     def confidence(self) -> float:
-        """The confidence of the lower bounds and intervals: 1 - the level tested at."""
+        """The confidence of the one-sided bounds: 1 - the level tested at."""
         return 1 - self.level
 
     def to_json(self) -> dict[str, Any]:
@@ -266,17 +308,28 @@ class Decision:
             "reason": self.reason,
             "test": self.test,
             "alpha": self.alpha,
+            "alpha_means": alpha_meaning(self.alpha),
             "level": self.level,
             "accounting": self.accounting.to_json() if self.accounting else None,
             "margin": self.margin,
             "counts": self.counts.to_json(),
             "effect": self.effect.to_json(),
             "power": self.power.to_json() if self.power else {},
+            "bayes": self.bayes or {},
             "checks": [c.to_json() for c in self.checks],
             "champion": self.champion,
             "metrics": {who: dict(values) for who, values in self.metrics.items()},
             "improvement_ci": {k: ci.to_json() for k, ci in self.improvement_ci.items()},
         }
+
+
+def alpha_meaning(alpha: float) -> str:
+    """What alpha promises, and what it does not, in words."""
+    return (
+        f"if the challenger were no better, this check would deploy it in at most "
+        f"{confidence_text(alpha)} of runs; it is not the chance that a deployed model is no "
+        "better (that depends on how often challengers are better)"
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -295,52 +348,63 @@ def decide(
     metrics: dict[str, dict[str, float]] | None = None,
     explain: bool = True,
     level: float | None = None,
+    guard: tuple[str, np.ndarray] | None = None,
 ) -> Decision:
     """Compare two models' predictions on the same rows and decide whether to deploy.
 
     ``y`` holds class indices; the probability matrices share the same class order.
-    ``explain=False`` skips the power figures and the improvement intervals (they explain a
-    decision, they never change it), which the null simulation uses to run thousands of
-    decisions quickly. ``level``: test at this level instead of the policy's alpha (what
-    the account of alpha across runs allows this comparison, evaluation/alpha.py); every
-    test, bound, interval and power figure then uses it, and the decision keeps both.
+    ``explain=False`` skips what explains a decision without changing it (the power, the
+    Bayesian reading, the improvement bounds and, with a margin, the accuracy bound), which
+    the null simulation uses to run thousands of decisions quickly. ``level``: test at this
+    level instead of the policy's alpha (what the account of alpha across runs allows this
+    comparison, evaluation/alpha.py); every test, bound and power figure then uses it, and
+    the decision keeps both. ``guard`` (first run): a second baseline's name and
+    probabilities; the challenger must not be shown to be more than ``baseline_tolerance``
+    worse than it.
     """
     nominal = policy.alpha
     if level is not None:
         policy = replace(policy, alpha=level)
+    margin = policy.margin
     rows = _Rows.of(y, proba_challenger, proba_champion)
     counts = _count_cells(rows)
-    tests, auc = _primary_tests(policy, rows, counts)
-    adjusted = _holm([p for _, p in tests])
+    tests = [_primary_test(policy, rows, counts, m, margin) for m in _primary_metrics(policy)]
+    adjusted = _holm([t.p for t in tests])
+    bounds = _lower_bounds(policy, counts, tests, margin, explain)
     primary = [
-        _primary_check(policy, m, p, adj) for (m, p), adj in zip(tests, adjusted, strict=True)
+        _primary_check(policy, t, adj, margin, bounds.get(t.metric))
+        for t, adj in zip(tests, adjusted, strict=True)
     ]
-    significant = [m for (m, _), check in zip(tests, primary, strict=True) if check.passed]
-    bounds = _lower_bounds(policy, rows, significant)
-    effect = _effect(counts, auc, {m: low for m, (_, low) in bounds.items()})
     conditions = [
-        *(_margin_check(policy, m, *bounds[m]) for m in significant),
-        *_guardrail_checks(policy, rows),
-        *_floor_checks(policy, counts, effect, first_run),
+        *_guardrail_checks(policy, rows, counts, explain),
+        *_guard_checks(policy, rows, guard if first_run else None),
+        *_floor_checks(policy, counts, first_run),
         _size_check(policy, counts),
     ]
+    auc = next((t.auc for t in tests if t.auc is not None), None)
+    effect = _effect(counts, auc, bounds)
     decision = Decision(
-        deploy=bool(significant) and all(c.passed for c in conditions),
+        deploy=any(c.passed for c in primary) and all(c.passed for c in conditions),
         p_value=min(adjusted),
         reason="",  # written below, from the decision itself
-        test=_test_in_words(policy),
+        test=_test_in_words(policy, margin),
         alpha=nominal,
         level=policy.alpha,
-        margin=policy.margin,
+        margin=margin,
         counts=counts,
         effect=effect,
-        power=_power(policy, counts) if explain else None,
+        power=_power(policy, counts, tests, margin) if explain else None,
         checks=(*primary, *conditions),
         champion=champion_name,
         metrics=metrics or {},
-        improvement_ci=_improvement_intervals(policy, rows) if explain and counts.test_rows else {},
+        improvement_ci=(
+            _improvement_intervals(policy, rows, counts, tests, bounds, margin)
+            if explain and counts.test_rows
+            else {}
+        ),
+        bayes=_bayes(counts, margin) if explain and counts.test_rows else None,
     )
-    return replace(decision, reason=_reason(decision, policy, significant, first_run))
+    return replace(decision, reason=_reason(decision, policy, tests, first_run))
 
 
 @dataclass(frozen=True, eq=False)
@@ -370,6 +434,20 @@ class _Rows:
         return self.proba_new, self.proba_old
 
 
+@dataclass(frozen=True)
+class _Test:
+    """One primary metric's test of H0: gain <= margin."""
+
+    metric: str
+    p: float  # 1 when untested
+    estimate: float
+    untested: str | None = None  # why it was not tested: too few rows of the kind it needs
+    approximate: bool = False
+    auc: tuple[float, float] | None = None  # (challenger, champion) ROC AUC
+    se: float = 0.0  # AUC: standard error of the difference
+    df: int = 0  # AUC: Student t degrees of freedom
+
+
 def _count_cells(rows: _Rows) -> Counts:
     right_new, right_old = rows.pred_new == rows.y, rows.pred_old == rows.y
     return Counts(
@@ -386,42 +464,127 @@ def _primary_metrics(policy: GatePolicy) -> list[str]:
     return list(dict.fromkeys(policy.primary_metrics))
 
 
-def _test_in_words(policy: GatePolicy) -> str:
-    names = {
-        "accuracy": f"one-sided {policy.mcnemar_method} McNemar test on accuracy",
-        "auc": "one-sided DeLong test on ROC AUC",
-    }
-    tests = [names[m] for m in policy.primary_metrics]
+def _test_in_words(policy: GatePolicy, margin: float) -> str:
+    if margin == 0:
+        names = {
+            "accuracy": f"one-sided {policy.mcnemar_method} McNemar test on accuracy"
+            + _approximate_words(policy),
+            "auc": "one-sided DeLong test on ROC AUC",
+        }
+    else:
+        h0 = f"H0: gain <= {margin:g}"
+        names = {
+            "accuracy": f"one-sided exact unconditional score test on accuracy ({h0})",
+            "auc": f"one-sided DeLong test on ROC AUC ({h0})",
+        }
+    tests = [names[m] for m in _primary_metrics(policy)]
     return " + ".join(tests) + (" (Holm-adjusted)" if len(tests) > 1 else "")
 
 
-def _primary_tests(
-    policy: GatePolicy, rows: _Rows, counts: Counts
-) -> tuple[list[tuple[str, float]], tuple[float, float] | None]:
-    """(metric, one-sided p-value) per primary metric, and both ROC AUCs where one is tested."""
-    from components.core.evaluation import stats  # scipy is only needed once a decision is made
+def _approximate_words(policy: GatePolicy) -> str:
+    """For mid-p and chi-square: approximate, with the largest exact false-deploy rate over
+    10-2,000 discordant rows at this level (paired.conditional_size)."""
+    from components.core.evaluation import paired
 
-    tests: list[tuple[str, float]] = []
-    auc: tuple[float, float] | None = None
-    for metric in _primary_metrics(policy):
-        if metric == "accuracy":
-            res = stats.mcnemar(
-                counts.only_champion_right,
-                counts.only_challenger_right,
-                alternative="greater",
-                method=policy.mcnemar_method,
-            )
-            tests.append((metric, float(res.pvalue)))
-            continue
-        if rows.n_classes != 2:
-            raise ConfigError(
-                f"primary metric 'auc' needs a binary label; use accuracy for "
-                f"{rows.n_classes} classes"
-            )
-        dl = stats.delong(rows.y, *rows.compared("auc"), alternative="greater")
-        tests.append((metric, float(dl.pvalue)))
-        auc = (float(dl.auc_challenger), float(dl.auc_champion))
-    return tests, auc
+    if policy.mcnemar_method == "exact":
+        return ""
+    d = np.arange(MIN_DISCORDANT_ROWS, 2001)
+    size = float(paired.conditional_size(d, policy.alpha, policy.mcnemar_method).max())
+    if size <= policy.alpha:
+        return (
+            f" (its exact false-deploy rate stays at most {size:.4f} over 10-2,000 discordant rows)"
+        )
+    return (
+        f" (approximate: a no-better challenger is deployed up to {size:.4f} of the time at "
+        f"some discordant counts, level {policy.alpha:.3g})"
+    )
+
+
+def accuracy_p(policy: GatePolicy, counts: Counts, delta: float, method: str) -> float:
+    """One-sided p-value of H0: accuracy gain <= ``delta``: McNemar's test (``method``) at
+    delta 0, else Tango's score test with Berger & Boos's exact unconditional p-value."""
+    from components.core.evaluation import paired
+
+    b, c, n = counts.only_champion_right, counts.only_challenger_right, counts.test_rows
+    if n == 0:
+        return 1.0
+    if delta == 0:
+        return float(paired.conditional_pvalue(c, b + c, 0.5, method))
+    return float(paired.margin_test(b, c, n, delta, policy.alpha).pvalue)
+
+
+def _auc_test(rows: _Rows, metric: str, delta: float) -> _Test:
+    """DeLong's variance, Student t with min(positives, negatives) - 1 degrees of freedom."""
+    from scipy import stats as sps
+
+    from components.core.evaluation import stats
+
+    if rows.n_classes != 2:
+        raise ConfigError(
+            f"ROC AUC needs a binary label; use accuracy for {rows.n_classes} classes"
+        )
+    pos = int(np.count_nonzero(rows.y == 1))
+    neg = int(rows.y.shape[0]) - pos
+    if min(pos, neg) < MIN_CLASS_ROWS:
+        why = (
+            f"too few rows of each class to test ROC AUC: {pos} positive and {neg} negative; "
+            f"it needs at least {MIN_CLASS_ROWS} of each"
+        )
+        return _Test(metric, 1.0, float("nan"), untested=why, approximate=True)
+    dl = stats.delong(rows.y, *rows.compared("auc"), alternative="two-sided")
+    diff = float(dl.auc_challenger - dl.auc_champion)
+    se, df = float(np.sqrt(dl.variance)), min(pos, neg) - 1
+    if se > 0:
+        p = float(sps.t.sf((diff - delta) / se, df))
+    else:  # no variance: identical or equally perfect scores
+        p = 0.0 if diff > delta else 1.0
+    auc = (float(dl.auc_challenger), float(dl.auc_champion))
+    return _Test(metric, p, diff, approximate=True, auc=auc, se=se, df=df)
+
+
+def _primary_test(
+    policy: GatePolicy, rows: _Rows, counts: Counts, metric: str, margin: float
+) -> _Test:
+    if metric == "auc":
+        return _auc_test(rows, metric, margin)
+    gain = (counts.only_challenger_right - counts.only_champion_right) / max(counts.test_rows, 1)
+    if margin >= 0 and counts.discordant < MIN_DISCORDANT_ROWS:
+        why = (
+            f"too few discordant rows to test accuracy: {counts.discordant} rows where exactly "
+            f"one model is right; the test needs at least {MIN_DISCORDANT_ROWS}"
+        )
+        return _Test(metric, 1.0, gain, untested=why)
+    p = accuracy_p(policy, counts, margin, policy.mcnemar_method)
+    approximate = margin == 0 and policy.mcnemar_method != "exact"
+    return _Test(metric, p, gain, approximate=approximate)
+
+
+def _guard_checks(
+    policy: GatePolicy, rows: _Rows, guard: tuple[str, np.ndarray] | None
+) -> list[Check]:
+    """First run: the challenger must not be shown to be more than ``baseline_tolerance``
+    worse in accuracy than the guard baseline (``first_run_guard``, logistic regression by
+    default, fitted on the same train rows): H0 "the guard is ahead by at most the
+    tolerance", rejected (the check fails) at the level by the exact unconditional score
+    test. A useless model is shown worse at any usable test size; a filter, not a proof of
+    non-inferiority (a few dozen rows cannot show that)."""
+    from components.core.evaluation import paired
+
+    if guard is None:
+        return []
+    name, proba = guard
+    counts = _count_cells(_Rows.of(rows.y, rows.proba_new, proba))
+    b, c, n = counts.only_champion_right, counts.only_challenger_right, counts.test_rows
+    tol = policy.baseline_tolerance
+    p_worse = float(paired.margin_test(c, b, n, tol, policy.alpha).pvalue) if n else 1.0
+    return [
+        Check(
+            f"within {tol:g} of the {name} (not shown worse by more)",
+            passed=p_worse >= policy.alpha,
+            p_value=p_worse,
+            estimate=(c - b) / n if n else 0.0,
+        )
+    ]
 
 
 def _holm(pvalues: list[float]) -> list[float]:
@@ -438,44 +601,78 @@ def _holm(pvalues: list[float]) -> list[float]:
     return adjusted
 
 
-def _primary_check(policy: GatePolicy, metric: str, p: float, p_adjusted: float) -> Check:
+def _primary_name(metric: str, margin: float) -> str:
+    if margin == 0:
+        return f"{metric} significantly better"
+    if margin > 0:
+        return f"{metric} better by more than the margin {margin:g}"
+    return f"{metric} non-inferior to the baseline within {-margin:g}"
+
+
+def _primary_check(
+    policy: GatePolicy, t: _Test, p_adjusted: float, margin: float, bound: float | None
+) -> Check:
+    tested = t.untested is None
     return Check(
-        f"{metric} significantly better",
-        passed=p_adjusted < policy.alpha,
-        p_value=p,
-        p_adjusted=p_adjusted,
+        _primary_name(t.metric, margin),
+        passed=tested and p_adjusted < policy.alpha,
+        p_value=t.p if tested else None,
+        p_adjusted=p_adjusted if tested else None,
+        estimate=t.estimate if np.isfinite(t.estimate) else None,
+        lower_bound=bound,
+        untested=t.untested,
+        approximate=True if t.approximate else None,
     )
 
 
-def _bootstrap(policy: GatePolicy, rows: _Rows, metric: str, sided: str) -> BootstrapResult:
-    """The paired bootstrap of ``metric``'s improvement at the policy's confidence."""
-    from components.core.evaluation import stats
+def _accuracy_bound(
+    policy: GatePolicy, counts: Counts, delta: float, method: str, upper: bool = False
+) -> float:
+    """The one-sided (1 - level) bound of the accuracy gain from the test that decides:
+    McNemar's inverted at the observed discordance (delta 0), else the exact unconditional
+    score test inverted. ``upper``: the upper bound instead (the roles swapped)."""
+    from components.core.evaluation import paired
 
-    return stats.bootstrap_difference(
-        metric,
-        rows.y,
-        *rows.compared(metric),
-        confidence=1 - policy.alpha,
-        n_resamples=policy.bootstrap_resamples,
-        seed=policy.bootstrap_seed,
-        sided=sided,
-    )
+    b, c, n = counts.only_champion_right, counts.only_challenger_right, counts.test_rows
+    if upper:
+        b, c = c, b
+    if delta == 0:
+        low = paired.conditional_bound(b, c, n, policy.alpha, method)
+    else:
+        low = paired.margin_bound(b, c, n, policy.alpha)
+    return -low if upper else low
 
 
-def _lower_bound(policy: GatePolicy, rows: _Rows, metric: str) -> tuple[float, float]:
-    """(estimate, one-sided lower confidence bound) of ``metric``'s improvement."""
-    res = _bootstrap(policy, rows, metric, "lower")
-    return float(res.estimate), float(res.low)
+def _auc_bound(policy: GatePolicy, t: _Test, upper: bool = False) -> float | None:
+    from scipy import stats as sps
+
+    if t.untested is not None:
+        return None
+    half = float(sps.t.isf(policy.alpha, t.df)) * t.se
+    return t.estimate + half if upper else t.estimate - half
 
 
 def _lower_bounds(
-    policy: GatePolicy, rows: _Rows, significant: list[str]
-) -> dict[str, tuple[float, float]]:
-    """Of each significant metric (for the margin), and of accuracy (for the reason)."""
-    metrics = list(significant)
-    if "accuracy" not in metrics and rows.y.shape[0]:
-        metrics.append("accuracy")
-    return {m: _lower_bound(policy, rows, m) for m in metrics}
+    policy: GatePolicy, counts: Counts, tests: list[_Test], margin: float, explain: bool
+) -> dict[str, float]:
+    """The lower bound of each primary metric's gain from its test, then of accuracy's
+    (McNemar's at the observed discordance where accuracy is not primary). With a margin the
+    accuracy bound costs a search and is left out when not explaining."""
+    out: dict[str, float] = {}
+    for t in tests:
+        if t.metric == "auc":
+            low = _auc_bound(policy, t)
+            if low is not None:
+                out["auc"] = low
+        elif counts.test_rows and (margin == 0 or explain):
+            out["accuracy"] = _accuracy_bound(policy, counts, margin, policy.mcnemar_method)
+    if (
+        "accuracy" not in out
+        and counts.test_rows
+        and not any(t.metric == "accuracy" for t in tests)
+    ):
+        out["accuracy"] = _accuracy_bound(policy, counts, 0.0, "exact")
+    return out
 
 
 def _effect(counts: Counts, auc: tuple[float, float] | None, bounds: dict[str, float]) -> Effect:
@@ -489,36 +686,75 @@ def _effect(counts: Counts, auc: tuple[float, float] | None, bounds: dict[str, f
     )
 
 
-def _margin_check(policy: GatePolicy, metric: str, estimate: float, low: float) -> Check:
-    return Check(
-        f"{metric} improvement above margin {policy.margin}",
-        passed=low > policy.margin,
-        estimate=estimate,
-        lower_bound=low,
+def _bootstrap_bounds(
+    policy: GatePolicy, rows: _Rows, metric: str, sided: str
+) -> tuple[float, float, float, str]:
+    """(estimate, lower, upper, method) of the paired bootstrap: one-sided (1 - level)
+    bounds (sided "two-sided": both, at confidence 1 - 2 level; "lower": the lower one)."""
+    from components.core.evaluation import stats
+
+    confidence = 1 - 2 * policy.alpha if sided == "two-sided" else 1 - policy.alpha
+    res = stats.bootstrap_difference(
+        metric,
+        rows.y,
+        *rows.compared(metric),
+        confidence=max(confidence, 0.01),
+        n_resamples=policy.bootstrap_resamples,
+        seed=policy.bootstrap_seed,
+        sided=sided,
     )
+    return float(res.estimate), float(res.low), float(res.high), res.method
 
 
-def _guardrail_checks(policy: GatePolicy, rows: _Rows) -> list[Check]:
-    """Each guardrail metric may be worse by at most its tolerance (its lower bound says)."""
+def _guardrail_checks(
+    policy: GatePolicy, rows: _Rows, counts: Counts, explain: bool
+) -> list[Check]:
+    """Each guardrail metric may be worse by at most its tolerance: a non-inferiority test of
+    H0 gain <= -tolerance at the full level (intersection-union: each must pass). Accuracy:
+    the exact unconditional score test; ROC AUC: DeLong (t); macro F1 and log loss: the
+    paired percentile bootstrap's lower bound (approximate)."""
     checks = []
     for metric, tol in policy.guardrails:
-        if metric == "auc" and rows.n_classes != 2:
-            raise ConfigError("guardrail 'auc' needs a binary label")
-        estimate, low = _lower_bound(policy, rows, metric)
-        checks.append(
-            Check(
-                f"{metric} non-inferior within {tol}",
-                passed=low > -tol,
-                estimate=estimate,
-                lower_bound=low,
+        name = f"{metric} non-inferior within {tol}"
+        if metric == "accuracy":
+            p = accuracy_p(policy, counts, -tol, "exact")
+            gain = counts.only_challenger_right - counts.only_champion_right
+            low = (
+                _accuracy_bound(policy, counts, -tol, "exact")
+                if explain and counts.test_rows
+                else None
             )
-        )
+            checks.append(
+                Check(
+                    name,
+                    passed=p < policy.alpha,
+                    p_value=p,
+                    estimate=gain / max(counts.test_rows, 1),
+                    lower_bound=low,
+                )
+            )
+        elif metric == "auc":
+            t = _auc_test(rows, metric, -tol)
+            checks.append(
+                Check(
+                    name,
+                    passed=t.untested is None and t.p < policy.alpha,
+                    p_value=t.p if t.untested is None else None,
+                    estimate=t.estimate if t.untested is None else None,
+                    lower_bound=_auc_bound(policy, t),
+                    untested=t.untested,
+                    approximate=True,
+                )
+            )
+        else:
+            estimate, low, _, _ = _bootstrap_bounds(policy, rows, metric, "lower")
+            checks.append(
+                Check(name, passed=low > -tol, estimate=estimate, lower_bound=low, approximate=True)
+            )
     return checks
 
 
-def _floor_checks(
-    policy: GatePolicy, counts: Counts, effect: Effect, first_run: bool
-) -> list[Check]:
+def _floor_checks(policy: GatePolicy, counts: Counts, first_run: bool) -> list[Check]:
     """On the first run, accuracy significantly above the policy's floor (when it has one)."""
     from components.core.evaluation import stats
 
@@ -530,7 +766,7 @@ def _floor_checks(
         Check(
             f"accuracy significantly above floor {policy.accuracy_floor}",
             passed=p < policy.alpha,
-            accuracy=effect.accuracy_challenger,
+            accuracy=correct / counts.test_rows if counts.test_rows else 0.0,
             p_value=p,
         )
     ]
@@ -544,45 +780,113 @@ def _size_check(policy: GatePolicy, counts: Counts) -> Check:
     )
 
 
-def _power(policy: GatePolicy, counts: Counts) -> Power:
-    """Power for the observed effect and the smallest improvement detectable at this size.
+def _power(policy: GatePolicy, counts: Counts, tests: list[_Test], margin: float) -> Power:
+    """The deploy probability of the rule that decides at ``target_effect``, the smallest gain
+    it finds with TARGET_POWER, and the rows it would need for the target: exact for accuracy
+    (at the Holm level alpha / m with m primary metrics: a lower bound there), DeLong's normal
+    law at the observed variance for ROC AUC. Before guardrails (they only lower it)."""
+    from components.core.evaluation import power as pw
 
-    The minimum detectable improvement is taken at the observed discordant rate (at least
-    two rows' worth, so identical models still get a meaningful figure); None when no
-    improvement at all is detectable with TARGET_POWER at this test size.
-    """
-    from components.core.evaluation import stats
-
-    n = counts.test_rows
-    if n == 0:
-        return Power(0.0, None, TARGET_POWER, 0.0)
-    b, c = counts.only_champion_right, counts.only_challenger_right
-    disc_rate = counts.discordant / n
-    mde = float(
-        stats.mcnemar_minimum_detectable_effect(
-            n, min(1.0, max(disc_rate, 2.0 / n)), policy.alpha, TARGET_POWER
+    n, target = counts.test_rows, policy.target_effect
+    psi = counts.discordant / n if n else 0.0
+    m = len(tests)
+    level = policy.alpha / m
+    holm = f" at the Holm level alpha / {m} (at least this)" if m > 1 else ""
+    first = tests[0]
+    if first.metric == "auc" and m == 1:
+        if first.untested is not None:
+            return Power(
+                "DeLong", "normal", target, None, None, None, TARGET_POWER, psi, note=first.untested
+            )
+        auc_rule = pw.AucRule(level, margin, first.se, first.df, n)
+        note = "" if first.se > 0 else "the two models' scores do not differ: no variance"
+        return Power(
+            f"one-sided DeLong test on ROC AUC (H0: gain <= {margin:g})",
+            "normal law at the observed DeLong variance",
+            target,
+            auc_rule.power(target),
+            auc_rule.mde(TARGET_POWER),
+            auc_rule.rows_needed(target, TARGET_POWER),
+            TARGET_POWER,
+            psi,
+            note=note,
         )
-    )
+    method = policy.mcnemar_method if margin == 0 else "exact"
+    rule_words = _test_in_words(replace(policy, primary_metrics=("accuracy",)), margin) + holm
+    if n == 0 or psi == 0:
+        note = (
+            f"the two models gave the same answer on all {n} test rows: they are identical on "
+            "this data, and no test size tells identical predictions apart"
+        )
+        return Power(rule_words, "exact", target, None, None, None, TARGET_POWER, psi, note=note)
+    rule = pw.AccuracyRule(level, margin, method, MIN_DISCORDANT_ROWS)
+    at_target = pw.accuracy_power(rule, n, psi, target)
+    mde = pw.accuracy_mde(rule, n, psi, TARGET_POWER)
+    needed = pw.accuracy_rows_needed(rule, psi, target, TARGET_POWER)
+    note = ""
+    if at_target is None:
+        note = (
+            f"a gain of {_pts(target)} needs at least {target:.1%} of rows where exactly one "
+            f"model is right; here {psi:.2%} are"
+        )
+    elif needed is None:
+        note = f"a gain of {_pts(target)} is not above the margin {margin:g}"
     return Power(
-        observed_power=float(stats.mcnemar_power(b / n, c / n, n, policy.alpha)),
-        minimum_detectable_improvement=mde if np.isfinite(mde) else None,
-        target_power=TARGET_POWER,
-        discordant_rate=disc_rate,
+        rule_words,
+        pw.method_words(n, psi),
+        target,
+        at_target,
+        mde,
+        needed,
+        TARGET_POWER,
+        psi,
+        note=note,
     )
 
 
-def _improvement_intervals(policy: GatePolicy, rows: _Rows) -> dict[str, Interval]:
-    """Two-sided paired-bootstrap intervals of each metric's improvement, for the report.
-
-    ROC AUC gets an interval only for a binary label.
-    """
+def _improvement_intervals(
+    policy: GatePolicy,
+    rows: _Rows,
+    counts: Counts,
+    tests: list[_Test],
+    bounds: dict[str, float],
+    margin: float,
+) -> dict[str, Interval]:
+    """One-sided (1 - level) lower and upper bounds of each metric's improvement, for the
+    report: accuracy's from the test that decides, ROC AUC's from DeLong (binary label, enough
+    rows of each class), macro F1's and log loss's from the paired bootstrap."""
     out = {}
+    primary_accuracy = any(t.metric == "accuracy" for t in tests)
     for key, metric in INTERVAL_METRICS:
-        if metric == "auc" and rows.n_classes != 2:
-            continue
-        r = _bootstrap(policy, rows, metric, "two-sided")
-        out[key] = Interval(float(r.estimate), float(r.low), float(r.high), r.method)
+        if metric == "accuracy":
+            delta = margin if primary_accuracy else 0.0
+            method = policy.mcnemar_method if primary_accuracy and delta == 0 else "exact"
+            known = bounds.get("accuracy")
+            low = _accuracy_bound(policy, counts, delta, method) if known is None else known
+            high = _accuracy_bound(policy, counts, delta, method, upper=True)
+            gain = counts.only_challenger_right - counts.only_champion_right
+            how = "mcnemar inversion" if delta == 0 else "score inversion"
+            out[key] = Interval(gain / counts.test_rows, low, high, how)
+        elif metric == "auc":
+            if rows.n_classes != 2:
+                continue
+            t = next((t for t in tests if t.metric == "auc"), None) or _auc_test(rows, "auc", 0)
+            auc_low, auc_high = _auc_bound(policy, t), _auc_bound(policy, t, upper=True)
+            if auc_low is None or auc_high is None:
+                continue
+            out[key] = Interval(t.estimate, auc_low, auc_high, "delong t")
+        else:
+            estimate, low, high, how = _bootstrap_bounds(policy, rows, metric, "two-sided")
+            out[key] = Interval(estimate, low, high, how)
     return out
+
+
+def _bayes(counts: Counts, margin: float) -> dict[str, Any]:
+    from components.core.evaluation import bayes
+
+    return bayes.posterior(
+        counts.only_champion_right, counts.only_challenger_right, counts.test_rows, margin
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -595,12 +899,26 @@ def _pts(x: float) -> str:
     return f"{x * 100:+.1f} points"
 
 
+# Below this a p-value is printed as a bound: doubles lose their digits near 1e-308, and
+# a test that underflows to 0 has not shown p = 0.
+P_FLOOR = 1e-300
+
+
 def format_p(p: float) -> str:
-    """A p-value for people: three digits, scientific below 1e-4, and 1 for p ~ 1."""
+    """A p-value for people: three digits, scientific below 1e-4, 1 for p ~ 1, and
+    "< 1e-300" for what is smaller (never 0)."""
+    if p < P_FLOOR:
+        return "< 1e-300"
     return "1" if p >= 0.9995 else (f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}")
 
 
-def _reason(d: Decision, policy: GatePolicy, significant: list[str], first_run: bool) -> str:
+def p_text(p: float) -> str:
+    """ "p = 0.0012", or "p < 1e-300" where it underflowed."""
+    shown = format_p(p)
+    return f"p {shown}" if shown.startswith("<") else f"p = {shown}"
+
+
+def _reason(d: Decision, policy: GatePolicy, tests: list[_Test], first_run: bool) -> str:
     """The verdict, why, and what the rows showed, in plain words."""
     counts, effect = d.counts, d.effect
     against = f"the {d.champion}" if first_run else f"the champion ({d.champion})"
@@ -611,29 +929,47 @@ def _reason(d: Decision, policy: GatePolicy, significant: list[str], first_run: 
         f"{effect.accuracy_challenger:.3f} vs {effect.accuracy_champion:.3f} "
         f"({_pts(effect.accuracy_difference)})"
     )
+    primary = [c for c in d.checks[: len(tests)]]
+    passed = [t.metric for t, c in zip(tests, primary, strict=True) if c.passed]
     if d.deploy:
-        return _why_deployed(d, policy, significant, against, observed)
+        return _why_deployed(d, policy, passed, against, observed)
     if counts.test_rows < policy.min_test_rows:
         return (
             f"Not deployed: only {counts.test_rows} test rows, fewer than the "
             f"{policy.min_test_rows} the gate needs to judge; add data so the test split grows."
         )
-    if counts.discordant == 0 and _primary_metrics(policy) == ["accuracy"]:
+    if counts.discordant == 0 and [t.metric for t in tests] == ["accuracy"] and d.margin >= 0:
         return (
             f"Not deployed: the challenger and {against} gave the same answer on all "
             f"{counts.test_rows} test rows, so there is no evidence that the challenger is "
             "better (p = 1)."
         )
-    if significant:
-        failed = "; ".join(c.name for c in d.checks if not c.passed)
+    untested = [t.untested for t in tests if t.untested]
+    if len(untested) == len(tests):
+        return f"Not deployed: {'; '.join(untested)}. {observed}."  # type: ignore[arg-type]
+    if passed:
+        failed = "; ".join(
+            c.name + (f" ({c.untested})" if c.untested else "")
+            for c in d.checks[len(tests) :]
+            if not c.passed
+        )
         return (
-            f"Not deployed: the challenger is significantly better (p = {format_p(d.p_value)}) "
+            f"Not deployed: the challenger passed the primary test ({p_text(d.p_value)}) "
             f"but failed: {failed}. {observed}."
         )
+    what = _claim(d.margin)
     return (
-        f"Not deployed: not significantly better (p = {format_p(d.p_value)}, "
-        f"{_threshold(d)}); {_why_not_significant(d)}. {observed}."
+        f"Not deployed: not shown to be {what} ({p_text(d.p_value)}, {_threshold(d)}); "
+        f"{_why_not_shown(d, tests)}. {observed}."
     )
+
+
+def _claim(margin: float) -> str:
+    if margin == 0:
+        return "significantly better"
+    if margin > 0:
+        return f"better by more than the margin {margin:g}"
+    return f"within {-margin:g} of the baseline"
 
 
 def _threshold(d: Decision) -> str:
@@ -648,42 +984,66 @@ def confidence_text(confidence: float) -> str:
 
 
 def _why_deployed(
-    d: Decision, policy: GatePolicy, significant: list[str], against: str, observed: str
+    d: Decision, policy: GatePolicy, passed: list[str], against: str, observed: str
 ) -> str:
     primary = _primary_metrics(policy)
     low = d.effect.accuracy_lower_bound
     bound = ""
-    if low is not None and "accuracy" in significant:
+    if low is not None and "accuracy" in passed:
         bound = f", {confidence_text(d.confidence)} lower bound {_pts(low)}"
     on = ""
     if primary != ["accuracy"]:  # say which metric carried the decision
         names = {"accuracy": "accuracy", "auc": "ROC AUC"}
-        on = " on " + " and ".join(names[m] for m in significant)
+        on = " on " + " and ".join(names[m] for m in passed)
     auc = ""
-    if "auc" in significant:
+    if "auc" in passed and d.effect.auc_challenger is not None:
         auc = f"; ROC AUC {d.effect.auc_challenger:.3f} vs {d.effect.auc_champion:.3f}"
     holm = " (Holm-adjusted)" if len(primary) > 1 else ""
-    return (
-        f"Deployed: the challenger is significantly better than {against}{on}. "
-        f"{observed}{bound}{auc}; p = {format_p(d.p_value)} < {_threshold(d)}{holm}."
-    )
-
-
-def _why_not_significant(d: Decision) -> str:
-    n, diff = d.counts.test_rows, d.effect.accuracy_difference
-    mde = d.power.minimum_detectable_improvement if d.power else None
-    if diff <= 0:
-        return "the challenger is no better"
-    if mde is None:
-        return f"the test set is too small to tell: at {n} rows no improvement is detectable"
-    if diff >= mde:
-        return (
-            "the observed gain would usually be detected at this size, so it is most likely chance"
+    if d.margin == 0:
+        verdict = f"the challenger is significantly better than {against}{on}"
+    elif d.margin > 0:
+        verdict = f"the challenger is better than {against} by more than {d.margin:g}{on}"
+    else:
+        verdict = (
+            f"the challenger is at most {-d.margin * 100:.1f} points worse than {against}, or "
+            f"better (non-inferiority on a first run){on}"
         )
-    return (
-        f"the test set is too small to tell: at {n} rows only an improvement of about "
-        f"{_pts(mde)} or more is detected with {int(TARGET_POWER * 100)}% power"
-    )
+    p = p_text(d.p_value)
+    return f"Deployed: {verdict}. {observed}{bound}{auc}; {p} < {_threshold(d)}{holm}."
+
+
+def _why_not_shown(d: Decision, tests: list[_Test]) -> str:
+    """No observed power: what the rule could find, at the pre-declared target effect."""
+    auc = [t.metric for t in tests] == ["auc"]
+    diff = tests[0].estimate if auc else d.effect.accuracy_difference
+    margin_words = " over the margin" if d.margin else ""
+    if not diff > d.margin:
+        head = "the challenger is no better" if not diff > 0 else "its gain is within the margin"
+    else:
+        head = f"the observed gain{margin_words} may be chance"
+    pw = d.power
+    if pw is None:
+        return head
+    if pw.power_at_target is None or pw.note:
+        return f"{head}; {pw.note}" if pw.note else head
+    target = f"{pw.target_effect:+.3f} in ROC AUC" if auc else _pts(pw.target_effect)
+    where = "at this size" if auc else "at this size and discordance"
+    text = f"{head}; {where} the rule finds a gain of {target} {pw.power_at_target:.0%} of the time"
+    if pw.rows_for_target is not None:
+        at = "at this class balance" if auc else "at the observed discordance"
+        text += (
+            f"; to detect {target} with {pw.target_power:.0%} power {at} you need about "
+            f"{_about(pw.rows_for_target)} test rows"
+        )
+    return text
+
+
+def _about(rows: int) -> str:
+    """A row count to two significant digits: 4,700."""
+    if rows < 100:
+        return f"{rows:,}"
+    digits = len(str(rows)) - 2
+    return f"{round(rows, -digits):,}"
 
 
 __all__ = [
@@ -694,7 +1054,10 @@ __all__ = [
     "GatePolicy",
     "Interval",
     "Power",
+    "accuracy_p",
+    "alpha_meaning",
     "confidence_text",
     "decide",
     "format_p",
+    "p_text",
 ]

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
-from components.core.evaluation.gate import confidence_text, format_p
+from components.core.evaluation.calibration import reliability_html
+from components.core.evaluation.gate import alpha_meaning, confidence_text, p_text
 from components.core.io import write_text
 from components.core.progress import duration
 
@@ -96,8 +97,53 @@ def _power(d: Decision) -> Power:
 
 
 def _mde(power: Power) -> str:
-    mde = _num(power.minimum_detectable_improvement)
-    return "none at this test size" if mde is None else f"{mde:.4f} ({mde * 100:.1f} points)"
+    mde = _num(power.minimum_detectable_effect)
+    if mde is None:
+        return power.note or "none at this test size"
+    return f"{mde:.4f} ({mde * 100:+.1f} points)"
+
+
+def _power_rows(power: Power) -> list[tuple[str, str]]:
+    """(label, text) rows of the power of the rule that decides, at the target effect."""
+    target = f"{power.target_effect * 100:+.1f} points"
+    at = _num(power.power_at_target)
+    rows = _num(power.rows_for_target)
+    pct = f"{power.target_power:.0%}"
+    return [
+        ("rule the power is for", f"{power.rule}; {power.method}"),
+        (
+            f"chance this rule deploys a challenger {target} better (target_effect)",
+            f"{at:.2f}" if at is not None else (power.note or "–"),
+        ),
+        (f"smallest gain found with {pct} power at this size", _mde(power)),
+        (
+            f"test rows needed to find {target} with {pct} power at the observed discordance",
+            f"about {int(rows):,}" if rows is not None else (power.note or "–"),
+        ),
+        (
+            "observed discordance (rows where exactly one model is right)",
+            f"{power.discordant_rate:.2%}",
+        ),
+    ]
+
+
+def _bayes_text(d: Decision) -> str:
+    from components.core.evaluation.bayes import in_words
+
+    return in_words(d.bayes) if d.bayes else ""
+
+
+def _check_text(c: Any) -> str:
+    text = c.name
+    if c.p_value is not None:
+        text += f" ({p_text(c.p_value)})"
+    if c.lower_bound is not None:
+        text += f" (lower bound {_signed(c.lower_bound)})"
+    if c.untested:
+        text += f": not tested, {c.untested}"
+    if c.approximate:
+        text += " [approximate: may exceed its level slightly at small samples]"
+    return text
 
 
 def _improvement(new: Any, old: Any, higher_is_better: bool) -> float | None:
@@ -614,11 +660,7 @@ def render_html(ev: Evaluation, model_name: str) -> str:
     low = d.effect.accuracy_lower_bound
     power = _power(d)
     checks = "".join(
-        f"<li>{'✔' if c.passed else '✘'} {html.escape(c.name)}"
-        + (f" (p = {format_p(c.p_value)})" if c.p_value is not None else "")
-        + (f" (lower bound {_signed(c.lower_bound)})" if c.lower_bound is not None else "")
-        + "</li>"
-        for c in d.checks
+        f"<li>{'✔' if c.passed else '✘'} {html.escape(_check_text(c))}</li>" for c in d.checks
     )
     counts = d.counts
     facts = "".join(
@@ -673,36 +715,42 @@ table.facts td{{text-align:left}} table.facts th{{font-weight:600;white-space:no
 {facts}
 </table>
 <h2>Metrics on the same {counts.test_rows} test rows</h2>
-<table id="metrics"><tr><th>metric</th><th>challenger</th><th>champion ({html.escape(d.champion)})</th><th>improvement</th><th>{ci_pct} interval of the improvement</th></tr>
+<table id="metrics"><tr><th>metric</th><th>challenger</th><th>champion ({html.escape(d.champion)})</th><th>improvement</th><th>one-sided {ci_pct} lower and upper bounds</th></tr>
 {"".join(rows)}</table>
 <p class="muted">Improvement: positive = challenger better, in the metric's own unit (fractions for
 accuracy, macro F1 and ROC AUC; nats for log loss, where it is the champion's loss minus the
-challenger's). Interval: paired bootstrap, two-sided {ci_pct}, each metric on its own (no
-correction for several metrics); resampled: {html.escape(resampling_note(ev))}. Green: the interval
-lies wholly above 0; red: wholly below 0; uncoloured: it includes 0 or there is none. The deploy
-decision rests on the test below, not on these colours.</p>
+challenger's). Bounds: each a one-sided {ci_pct} bound, the kind the one-sided rule uses (the
+lower one is what a margin is compared with), each metric on its own (no correction for several
+metrics); how: {html.escape(resampling_note(ev))}. Green: the lower bound is above 0; red: the
+upper bound is below 0; uncoloured: neither, or there is none. The deploy decision rests on the
+tests below, not on these colours.</p>
 <p>Accuracy improvement {_signed(d.effect.accuracy_difference)}; one-sided {ci_pct} lower
-bound {_signed(low)} (paired bootstrap), compared with the margin {d.margin}.</p>
+bound {_signed(low)} (from the test that decides), compared with the margin {d.margin}.</p>
 <h2>Test</h2>
 <table>
 <tr><th>test</th><td>{html.escape(d.test)}</td></tr>
-<tr><th>p-value</th><td>{d.p_value:.4g}</td></tr>
-<tr><th>alpha (false-deploy risk)</th><td>{d.alpha}</td></tr>
+<tr><th>p-value</th><td>{html.escape(p_text(d.p_value))}</td></tr>
+<tr><th>alpha</th><td>{d.alpha}: {html.escape(alpha_meaning(d.alpha))}</td></tr>
 <tr><th>level tested at</th><td>{_level_cell(d)}</td></tr>
 <tr><th>margin</th><td>{d.margin}</td></tr>
 <tr><th>both right / only challenger / only champion / both wrong</th><td>{counts.both_right} / {counts.only_challenger_right} / {counts.only_champion_right} / {counts.both_wrong}</td></tr>
-<tr><th>power for the observed effect</th><td>{power.observed_power:.2f}</td></tr>
-<tr><th>smallest accuracy improvement detectable with {int(power.target_power * 100)}% power</th><td>{_mde(power)}</td></tr>
+{"".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in _power_rows(power))}
 </table>
+<p class="muted">Power is the chance the rule above deploys a challenger that really is
+better by the target effect; it is computed for that pre-declared effect, never for the
+observed one (which would only restate the p-value).</p>
+<h2>A Bayesian reading</h2>
+<p id="bayes">{html.escape(_bayes_text(d))}</p>
 {_accounting_html(d)}
 <h2>Checks</h2><ul>{checks}</ul>
 <h2>Confusion matrices (rows: true class, columns: predicted)</h2>
 <div class="grid">{_confusion_svg(ev.confusion_challenger, ev.classes, "challenger")}
 {_confusion_svg(ev.confusion_champion, ev.classes, "champion")}</div>
 {roc}
+{reliability_html(ev.calibration)}
 {curves}
-<p class="muted">{html.escape(_promise(d))} "Not deployed" with low power means the test
-set is too small to tell, not that the challenger is worse.</p>
+<p class="muted">{html.escape(_promise(d))} "Not deployed" means the evidence did not reach
+the rule; the power table says how large a gain this test size could find.</p>
 </body></html>
 """
 
@@ -716,10 +764,7 @@ def _level_cell(d: Decision) -> str:
 def _promise(d: Decision) -> str:
     """What a deploy promises, for the rule actually applied."""
     if d.accounting is None:
-        return (
-            f"A deploy happens only when the test says the challenger is better with at most "
-            f"{d.alpha:.0%} risk of deploying a model that is not."
-        )
+        return f"A deploy happens only when the test says so: {alpha_meaning(d.alpha)}."
     return (
         f"A deploy happens only when the test at level {d.level:.3g} says the challenger is "
         f"better; accounted {d.accounting.account.accounting}, "
@@ -822,7 +867,8 @@ def render_markdown(ev: Evaluation, model_name: str) -> str:
         _md(_provenance_line(ev)),
         _md(f"- excluded test rows: {_excluded_text(ev.provenance)}"),
         "",
-        f"| metric | challenger | champion ({_md(d.champion)}) | improvement | {ci_pct} interval |",
+        f"| metric | challenger | champion ({_md(d.champion)}) | improvement | one-sided {ci_pct} "
+        "bounds |",
         "|---|---:|---:|---:|---|",
     ]
     for name, new, old, gain, ci in _metric_rows(ev):
@@ -833,12 +879,13 @@ def render_markdown(ev: Evaluation, model_name: str) -> str:
     lines += [
         "",
         "Improvement: positive = challenger better, in the metric's own unit (log loss: the "
-        f"champion's loss minus the challenger's); bold: the {ci_pct} interval excludes 0.",
+        f"champion's loss minus the challenger's); bold: a one-sided {ci_pct} bound excludes 0.",
         "",
-        f"- test: {d.test}; p = {d.p_value:.4g}; alpha = {d.alpha}; {_level_md(d)}; "
+        f"- test: {d.test}; {p_text(d.p_value)}; alpha = {d.alpha}; {_level_md(d)}; "
         f"margin = {d.margin}",
-        f"- power for the observed effect: {power.observed_power:.2f}; smallest detectable "
-        f"accuracy improvement: {_mde(power)}",
+        f"- alpha means: {alpha_meaning(d.alpha)}",
+        *(_md(f"- {label}: {text}") for label, text in _power_rows(power)),
+        *([_md(f"- Bayesian reading: {_bayes_text(d)}")] if d.bayes else []),
         *(_md(f"- {label}: {text}") for label, text in _accounting_rows(d)),
         "",
     ]

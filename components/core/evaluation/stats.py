@@ -10,9 +10,10 @@ here is *paired*:
   improvement in accuracy, macro F1, log loss or AUC (two-sided or a one-sided bound).
 - :func:`corrected_resampled_ttest` is Nadeau & Bengio's test for differences measured over
   repeated train/test splits.
-- :func:`binomial_test_greater`, :func:`mcnemar_power` and
-  :func:`mcnemar_minimum_detectable_effect` support the gate's first-run floor check and its
-  power report.
+- :func:`binomial_test_greater` supports the gate's first-run floor check;
+  :func:`mcnemar_power` and :func:`mcnemar_minimum_detectable_effect` are the plain exact
+  McNemar test's power (the gate's power report, for the rule that decides, is power.py;
+  these stay as an independent reference and for the benchmarks).
 
 Conventions: ``alternative="greater"`` always means "the challenger is better", and every
 reported difference is signed so that a positive value favours the challenger. Degenerate
@@ -58,6 +59,11 @@ RESAMPLING_METHODS = {
     "quantile groups": "Poisson bootstrap over 1,024 quantile groups of the per-row "
     "differences (many rows)",
     "delong normal": "DeLong's normal law of the AUC difference (many rows)",
+    # not resampled: the bounds of the test that decides, inverted
+    "mcnemar inversion": "McNemar's test inverted at the observed discordance "
+    "(Clopper-Pearson for the exact test)",
+    "score inversion": "Tango's score test with Berger-Boos's exact p-value, inverted",
+    "delong t": "DeLong's variance with Student t (min(positives, negatives) - 1 df)",
 }
 
 
