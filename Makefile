@@ -18,7 +18,7 @@ REGISTRY ?=
 KIND_CLUSTER ?= sigdeploy
 KIND_ENV ?= $(HOME)/.cache/sigdeploy/kind-$(KIND_CLUSTER).env
 
-.PHONY: help venv run compile test test-fast lint format bench bench-gpu serve clean images kind-up kind-down run-kind
+.PHONY: help venv run compile test test-fast lint format bench bench-gpu serve clean images docker-setup test-containers bench-images kind-up kind-down run-kind
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -60,14 +60,24 @@ bench: $(STAMP) ## run the CPU benchmarks (minutes) and print their comparison l
 	@for b in local_run gate_null stats_scale serve_load serve_size train_speed; do \
 		echo "== benchmarks/$$b.py"; $(PY) benchmarks/$$b.py || exit 1; done
 
+bench-images: $(STAMP) images ## image sizes and serving start-to-healthy beside a torch serving image
+	$(PY) benchmarks/image_size.py
+
 bench-gpu: $(STAMP) ## GPU training throughput (needs CUDA; never in CI)
 	$(PY) benchmarks/train_gpu.py
 
 serve: $(STAMP) ## serve the champion that `make run` registered, on port 8080
 	$(VENV)/bin/sigdeploy serve --registry registry --port 8080
 
-images: ## build + push both images with buildx: REGISTRY=REGION-docker.pkg.dev/PROJECT/sigdeploy
-	REGISTRY="$(REGISTRY)" scripts/build-images.sh
+images: ## build both images here (engine + local base set up); REGISTRY=REGION-docker.pkg.dev/PROJECT/sigdeploy pushes
+	@if [ -n "$(REGISTRY)" ]; then REGISTRY="$(REGISTRY)" scripts/build-images.sh; \
+	else TORCH_PIN="$(TORCH_PIN)" PYTHON="$(PYTHON)" scripts/build-images.sh --local; fi
+
+docker-setup: ## install + start a Docker engine if missing and import the local Python base
+	scripts/docker-setup.sh
+
+test-containers: $(STAMP) images ## build the images, then run the container tests (tests/containers)
+	$(VENV)/bin/pytest -q -m containers tests/containers $(PYTEST_ARGS)
 
 kind-up: ## kind cluster + pinned standalone KFP + our images; KFP UI/API on localhost:8080
 	CLUSTER="$(KIND_CLUSTER)" IMAGES_ENV="$(KIND_ENV)" scripts/kind-up.sh

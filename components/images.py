@@ -9,6 +9,7 @@ images that compiled pipelines use (scripts/build-images.sh tags the built image
 
 from __future__ import annotations
 
+import hashlib
 import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -31,3 +32,17 @@ REPOSITORY = "sigdeploy"
 # The local runner warns about images without 'python' in the name; ours runs Python.
 COMPONENT_IMAGE = f"{REPOSITORY}/python-component:{VERSION}"
 SERVING_IMAGE = f"{REPOSITORY}/python-serving:{VERSION}"
+# The label scripts/build-images.sh puts on both images: source_digest() of the code built in.
+SOURCE_DIGEST_LABEL = "io.sigdeploy.source-digest"
+
+
+def source_digest() -> str:
+    """A digest of the Python code of the components and pipelines packages, as installed here
+    (a checkout, or site-packages): an image labelled with another one runs other code."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for package in ("components", "pipelines"):
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]

@@ -1,15 +1,21 @@
-# syntax=docker/dockerfile:1.7
 # The component image: every pipeline task (ingest, preprocess, train, evaluate, deploy) runs
-# in it on Vertex AI and on kind. CUDA PyTorch base; the project installed with its `gcp`
-# extra at pinned versions (docker/component-requirements.txt); a non-root user.
+# in it on Vertex AI, on kind and under `sigdeploy run --runner docker`. A Python base, torch,
+# the project with its `gcp` extra at pinned versions (docker/component-requirements.txt), a
+# non-root user.
 #
-#   scripts/build-images.sh            (tags VERSION-GITSHA, pushes with docker buildx)
-#   docker buildx build -f docker/component.Dockerfile -t sigdeploy/python-component:0.1.0 .
+#   scripts/build-images.sh            (tags VERSION-GITSHA, pushes; see there for a local build)
+#   docker build -f docker/component.Dockerfile -t sigdeploy/python-component:0.1.0 .
 #
-# BASE_IMAGE must ship torch within pyproject's range (torch>=2.4) so pip keeps it instead of
-# pulling a second, multi-GB CUDA wheel.
-ARG BASE_IMAGE=pytorch/pytorch:2.7.1-cuda12.8-cudnn9-runtime
+# BASE_IMAGE: any Debian-like image whose `python3`/`pip` on PATH are Python 3.11; the default
+# is the public one that Cloud Build pulls, scripts/docker-setup.sh makes a local stand-in.
+# TORCH: PyPI's Linux wheel by default, which is the CUDA build (it brings the CUDA runtime as
+# nvidia-* wheels, so the Vertex GPU nodes' driver is all it needs); a CPU build passes e.g.
+# TORCH=torch==2.13.0+cpu and TORCH_FIND_LINKS=<a URL that lists that wheel>.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
+
+ARG TORCH=torch==2.13.0
+ARG TORCH_FIND_LINKS=
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -18,8 +24,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/sigdeploy
 
-# Dependencies first (pinned in docker/component-requirements.txt, inside pyproject's ranges),
-# so code edits reuse this layer; then the project itself without resolving again.
+# torch first (the biggest layer, changed least), then the pinned dependencies, then the
+# project without resolving again: a code edit rebuilds only the last layers. TORCH is pinned
+# (==) by its default and by scripts/build-images.sh; hadolint cannot see through the ARG.
+# hadolint ignore=DL3013
+RUN pip install --no-cache-dir ${TORCH_FIND_LINKS:+--find-links "$TORCH_FIND_LINKS"} "$TORCH"
+
 COPY docker/component-requirements.txt /tmp/component-requirements.txt
 RUN pip install --no-cache-dir -r /tmp/component-requirements.txt \
     && rm /tmp/component-requirements.txt
@@ -28,7 +38,7 @@ COPY pyproject.toml README.md ./
 COPY components/ components/
 COPY pipelines/ pipelines/
 RUN pip install --no-cache-dir --no-deps . \
-    && python -c "import torch, kfp, google.cloud.aiplatform, components.core.steps" \
+    && python3 -c "import torch, kfp, google.cloud.aiplatform, components.core.steps" \
     && useradd --uid 1000 --create-home --shell /bin/bash sigdeploy
 
 # KFP writes the task's code and outputs under the home and /tmp; Vertex mounts buckets at

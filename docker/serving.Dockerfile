@@ -6,7 +6,11 @@
 #
 #   docker build -f docker/serving.Dockerfile -t sigdeploy/python-serving:0.1.0 .
 #   docker run -p 8080:8080 -e AIP_STORAGE_URI=gs://BUCKET/PATH sigdeploy/python-serving:0.1.0
-FROM python:3.11-slim-bookworm
+#
+# BASE_IMAGE: the public Python image Cloud Build pulls by default; scripts/docker-setup.sh
+# makes a local stand-in where no public registry can be reached (scripts/build-images.sh).
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

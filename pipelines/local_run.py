@@ -41,6 +41,11 @@ TASK_GRACE_S = 5.0  # a task sent SIGTERM gets this long to end before it is kil
 # starts after it. It gets FINISH_LIMIT_S at most; a second signal stops it at once.
 FINISH_TASKS = ("deploy",)
 FINISH_LIMIT_S = 60.0
+RUNNERS = ("subprocess", "docker")
+# Shared directories a task container writes (the registry, the pipeline root): setgid and
+# group-writable, so the container's user, given the directory's group, writes there, and
+# what it creates keeps that group (the registry's own modes, components.core.io).
+SHARED_DIR_MODE = 0o2775
 
 
 class TaskError(SigdeployError):
@@ -258,6 +263,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="compiled pipeline JSON to run (default: compile the local target now)",
     )
     add_param_option(p, "margin=0.01")
+    p.add_argument(
+        "--runner",
+        choices=RUNNERS,
+        default="subprocess",
+        help="subprocess: each task a Python process here; docker: each task a container of "
+        "the component image (`make images`), as its non-root user, the registry and the "
+        "output directory mounted at their own paths (default: subprocess)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines, only one line per task")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
@@ -383,13 +396,19 @@ def _run(args: argparse.Namespace, tasks: _Tasks) -> int:
     notes = steps.preflight(run_settings(spec, params))
 
     progress = sys.stderr
-    print(f"sigdeploy: running {pipeline_path} on the KFP local runner", file=progress)
+    runner = getattr(args, "runner", "subprocess")
+    docker_runner = None
+    where = "the KFP local runner"
+    if runner == "docker":
+        docker_runner = _docker_runner(spec, params, out_dir)
+        where += f" in docker ({_spec_image(spec)})"
+    print(f"sigdeploy: running {pipeline_path} on {where}", file=progress)
     if not args.quiet:
         for note in notes:
             print(f"  {'check':<12}   {note}", file=progress)
     log_path = out_dir / "runner.log"
     outputs, sink = _run_local(
-        pipeline_path, params, out_dir, log_path, progress, not args.quiet, tasks
+        pipeline_path, params, out_dir, log_path, progress, not args.quiet, tasks, docker_runner
     )
     if "deploy" not in sink.started:  # the dsl.If kept it from running
         print(f"  {'deploy':<12} {'skipped':<8} (the gate said no)", file=progress, flush=True)
@@ -415,13 +434,14 @@ def _run_local(
     progress: TextIO,
     verbose: bool = True,
     tasks: _Tasks | None = None,
+    docker_runner: Any = None,
 ) -> tuple[dict[str, Any], _RunnerOutput]:
     from kfp import components, local
 
     tasks = tasks or _Tasks(progress)
 
     local.init(
-        runner=local.SubprocessRunner(use_venv=False),
+        runner=docker_runner or local.SubprocessRunner(use_venv=False),
         pipeline_root=str(out_dir / "pipeline-root"),
         raise_on_error=True,
     )
@@ -430,7 +450,11 @@ def _run_local(
         sink = _RunnerOutput(log, progress, verbose)
         tasks.sink, tasks.log_path = sink, log_path
         try:
-            with tasks.started_here(), contextlib.redirect_stdout(sink):  # type: ignore[type-var]
+            with (
+                tasks.started_here(),
+                _containers_ended(docker_runner),
+                contextlib.redirect_stdout(sink),  # type: ignore[type-var]
+            ):
                 task = pipeline(**params)
             tasks.raise_if_stopped()  # a deploy that was let finish
         except RuntimeError as exc:
@@ -441,6 +465,126 @@ def _run_local(
             detail = f": {message}" if message else ""
             raise TaskError(f"task '{failed}' failed{detail} (full log: {log_path})") from exc
     return dict(task.outputs), sink
+
+
+def _spec_image(spec: dict[str, Any]) -> str:
+    """The component image of the compiled pipeline (every task runs the same one)."""
+    found = {
+        e["container"]["image"]
+        for e in spec.get("deploymentSpec", {}).get("executors", {}).values()
+        if "container" in e
+    }
+    if len(found) != 1:
+        raise ConfigError(f"the pipeline names {len(found)} task images; --runner docker needs 1")
+    return found.pop()
+
+
+def _shared_dir(path: Path) -> Path:
+    """A directory a task container writes: created if missing, setgid and group-writable."""
+    path.mkdir(parents=True, exist_ok=True)
+    if path.stat().st_uid == os.geteuid():
+        path.chmod(SHARED_DIR_MODE)
+    return path
+
+
+def _docker_sdk() -> Any:
+    """The Docker SDK (the dev extra). By name, through importlib: in a checkout, the docker/
+    folder of Dockerfiles would otherwise stand in for it as a namespace package, to mypy and
+    to Python where the SDK is missing."""
+    import importlib
+
+    try:
+        sdk = importlib.import_module("docker")
+        importlib.import_module("docker.types")
+        sdk.from_env  # noqa: B018 - the namespace package has no attributes
+    except (ImportError, AttributeError):
+        raise ConfigError(
+            "--runner docker needs the docker Python package: pip install 'docker>=7.1' "
+            "(it is in the dev extra)"
+        ) from None
+    return sdk
+
+
+def _docker_runner(spec: dict[str, Any], params: dict[str, Any], out_dir: Path) -> Any:
+    """kfp.local.DockerRunner for the compiled pipeline's image, checked before any task runs.
+
+    Each task runs as the image's own non-root user with the group of the output directory
+    added (its files are SHARED_DIR_MODE), so it writes the pipeline root (kfp mounts it at
+    its own path) and the registry (mounted here at its own path, so the `registry` parameter
+    means the same path inside and out); a local data file or folder is mounted read-only.
+    Containers carry a label with this run's id; an interrupted run stops its own."""
+    from kfp import local
+
+    docker = _docker_sdk()
+    Mount = docker.types.Mount
+
+    image = _spec_image(spec)
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise ConfigError(
+            f"--runner docker: no Docker engine answers ({exc}); start one with `make docker-setup`"
+        ) from None
+    try:
+        labels = client.images.get(image).labels or {}
+    except docker.errors.ImageNotFound:
+        raise ConfigError(
+            f"--runner docker: image {image} is not in the Docker engine; build it with "
+            "`make images` (or docker pull it)"
+        ) from None
+    finally:
+        client.close()
+    from components import images
+
+    built = labels.get(images.SOURCE_DIGEST_LABEL)
+    if built and built != images.source_digest():
+        # Other code than this checkout's: its tasks may disagree with the parameters checked
+        # here. A released image with a newer client is allowed, so this is a warning.
+        print(
+            f"sigdeploy: warning: {image} was built from other code than this checkout "
+            f"(source digest {built}, here {images.source_digest()}); `make images` rebuilds it",
+            file=sys.stderr,
+        )
+
+    pipeline_root = _shared_dir(out_dir / "pipeline-root")
+    registry = _shared_dir(Path(params["registry"]))
+    mounts = [Mount(str(registry), str(registry), type="bind")]
+    source = Path(str(params.get("source", ""))).expanduser()
+    if "://" not in str(params.get("source", "")) and ":" not in str(source) and source.exists():
+        params["source"] = str(source.resolve())
+        mounts.append(Mount(params["source"], params["source"], type="bind", read_only=True))
+    groups = sorted({pipeline_root.stat().st_gid, registry.stat().st_gid})
+    options: dict[str, Any] = {
+        "mounts": mounts,
+        "group_add": [str(g) for g in groups],
+        "labels": {"sigdeploy.run": f"{os.getpid()}-{time.time_ns()}"},
+    }
+    if "://" not in str(params.get("source", "")):
+        # every task reads and writes local paths only (the data, the registry)
+        options["network_mode"] = "none"
+    return local.DockerRunner(**options)
+
+
+@contextlib.contextmanager
+def _containers_ended(docker_runner: Any) -> Iterator[None]:
+    """Stop this run's task containers when the run ends early (a signal, an error)."""
+    try:
+        yield
+    except BaseException:
+        if docker_runner is not None:
+            docker = _docker_sdk()
+
+            label = docker_runner.container_run_args["labels"]["sigdeploy.run"]
+            with contextlib.suppress(docker.errors.DockerException):
+                client = docker.from_env()
+                for container in client.containers.list(
+                    filters={"label": f"sigdeploy.run={label}"}
+                ):
+                    with contextlib.suppress(docker.errors.DockerException):
+                        container.stop(timeout=int(TASK_GRACE_S))
+                client.close()
+        raise
 
 
 def _artifact_path(artifact: Any) -> str:
@@ -545,7 +689,7 @@ def format_summary(s: dict[str, Any]) -> str:
             "",
             f"{verdict}: {s['model_name']} ({compared})",
             *rows,
-            f"test: {s['test']}; p = {s['p_value']:.4g}; alpha = {s['alpha']}; "
+            f"test: {s['test']}; {_p_shown(s['p_value'])}; alpha = {s['alpha']}; "
             f"level = {s['level']:.3g}" + (f" ({s['accounting']})" if s.get("accounting") else ""),
             *why,
             f"champion: version {s['champion_version']} at {paths['champion']}"
@@ -557,3 +701,8 @@ def format_summary(s: dict[str, Any]) -> str:
             f"({s['seconds']:.1f} s; runner log {paths['log']})",
         ]
     )
+
+
+def _p_shown(p: float) -> str:
+    """ "p = 0.0123", or "p < 1e-300" where the p-value underflowed (never "p = 0")."""
+    return "p < 1e-300" if p < 1e-300 else f"p = {p:.4g}"

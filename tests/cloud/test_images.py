@@ -1,7 +1,7 @@
 """Images and their build: Dockerfiles linted with hadolint, pins checked against pyproject,
 and the build script run against a stand-in `docker` that records its arguments.
 
-No Docker engine runs here, so the images themselves are not built by these tests.
+The images themselves are built and run by tests/containers (a real Docker engine).
 """
 
 from __future__ import annotations
@@ -30,12 +30,46 @@ def test_dockerfiles_pass_hadolint(dockerfile):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_component_image_is_cuda_torch_and_non_root():
+def _arg_default(text: str, name: str) -> str:
+    found = re.search(rf"^ARG {name}=(\S+)$", text, re.M)
+    assert found, f"no ARG {name}=... default"
+    return found.group(1)
+
+
+def test_component_image_defaults_to_pypi_cuda_torch_and_runs_non_root():
+    """By default (Cloud Build) the base is the public Python image and torch is the Makefile's
+    pin from PyPI, whose Linux wheel is the CUDA build; the CPU wheel is a local build arg."""
     text = (ROOT / "docker" / "component.Dockerfile").read_text()
-    base = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, re.M).group(1)
-    assert base.startswith("pytorch/pytorch:") and "cuda" in base
+    assert _arg_default(text, "BASE_IMAGE") == "python:3.11-slim-bookworm"
+    makefile = (ROOT / "Makefile").read_text()
+    pin = re.search(r"^TORCH_PIN \?= (\S+)$", makefile, re.M).group(1)
+    assert _arg_default(text, "TORCH") == pin and "+cpu" not in pin
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", text, re.M)
     users = re.findall(r"^USER (\S+)$", text, re.M)
     assert users and users[-1].split(":")[0] not in ("0", "root")
+
+
+def test_serving_image_base_is_a_build_arg_and_runs_non_root():
+    text = (ROOT / "docker" / "serving.Dockerfile").read_text()
+    assert _arg_default(text, "BASE_IMAGE") == "python:3.11-slim-bookworm"
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", text, re.M)
+    reqs = (ROOT / "docker" / "serving-requirements.txt").read_text().splitlines()
+    assert not [r for r in reqs if r.lower().startswith("torch")]
+    users = re.findall(r"^USER (\S+)$", text, re.M)
+    assert users and users[-1].split(":")[0] not in ("0", "root")
+
+
+def test_plain_build_context_holds_only_what_the_images_copy():
+    """The plain `docker build` (no buildx) reads only the root .dockerignore: it must keep
+    .venv, runs, registries and .git out of the context, and let in what the Dockerfiles COPY."""
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    rules = [x for x in lines if x and not x.startswith("#")]
+    assert rules[0] == "*"
+    allowed = {r[1:].rstrip("/") for r in rules if r.startswith("!")}
+    for dockerfile in DOCKERFILES:
+        for src in re.findall(r"^COPY (\S+) ", dockerfile.read_text(), re.M):
+            src = src.rstrip("/")
+            assert any(src == a or src.startswith(a + "/") for a in allowed), (dockerfile, src)
 
 
 def test_component_pins_cover_the_runtime_and_gcp_extra_within_pyproject_ranges():
@@ -69,6 +103,11 @@ def fake_docker(tmp_path):
     return env, log
 
 
+def _builds(log: Path) -> list[str]:
+    """The recorded build calls (the script asks `docker buildx version` first)."""
+    return [x for x in log.read_text().splitlines() if x != "buildx version"]
+
+
 def _version() -> str:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
@@ -85,7 +124,7 @@ def test_build_script_pushes_version_sha_tags(fake_docker):
         f"component=us-central1-docker.pkg.dev/p/sigdeploy/python-component:{tag}",
         f"serving=us-central1-docker.pkg.dev/p/sigdeploy/python-serving:{tag}",
     ]
-    component, serving = log.read_text().splitlines()
+    component, serving = _builds(log)
     assert component.startswith("buildx build --push --platform linux/amd64")
     assert "--file docker/component.Dockerfile" in component
     assert f"--tag us-central1-docker.pkg.dev/p/sigdeploy/python-component:{tag}" in component
@@ -105,14 +144,46 @@ def test_build_script_loads_locally_for_kind_and_needs_a_registry_to_push(fake_d
     assert (
         out.stdout.splitlines()[0] == f"component=sigdeploy/python-component:{_version()}-abc1234"
     )
-    assert all(
-        line.startswith("buildx build --load --file") for line in log.read_text().splitlines()
-    )
+    assert all(line.startswith("buildx build --load --file") for line in _builds(log))
     env.pop("REGISTRY", None)
     refused = subprocess.run(
         ["bash", "scripts/build-images.sh"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert refused.returncode == 2 and "set REGISTRY" in refused.stderr
+
+
+def test_build_script_without_buildx_builds_plainly_and_pushes(fake_docker):
+    """Debian's docker.io has no buildx: a plain `docker build`, then `docker push`."""
+    env, log = fake_docker
+    env |= {"REGISTRY": "r.example/p", "BUILDER": "docker", "BASE_IMAGE": "local/base:1"}
+    env |= {"TORCH": "torch==2.13.0+cpu", "TORCH_FIND_LINKS": "http://127.0.0.1:9/"}
+    out = subprocess.run(
+        ["bash", "scripts/build-images.sh"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    calls = log.read_text().splitlines()
+    builds = [c for c in calls if c.startswith("build ")]
+    pushes = [c for c in calls if c.startswith("push ")]
+    assert len(builds) == 2 and len(pushes) == 4
+    component, serving = builds
+    assert "--file docker/component.Dockerfile" in component
+    assert "--build-arg BASE_IMAGE=local/base:1" in component
+    assert "--build-arg TORCH=torch==2.13.0+cpu" in component
+    assert "--build-arg BASE_IMAGE=local/base:1" in serving and "TORCH" not in serving
+    tag = f"{_version()}-abc1234"
+    assert f"push r.example/p/python-serving:{tag}" in pushes
+
+
+def test_build_script_refuses_an_unknown_option(fake_docker):
+    env, _ = fake_docker
+    out = subprocess.run(
+        ["bash", "scripts/build-images.sh", "--bogus"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and "unknown option --bogus" in out.stderr
 
 
 def test_cloud_build_runs_the_same_script():

@@ -41,7 +41,7 @@ SIGDEPLOY = str(Path(sys.executable).with_name("sigdeploy"))
             ["--param", "hidden_sizes=wide"],
             "hidden_sizes='wide': expected whole numbers separated by commas",
         ),
-        (["--param", "batch_size=0"], "batch_size=0 must be >= 1"),
+        (["--param", "batch_size=-1"], "batch_size=-1 must be >= 1 (0 = from the rows)"),
         (["--param", "device=tpu"], "device='tpu' must be auto, cpu, cuda or cuda:N"),
         (["--param", "cuda_graphs=maybe"], "parameter cuda_graphs='maybe': expected true or"),
         # every setting a run builds, and what it needs of the data, before any task runs
@@ -492,3 +492,12 @@ def test_ctrl_c_in_any_command_is_one_line_and_exit_130(monkeypatch, capsys, tmp
     monkeypatch.setattr(registry_cmd, "run_show", interrupted)
     assert main(["registry", "show", "--registry", str(tmp_path)]) == 130
     assert capsys.readouterr().err == "sigdeploy: interrupted\n"
+
+
+@pytest.mark.parametrize(
+    ("p", "shown"), [(0.0, "p < 1e-300"), (1e-320, "p < 1e-300"), (0.01234, "p = 0.01234")]
+)
+def test_the_run_summary_never_prints_p_equals_zero(p, shown):
+    from pipelines.local_run import _p_shown
+
+    assert _p_shown(p) == shown
