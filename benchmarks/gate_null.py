@@ -13,7 +13,9 @@ then one line per method and regime (issue 13), each at the boundary of its null
 Regimes: McNemar exact / mid-p / chi2 / chi2 corrected; few discordant rows; a margin at
 its boundary; an accuracy guardrail at its tolerance; the first run's non-inferiority at
 its tolerance; accuracy + AUC with Holm (binary, exchangeable models); DeLong with few
-positives (Student t as the gate uses it, and the plain normal z for comparison).
+positives (Student t as the gate uses it, and the plain normal z for comparison); the
+macro F1 and log-loss guardrails (paired bootstrap, 2,000 resamples, half the comparisons)
+at their tolerance with 30, 60 and 200 rows, percentile and BCa side by side.
 """
 
 from __future__ import annotations
@@ -104,6 +106,65 @@ def _delong_z_rate(rng: np.random.Generator, comparisons: int, n: int, prevalenc
     return hits / comparisons
 
 
+def _guardrail_rows(rng: np.random.Generator, n: int, metric: str):
+    """Rows where the challenger is worse on ``metric`` than the champion (log loss: binary,
+    over-confident challenger; macro F1: 3 classes, a less accurate challenger)."""
+    if metric == "log_loss":
+        y = (rng.random(n) < 0.3).astype(np.int64)
+        s = 1.2 * y + rng.normal(size=n)
+        new = 1 / (1 + np.exp(-1.6 * (s - 0.6)))
+        old = 1 / (1 + np.exp(-(s - 0.6)))
+        return y, np.c_[1 - new, new], np.c_[1 - old, old]
+    y = rng.integers(0, 3, n)
+    new = np.where(rng.random(n) < 0.70, y, rng.integers(0, 3, n))
+    old = np.where(rng.random(n) < 0.75, y, rng.integers(0, 3, n))
+    return y, new, old
+
+
+def _true_gain(metric: str) -> float:
+    """The population gain, from 4 million rows (the tolerance is set to it: the boundary)."""
+    y, new, old = _guardrail_rows(np.random.default_rng(12345), 4_000_000, metric)
+    return float(stats.bootstrap_difference(metric, y, new, old, n_resamples=1).estimate)
+
+
+def _bootstrap_guardrail_rate(
+    rng: np.random.Generator,
+    comparisons: int,
+    n: int,
+    metric: str,
+    interval: str,
+    tol: float,
+    alpha: float,
+    resamples: int,
+) -> float:
+    """How often the guardrail passes (lower bound above -tol) at its boundary: the gate's
+    own call (one-sided 1 - alpha bound, paired bootstrap)."""
+    passed = 0
+    for _ in range(comparisons):
+        y, new, old = _guardrail_rows(rng, n, metric)
+        res = stats.bootstrap_difference(
+            metric, y, new, old, confidence=1 - alpha, n_resamples=resamples,
+            seed=int(rng.integers(1 << 30)), sided="lower", interval=interval,
+        )  # fmt: skip
+        passed += res.low > -tol
+    return passed / comparisons
+
+
+def bootstrap_guardrails(comparisons: int, seed: int = 8, resamples: int = 2000) -> None:
+    """Macro F1 and log-loss guardrails at their tolerance (tolerance = the true loss, so a
+    pass is a false pass), few rows: percentile and BCa side by side."""
+    rng = np.random.default_rng(seed)
+    alpha = GatePolicy().alpha
+    for metric in ("log_loss", "macro_f1"):
+        tol = -_true_gain(metric)
+        for n in (30, 60, 200):
+            for interval in ("percentile", "bca"):
+                rate = _bootstrap_guardrail_rate(
+                    rng, comparisons, n, metric, interval, tol, alpha, resamples
+                )
+                _report(f"{metric}_guardrail_{interval}_{n}rows", rate, comparisons, alpha, True)
+
+
 def _report(name: str, rate: float, comparisons: int, alpha: float, approximate: bool) -> bool:
     se = math.sqrt(max(rate * (1 - rate), alpha * (1 - alpha) / 4) / comparisons)
     print(f"null_{name}: ours={rate:.4f} rate alpha={alpha:.4f} rate ratio={rate / alpha:.3g}")
@@ -162,6 +223,9 @@ def main() -> int:
         default=0.04,
         help="accuracy gain of the challenger in the power scenario (0.04 = 4 points)",
     )
+    parser.add_argument(
+        "--skip-bootstrap", action="store_true", help="leave out the bootstrap guardrail regimes"
+    )
     args = parser.parse_args()
     policy = GatePolicy()
 
@@ -200,6 +264,10 @@ def main() -> int:
     started = time.perf_counter()
     ok &= regimes(args.comparisons)
     print(f"# regimes: {time.perf_counter() - started:.1f} s")
+    if not args.skip_bootstrap:
+        started = time.perf_counter()
+        bootstrap_guardrails(args.comparisons // 2)
+        print(f"# bootstrap guardrails: {time.perf_counter() - started:.1f} s")
     return 0 if ok else 1
 
 

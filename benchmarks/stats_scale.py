@@ -13,9 +13,10 @@ Prints one line per comparison, ``NAME: ours=VALUE s PEER=VALUE s ratio=OURS/PEE
   large-sample forms at this size, against resampling rows one by one (timed on
   ``--rowwise-resamples`` resamples and scaled to 10,000).
 - ``power_report_<n>`` (and ``power_report_margin_<n>``, margin 0.01): the gate's power
-  report (power at target_effect, minimum detectable effect, rows needed) against the
+  report (power at target_effect, minimum detectable effect, rows needed; exact) against the
   decision itself (``gate.decide`` without explanations), on the same rows (target: under
-  1 s, and a small ratio).
+  1 s, and a small ratio); ``power_report_holm_<n>``: the same for Holm over accuracy and
+  ROC AUC, whose power is simulated (power.RuleModel).
 - ``bootstrap_accuracy_CI``: our accuracy bootstrap against ``scipy.stats.bootstrap``
   (paired, percentile, same 10,000 resamples) on the same rows, at a smaller n picked so
   scipy takes about ``--scipy-seconds``; followed by a line saying whether the two
@@ -247,6 +248,26 @@ def _power_lines(data: dict[str, np.ndarray], label: str, repeats: int) -> None:
         print(f"# power at +{policy.target_effect * 100:g} points: {power.power_at_target}; "
               f"minimum detectable {power.minimum_detectable_effect}; rows needed "
               f"{power.rows_for_target}; {power.method}")  # fmt: skip
+    # The whole rule with Holm over accuracy and ROC AUC: simulated (power.RuleModel).
+    policy = gate.GatePolicy(primary_metrics=("accuracy", "auc"))
+    p_a = 1 / (1 + np.exp(-(data["scores_a"] - 0.8)))
+    p_b = 1 / (1 + np.exp(-(data["scores_b"] - 0.8)))
+    new, old = np.c_[1 - p_a, p_a], np.c_[1 - p_b, p_b]
+    decision_time, decision = _median_time(
+        lambda: gate.decide(policy, y, new, old, champion_name="b", first_run=False,
+                            explain=False),
+        repeats,
+    )  # fmt: skip
+    rows = gate._Rows.of(y, new, old)
+    tests = [gate._primary_test(policy, rows, decision.counts, m, 0.0) for m in ("accuracy", "auc")]
+    power_time, power = _median_time(
+        lambda: gate._power(policy, decision.counts, tests, 0.0, rows), repeats
+    )
+    _line(f"power_report_holm_{label}", power_time, "decision", decision_time)
+    print(f"# Holm accuracy + AUC: power at +{policy.target_effect * 100:g} points "
+          f"{power.power_at_target} (s.e. {power.simulation_se}); minimum detectable "
+          f"{power.minimum_detectable_effect}; rows needed {power.rows_for_target}; "
+          f"{power.method}")  # fmt: skip
 
 
 def _large_sample_lines(data: dict[str, np.ndarray], args: argparse.Namespace) -> None:

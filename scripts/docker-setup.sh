@@ -56,6 +56,7 @@ base() {
     fi
     command -v debootstrap >/dev/null || {
         say "installing debootstrap (apt)"
+        as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
     }
     [[ -f "$CA_BUNDLE" ]] || die "$CA_BUNDLE: no CA bundle; set CA_BUNDLE to this machine's"

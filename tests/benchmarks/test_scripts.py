@@ -75,6 +75,12 @@ def test_gate_null_script(tmp_path):
     lines = _comparisons(result.stdout)
     assert {"gate_false_deploy_null", "gate_power_effect_4pts"} <= set(lines)
     assert lines["gate_false_deploy_null"]["peer"] == "naive"
+    # issue 13: one line per method and regime at the boundary of its null, beside alpha
+    regimes = {name for name in lines if name.startswith("null_")}
+    assert {"null_mcnemar_exact_360rows", "null_delong_t_few_positives"} <= regimes
+    assert len(regimes) >= 10 and all(lines[r]["peer"] == "alpha" for r in regimes)
+    # the bootstrap guardrails at their tolerance with few rows, percentile and BCa
+    assert {"null_log_loss_guardrail_bca_30rows", "null_macro_f1_guardrail_bca_30rows"} <= regimes
 
 
 def test_stats_scale_script(tmp_path):
@@ -82,6 +88,8 @@ def test_stats_scale_script(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = _comparisons(result.stdout)
     assert {"bootstrap_accuracy_CI"} <= set(lines) and len(lines) >= 3
+    assert lines["power_report_20k"]["peer"] == "decision"  # issue 13: timed against it
+    assert lines["power_report_holm_20k"]["peer"] == "decision"  # the simulated whole rule
     assert "intervals_agree: yes" in result.stdout
 
 
@@ -146,3 +154,31 @@ def test_serve_load_script_prints_memory_and_before_lines(tmp_path):
     assert {lines[name]["peer"] for name in before} == {"before"}
     assert "unexpected statuses in the memory runs: none" in result.stdout
     assert "errors (non-2xx responses or socket errors) in all runs: 0" in result.stdout
+
+
+def test_train_defaults_script_small(tmp_path):
+    result = _run(
+        tmp_path, "train_defaults.py", "--rows", "3000", "--threads", "1", "--repeats", "1"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = _comparisons(result.stdout)
+    assert set(lines) == {"train_defaults_time_3k", "train_defaults_epochs_3k"}
+    assert lines["train_defaults_time_3k"]["peer"] == "tuned"
+    assert "default: batch 128" in result.stdout  # 1,800 training rows: the small-data batch
+
+
+def test_model_quality_script_quick(tmp_path):
+    result = _run(tmp_path, "model_quality.py", "--quick", "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    lines = _comparisons(result.stdout)
+    name = "generated_600"
+    assert {f"{name}_log_loss_vs_logistic", f"{name}_log_loss_vs_hgb"} <= set(lines)
+    best = lines[f"{name}_log_loss_vs_best"]
+    assert best["peer"] in {"logistic", "hgb"}
+    # the better peer is the one with the lower log loss
+    assert float(best["peer_value"]) == min(
+        float(lines[f"{name}_log_loss_vs_{p}"]["peer_value"]) for p in ("logistic", "hgb")
+    )
+    regression = "generated_regression_600"
+    assert {f"{regression}_rmse_vs_linear", f"{regression}_rmse_vs_hgb"} <= set(lines)
+    assert lines[f"{regression}_rmse_vs_best"]["unit"] == "rmse"

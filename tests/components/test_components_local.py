@@ -166,6 +166,15 @@ def test_train_writes_one_bundle_and_epoch_metrics(chain):
     model = chain["model"]
     assert sorted(p.name for p in Path(model.path).iterdir()) == [
         "bundle.json",
+        "manifest.json",
+        "model.safetensors",
+        "preprocessor.json",
+        "split_keys.npy",
+    ]
+    # the Model artifact carries the sha256 of every other file in it
+    manifest = json.loads((Path(model.path) / "manifest.json").read_text())
+    assert sorted(manifest["sha256"]) == [
+        "bundle.json",
         "model.safetensors",
         "preprocessor.json",
         "split_keys.npy",

@@ -190,15 +190,21 @@ GOLDEN_DECISION = {
         "accuracy_lower_bound": 0.02135256748567057,
     },
     "power": {
-        "rule": "one-sided exact unconditional score test on accuracy (H0: gain <= 0.01)",
-        "method": "exact (binomial sums over the critical counts)",
+        "rule": "one-sided exact unconditional score test on accuracy (H0: gain <= 0.01); "
+        "guardrails (all must pass): log_loss within 0.05",
+        "method": "simulated (20,000 draws): accuracy cells exact (multinomial, the tests' "
+        "exact critical counts); log_loss from their normal law at the observed standard "
+        "errors, correlated as the rows' influence values are; each primary metric gaining "
+        "target_effect, guardrail-only metrics unchanged",
         "target_effect": 0.01,
-        "power_at_target": 0.03595791607639813,
-        "minimum_detectable_effect": 0.04376814229097915,
+        "power_at_target": 0.03565,
+        "minimum_detectable_effect": None,
         "rows_for_target": None,
         "target_power": 0.8,
         "discordant_rate": 0.06666666666666667,
-        "note": "a gain of +1.0 points is not above the margin 0.01",
+        "note": "with unchanged guardrail metrics the guardrails pass less than 80% of the "
+        "time at this size, whatever the primary gain",
+        "simulation_se": 0.0013110888127811937,
     },
     "bayes": {
         "prior": "Jeffreys: Dirichlet(1/2, 1/2, 1/2, 1/2) on the four agreement cells",
@@ -248,15 +254,15 @@ GOLDEN_DECISION = {
         },
         "macro_f1": {
             "estimate": 0.04668477997772846,
-            "low": 0.024977827423702217,
-            "high": 0.07096647397568351,
-            "method": "label cells",
+            "low": 0.0256007472473397,
+            "high": 0.07257811397031617,
+            "method": "label cells bca",
         },
         "log_loss": {
             "estimate": 0.19530885131877507,
             "low": 0.09765442565938753,
-            "high": 0.2929632769781626,
-            "method": "rows",
+            "high": 0.30517008018558606,
+            "method": "rows bca",
         },
     },
 }
@@ -296,3 +302,18 @@ def test_without_explanation_the_decision_is_the_same():
     quick = decide(GatePolicy(), y, new, old, champion_name="v", first_run=False, explain=False)
     assert (quick.deploy, quick.p_value, quick.reason) == (full.deploy, full.p_value, full.reason)
     assert quick.to_json()["power"] == {} and quick.to_json()["improvement_ci"] == {}
+
+
+def test_a_berger_boos_p_value_at_its_floor_prints_as_at_most():
+    """With a margin the exact unconditional p-value cannot go below gamma = 0.001 x alpha;
+    at that floor it means "at most this", and the words say so."""
+    from components.core.evaluation import paired
+
+    d = run(GatePolicy(margin=0.01), cells=(300, 120, 2, 20))
+    assert d.deploy
+    floor = paired.GAMMA_SHARE * 0.05
+    assert d.p_value == pytest.approx(floor)
+    assert "p <= 5.0e-05" in d.reason and "p = 5.0e-05" not in d.reason
+    # away from the floor it stays "p ="
+    d2 = run(GatePolicy(margin=0.01), cells=(300, 40, 12, 36))
+    assert d2.p_value > floor * 1.01 and "p <= " not in d2.reason

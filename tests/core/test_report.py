@@ -4,6 +4,7 @@ curves, both matrices, a readable ROC plot and one sign convention; and a Markdo
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 
@@ -345,7 +346,7 @@ def test_report_says_what_each_interval_resampled(monkeypatch):
     ev = _evaluation(binary=True)
     text = render_html(ev, "m")
     assert "Accuracy: McNemar&#x27;s test inverted at the observed discordance" in text
-    assert "Log loss: rows resampled with replacement" in text
+    assert "Log loss: rows resampled with replacement, BCa (bias-corrected and accelerated)" in text
     assert "ROC AUC: DeLong&#x27;s variance with Student t" in text
     # The same test set counted as "many rows": the large-sample forms are named instead.
     monkeypatch.setattr(stats, "_ROWWISE_BOOTSTRAP_BUDGET", 0)
@@ -357,7 +358,7 @@ def test_report_says_what_each_interval_resampled(monkeypatch):
     bad = rng.dirichlet(np.ones(2), 200)
     policy = GatePolicy(bootstrap_resamples=500)
     ci = decide(policy, y, good, bad, champion_name="v", first_run=False).improvement_ci
-    assert ci["log_loss"].method == "quantile groups"
+    assert ci["log_loss"].method == "quantile groups bca"
     assert ci["roc_auc"].method == "delong t"  # the test's own bounds, at any size
 
 
@@ -443,3 +444,17 @@ def test_the_report_states_power_at_the_target_effect_and_a_bayesian_reading():
     assert "test rows needed to find +1.0 points with 80% power" in md
     assert "the probability that the challenger is better than the champion is" in page
     assert "by deploying" in md and "by keeping the champion" in md
+
+
+def test_approximate_checks_carry_their_measured_rate_and_floors_read_as_at_most():
+    """Issue 13: the bootstrap guardrail says how often it was measured to pass falsely,
+    and a Berger-Boos p-value at its floor prints as "p <= ..."."""
+    from components.core.evaluation.gate import Check
+    from components.core.evaluation.report import _check_text
+
+    check = Check("log_loss non-inferior within 0.05", True, lower_bound=0.01, approximate=True)
+    assert "measured false-pass rate" in _check_text(check)
+    floor = Check("accuracy better by more than the margin 0.01", True, p_value=5e-5,
+                  p_at_floor=True)  # fmt: skip
+    assert "(p <= 5.0e-05)" in _check_text(floor)
+    assert "(p = 5.0e-05)" in _check_text(replace(floor, p_at_floor=False))

@@ -264,8 +264,9 @@ def test_cpu_thread_count_is_within_the_cores_this_process_may_use():
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("batch_size", 0),
-        ("patience", 0),
+        ("batch_size", -1),
+        ("dropout", -0.5),
+        ("patience", -1),
         ("schedule", "step"),
         ("precision", "fp8"),
         ("dropout", 1.0),

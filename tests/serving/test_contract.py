@@ -226,15 +226,20 @@ def test_help_runs_without_error():
 def test_a_broken_deploy_keeps_the_previous_model(
     tmp_path, registry, config_for, client_for, digits_bundles, helpers
 ):
-    """Register refuses a damaged bundle, so a broken champion comes from damage in the
-    registry itself: here a rollback to a version whose weights changed on disk."""
+    """Register and rollback refuse a damaged bundle, so a broken champion comes from a
+    writer that does not check (an older sigdeploy, a hand edit): here a rollback to a
+    version whose weights changed on disk, made without the check."""
+    import components.core.model.mlp_numpy as mlp_numpy
+
     client = client_for(config_for(registry))
     broken = registry.register(digits_bundles[1], {"deploy": True})  # version 2
     helpers.wait_for(lambda: client.get("/health").json()["model_version"] == "2", 20, "v2")
     registry.register(digits_bundles[0], {"deploy": True})  # version 3
     helpers.wait_for(lambda: client.get("/health").json()["model_version"] == "3", 20, "v3")
     (broken.path / "model.safetensors").write_bytes(b"garbage")
-    registry.rollback("2")  # version 2 cannot be loaded
+    with pytest.MonkeyPatch.context() as patch:  # a writer that does not verify
+        patch.setattr(mlp_numpy, "verify_bundle", lambda root: True)
+        registry.rollback("2")  # version 2 cannot be loaded
     helpers.wait_for(lambda: "refused" in client.get("/health").json(), 20, "the refusal")
     health = client.get("/health")
     assert health.status_code == 200 and health.json()["model_version"] == "3"

@@ -20,6 +20,7 @@ It explains; it never decides (the gate's error guarantee is the frequentist one
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -97,4 +98,77 @@ def _prob(p: float) -> str:
     return f"{p:.4f}" if p > 0.999 or p < 0.001 else f"{p:.3f}"
 
 
-__all__ = ["COSTS", "PRIOR", "in_words", "posterior"]
+# The fewest past decisions (with discordant rows) an empirical-Bayes estimate is made from.
+MIN_HISTORY = 10
+EB_METHOD = (
+    "normal-normal empirical Bayes: each past comparison's accuracy gain estimate "
+    "(c - b) / n ~ N(gain, ((b + c) / n - gain_hat^2) / n), the true gains of this team's "
+    "challengers ~ N(mu, tau^2) fitted to all recorded decisions by maximum marginal "
+    "likelihood; the share is the mean over deploys of P(gain <= 0 | its counts)"
+)
+
+
+def history_not_better(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """How often this team's deploys are not better, estimated from its recorded decisions
+    (registry history records: each with ``counts`` and ``deploy``), by empirical Bayes
+    (EB_METHOD). Every decision is used to fit the prior, deployed or not, so the selection
+    of the deploys is accounted for by the posterior. None with fewer than MIN_HISTORY
+    usable decisions or no deploy. An estimate under a stated model (normal spread of
+    true gains across challengers), not a guarantee."""
+    x, v, deployed = [], [], []
+    for record in history:
+        counts = record.get("counts") if isinstance(record, dict) else None
+        if not isinstance(counts, dict) or "deploy" not in record:
+            continue
+        try:
+            n = int(counts["test_rows"])
+            b = int(counts["only_champion_right"])
+            c = int(counts["only_challenger_right"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if n <= 0 or b + c <= 0:
+            continue
+        gain = (c - b) / n
+        x.append(gain)
+        v.append(max(((b + c) / n - gain * gain) / n, 1.0 / (n * n)))
+        deployed.append(bool(record["deploy"]))
+    if len(x) < MIN_HISTORY or not any(deployed):
+        return None
+    xs, vs, dep = np.array(x), np.array(v), np.array(deployed)
+    mu, tau = _fit_normal_prior(xs, vs)
+    post_var = 1.0 / (1.0 / tau**2 + 1.0 / vs)
+    post_mean = post_var * (mu / tau**2 + xs / vs)
+    p_not_better = sps.norm.cdf(-post_mean / np.sqrt(post_var))
+    return {
+        "method": EB_METHOD,
+        "decisions": int(xs.size),
+        "deploys": int(dep.sum()),
+        "prior_mean_gain": mu,
+        "prior_sd_gain": tau,
+        "share_of_deploys_not_better": float(p_not_better[dep].mean()),
+    }
+
+
+def _fit_normal_prior(x: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+    """Maximum marginal likelihood of x_i ~ N(mu, tau^2 + v_i): mu in closed form given
+    tau, tau by a bounded search (at least 1e-6, so a posterior exists)."""
+    from scipy import optimize
+
+    def mu_of(tau: float) -> float:
+        w = 1.0 / (tau * tau + v)
+        return float(np.dot(w, x) / w.sum())
+
+    def neg_loglik(log_tau: float) -> float:
+        tau = math.exp(log_tau)
+        total = tau * tau + v
+        return float(0.5 * np.sum(np.log(total) + (x - mu_of(tau)) ** 2 / total))
+
+    spread = max(float(np.std(x)), 1e-4)
+    res = optimize.minimize_scalar(
+        neg_loglik, bounds=(math.log(1e-6), math.log(10 * spread)), method="bounded"
+    )
+    tau = math.exp(float(res.x))
+    return mu_of(tau), tau
+
+
+__all__ = ["COSTS", "EB_METHOD", "PRIOR", "history_not_better", "in_words", "posterior"]

@@ -16,7 +16,12 @@ from statistics import median
 from typing import TYPE_CHECKING, Any
 
 from components.core.evaluation.calibration import reliability_html
-from components.core.evaluation.gate import alpha_meaning, confidence_text, p_text
+from components.core.evaluation.gate import (
+    alpha_meaning,
+    approximate_words,
+    confidence_text,
+    p_text,
+)
 from components.core.io import write_text
 from components.core.progress import duration
 
@@ -136,13 +141,13 @@ def _bayes_text(d: Decision) -> str:
 def _check_text(c: Any) -> str:
     text = c.name
     if c.p_value is not None:
-        text += f" ({p_text(c.p_value)})"
+        text += f" ({p_text(c.p_value, getattr(c, 'p_at_floor', False))})"
     if c.lower_bound is not None:
         text += f" (lower bound {_signed(c.lower_bound)})"
     if c.untested:
         text += f": not tested, {c.untested}"
     if c.approximate:
-        text += " [approximate: may exceed its level slightly at small samples]"
+        text += f" [{approximate_words(c.name)}]"
     return text
 
 
@@ -729,7 +734,7 @@ bound {_signed(low)} (from the test that decides), compared with the margin {d.m
 <h2>Test</h2>
 <table>
 <tr><th>test</th><td>{html.escape(d.test)}</td></tr>
-<tr><th>p-value</th><td>{html.escape(p_text(d.p_value))}</td></tr>
+<tr><th>p-value</th><td>{html.escape(p_text(d.p_value, d.p_at_most))}</td></tr>
 <tr><th>alpha</th><td>{d.alpha}: {html.escape(alpha_meaning(d.alpha))}</td></tr>
 <tr><th>level tested at</th><td>{_level_cell(d)}</td></tr>
 <tr><th>margin</th><td>{d.margin}</td></tr>
@@ -881,7 +886,7 @@ def render_markdown(ev: Evaluation, model_name: str) -> str:
         "Improvement: positive = challenger better, in the metric's own unit (log loss: the "
         f"champion's loss minus the challenger's); bold: a one-sided {ci_pct} bound excludes 0.",
         "",
-        f"- test: {d.test}; {p_text(d.p_value)}; alpha = {d.alpha}; {_level_md(d)}; "
+        f"- test: {d.test}; {p_text(d.p_value, d.p_at_most)}; alpha = {d.alpha}; {_level_md(d)}; "
         f"margin = {d.margin}",
         f"- alpha means: {alpha_meaning(d.alpha)}",
         *(_md(f"- {label}: {text}") for label, text in _power_rows(power)),

@@ -36,6 +36,7 @@ ALTERNATIVES = ("greater", "two-sided")
 MCNEMAR_METHODS = ("exact", "midp", "chi2", "chi2-corrected")
 BOOTSTRAP_METRICS = ("accuracy", "macro_f1", "log_loss", "auc")
 BOOTSTRAP_SIDES = ("two-sided", "lower", "upper")
+BOOTSTRAP_INTERVALS = ("percentile", "bca")
 
 # Largest |t| the corrected t-test reports. A constant non-zero difference over all splits
 # has zero variance and an infinite t in theory; a finite cap keeps reports and JSON valid
@@ -59,6 +60,11 @@ RESAMPLING_METHODS = {
     "quantile groups": "Poisson bootstrap over 1,024 quantile groups of the per-row "
     "differences (many rows)",
     "delong normal": "DeLong's normal law of the AUC difference (many rows)",
+    "rows bca": "rows resampled with replacement, BCa (bias-corrected and accelerated)",
+    "label cells bca": "multinomial draws of the (true, challenger, champion) label cells, "
+    "BCa (bias-corrected and accelerated)",
+    "quantile groups bca": "Poisson bootstrap over 1,024 quantile groups of the per-row "
+    "differences (many rows), BCa (bias-corrected and accelerated)",
     # not resampled: the bounds of the test that decides, inverted
     "mcnemar inversion": "McNemar's test inverted at the observed discordance "
     "(Clopper-Pearson for the exact test)",
@@ -567,6 +573,62 @@ def _percentile_interval(draws: np.ndarray, confidence: float, sided: str) -> tu
     return -math.inf, float(np.quantile(draws, confidence))
 
 
+def _skew_acceleration(jack: np.ndarray, weights: np.ndarray) -> float:
+    """BCa's acceleration from jackknife deviations (theta_dot - theta_(i), up to a common
+    positive scale) with multiplicities ``weights``: sum u^3 / (6 (sum u^2)^1.5)."""
+    sq = float(np.dot(weights, jack * jack))
+    if not sq > 0:
+        return 0.0
+    return float(np.dot(weights, jack**3) / (6.0 * sq**1.5))
+
+
+def _macro_f1_acceleration(y_true: Any, pred_a: Any, pred_b: Any) -> float:
+    """The jackknife acceleration of the macro F1 difference: leaving out one row changes
+    only its (true, challenger, champion) cell, so one leave-out per occupied cell."""
+    y, a, b, k = _label_codes(y_true, pred_a, pred_b)
+    cell = (y.astype(np.int64) * k + a) * k + b
+    ids, counts = np.unique(cell, return_counts=True)
+    true_cls, a_cls, b_cls = ids // (k * k), (ids // k) % k, ids % k
+    theta = np.empty(ids.size)
+    chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // ids.size)
+    for start in range(0, ids.size, chunk):
+        stop = min(start + chunk, ids.size)
+        left_out = np.repeat(counts[None, :], stop - start, axis=0).astype(np.float64)
+        left_out[np.arange(stop - start), np.arange(start, stop)] -= 1
+        theta[start:stop] = _macro_f1_from_cells(
+            left_out, true_cls, a_cls, k
+        ) - _macro_f1_from_cells(left_out, true_cls, b_cls, k)
+    dot = float(np.dot(counts, theta) / counts.sum())
+    return _skew_acceleration(dot - theta, counts.astype(np.float64))
+
+
+def _bca_interval(
+    draws: np.ndarray, estimate: float, acceleration: float, confidence: float, sided: str
+) -> tuple[float, float]:
+    """Efron's BCa percentiles of ``draws`` (scipy.stats.bootstrap's formulas); the
+    percentile interval where the correction is undefined (every draw on one side)."""
+    from scipy.special import ndtr, ndtri
+
+    share = (np.count_nonzero(draws < estimate) + np.count_nonzero(draws <= estimate)) / (
+        2.0 * draws.size
+    )
+    z0 = float(ndtri(share))
+    if not (math.isfinite(z0) and math.isfinite(acceleration)):
+        return _percentile_interval(draws, confidence, sided)
+
+    def level(p: float) -> float:
+        z = z0 + float(ndtri(p))
+        return float(ndtr(z0 + z / (1.0 - acceleration * z)))
+
+    alpha = 1.0 - confidence
+    if sided == "two-sided":
+        low, high = np.quantile(draws, [level(alpha / 2.0), level(1.0 - alpha / 2.0)])
+        return float(low), float(high)
+    if sided == "lower":
+        return float(np.quantile(draws, level(alpha))), math.inf
+    return -math.inf, float(np.quantile(draws, level(confidence)))
+
+
 def _label_codes(
     y_true: Any, pred_challenger: Any, pred_champion: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -706,8 +768,9 @@ def bootstrap_difference(
     n_resamples: int = 10_000,
     seed: int | None = 0,
     sided: str = "two-sided",
+    interval: str = "percentile",
 ) -> BootstrapResult:
-    """Paired percentile bootstrap interval of (challenger - champion) for ``metric``.
+    """Paired percentile (or BCa) bootstrap interval of (challenger - champion) for ``metric``.
 
     Rows are resampled with replacement, the same rows for both models, ``n_resamples``
     times. ``metric`` is one of:
@@ -736,9 +799,19 @@ def bootstrap_difference(
     (``low`` = the (1-confidence) percentile, ``high`` = +inf), which is what a
     non-inferiority or margin check needs; ``"upper"`` mirrors it. ``seed`` makes the
     draws reproducible. ``estimate`` is the difference on the full data.
+
+    ``interval="bca"`` (macro F1 and log loss): Efron's bias-corrected and accelerated
+    percentiles of the same draws, as ``scipy.stats.bootstrap(method="BCa")`` computes them:
+    the bias correction from the share of draws below the estimate, the acceleration from
+    the leave-one-row-out jackknife (exact and O(n) for the mean of per-row log-loss
+    differences; one leave-out per occupied label cell for macro F1). The percentile bound
+    is liberal where the statistic is skewed at few rows; BCa is second-order accurate.
     """
     _check_choice("metric", metric, BOOTSTRAP_METRICS)
     _check_choice("sided", sided, BOOTSTRAP_SIDES)
+    _check_choice("interval", interval, BOOTSTRAP_INTERVALS)
+    if interval == "bca" and metric not in ("macro_f1", "log_loss"):
+        raise ValueError(f"interval='bca' is for macro_f1 and log_loss, not {metric}")
     confidence = _check_probability("confidence", confidence, open_interval=True)
     n_resamples = _check_count("n_resamples", n_resamples)
     if n_resamples < 1:
@@ -752,15 +825,23 @@ def bootstrap_difference(
     elif metric == "macro_f1":
         draws, estimate = _bootstrap_macro_f1(*args)
         method = "label cells"
+        if interval == "bca":
+            acceleration = _macro_f1_acceleration(y_true, pred_challenger, pred_champion)
     elif metric == "log_loss":
         y = _as_array("y_true", y_true)
         improvement = _row_log_loss("pred_champion", y, pred_champion)
         improvement -= _row_log_loss("pred_challenger", y, pred_challenger)
         draws, method = _bootstrap_mean(improvement, n_resamples, rng)
         estimate = float(improvement.mean())
+        if interval == "bca":
+            acceleration = _skew_acceleration(improvement - estimate, np.ones(improvement.size))
     else:
         draws, estimate, method = _bootstrap_auc(*args)
-    low, high = _percentile_interval(draws, confidence, sided)
+    if interval == "bca":
+        low, high = _bca_interval(draws, estimate, acceleration, confidence, sided)
+        method += " bca"
+    else:
+        low, high = _percentile_interval(draws, confidence, sided)
     return BootstrapResult(metric, estimate, low, high, confidence, int(draws.size), sided, method)
 
 

@@ -153,9 +153,8 @@ def read_layers(weights: dict[str, np.ndarray], config: dict[str, Any], where: s
 def _calibrated(layers: Layers, temperature: Any, where: str) -> Layers:
     """The last layer divided by the bundle's temperature (training.calibrate): every
     reader (evaluate, predict, serve with numpy or ONNX) then scores calibrated logits."""
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
-        temperature = float("nan")
-    if not (np.isfinite(temperature) and temperature > 0):
+    number = isinstance(temperature, int | float) and not isinstance(temperature, bool)
+    if not (number and np.isfinite(temperature) and temperature > 0):
         raise RegistryError(
             f"model bundle '{where}': model_config temperature {temperature!r} must be a "
             f"positive number; {REFUSED}"

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from components.core import progress
@@ -33,6 +32,7 @@ from components.core.training.checkpoint import (
     run_fingerprint,
 )
 from components.core.training.config import TrainConfig
+from components.core.training.objective import CLASSIFY, Objective
 from components.core.training.rows import (
     EVAL_ROWS,
     Rows,
@@ -101,8 +101,12 @@ def fit(
     on_epoch_end: EpochHook | None = None,
     rank: int = 0,
     world: int = 1,
+    objective: Objective = CLASSIFY,
 ) -> TrainResult:
     """One process's part of a training run (the whole run when ``world == 1``).
+
+    ``objective``: classification on class indices (``n_classes`` outputs), or regression
+    on a float target (``n_classes`` = 1 output; ``training.objective``).
 
     With ``world > 1`` the default process group must be initialised; every rank returns
     the same result and only rank 0 writes checkpoints.
@@ -110,6 +114,7 @@ def fit(
     started = time.perf_counter()
     configure_torch(config, runtime)
     n, n_features = x_train.shape
+    config = config.for_rows(n)  # automatic (0) batch size, epoch limit and patience
     batch = config.batch_size
     graphs = use_cuda_graphs(config, runtime, world)
     mlp_config = MLPConfig(n_features, n_classes, config.hidden_sizes, config.dropout)
@@ -120,6 +125,8 @@ def fit(
     ckpt = None
     if checkpoint_dir:
         fingerprint = run_fingerprint(config, runtime, world, x_train, y_train, x_val, y_val)
+        if objective.regression:  # MSE and Huber runs on the same data are different runs
+            fingerprint["objective"] = objective.name
         ckpt = Checkpointer(checkpoint_dir, fingerprint)
         resumed = ckpt.load(model, optimizer, schedule, scaler)
         if world > 1:
@@ -135,10 +142,10 @@ def fit(
     resumed_from = state.epoch
 
     train_rows, val_rows, streaming = place_rows(
-        x_train, y_train, x_val, y_val, config, runtime, world
+        x_train, y_train, x_val, y_val, config, runtime, world, objective.label_dtype
     )
     net = wrap_network(model, config, runtime, world)
-    totals = Totals(runtime.device)
+    totals = Totals(runtime.device, objective)
     step = make_step(net, optimizer, scaler, runtime, totals)
     graph = None
     if graphs and state.epoch < config.max_epochs and n >= batch:
@@ -164,7 +171,7 @@ def fit(
             order, batch, train_rows, step, graph, optimizer, schedule, totals, rank, world
         )
         train_seconds = time.perf_counter() - epoch_start
-        val_loss, val_acc = evaluate(model, val_rows, runtime, rank, world)
+        val_loss, val_acc = evaluate(model, val_rows, runtime, rank, world, objective)
         state.epoch += 1
         record = {
             "epoch": state.epoch,
@@ -215,6 +222,7 @@ def fit(
             "cuda_graph": graph is not None,
             "world_size": world,
             "cpu_threads": runtime.threads,
+            "train_config": config.to_json(),  # with the automatic values filled in
         },
     )
 
@@ -272,7 +280,12 @@ def train_epoch(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, rows: Rows, runtime: Runtime, rank: int = 0, world: int = 1
+    model: nn.Module,
+    rows: Rows,
+    runtime: Runtime,
+    rank: int = 0,
+    world: int = 1,
+    objective: Objective = CLASSIFY,
 ) -> tuple[float, float]:
     """Mean loss and accuracy over all rows (each rank scores its share; sums all-reduced)."""
     model.eval()
@@ -283,8 +296,8 @@ def evaluate(
         xb, yb = rows.rows(start, min(hi, start + EVAL_ROWS))
         with runtime.autocast():
             logits = model(xb)
-        loss += F.cross_entropy(logits.float(), yb, reduction="sum")
-        correct += (logits.argmax(1) == yb).sum()
+        loss += objective.loss_sum(logits, yb)
+        correct += objective.correct(logits, yb)
     if world > 1:
         both = torch.stack([loss, correct])
         torch.distributed.all_reduce(both)

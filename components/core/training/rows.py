@@ -62,9 +62,11 @@ def shard_batch(batch: torch.Tensor, rank: int, world: int) -> torch.Tensor:
 class ResidentRows:
     """All rows on the device; a batch is one gather by an index tensor on the device."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, runtime: Runtime) -> None:
+    def __init__(
+        self, x: np.ndarray, y: np.ndarray, runtime: Runtime, label_dtype: torch.dtype = torch.long
+    ) -> None:
         self.x = torch.as_tensor(x, dtype=torch.float32).to(runtime.device, runtime.data_dtype)
-        self.y = torch.as_tensor(y, dtype=torch.long).to(runtime.device)
+        self.y = torch.as_tensor(y, dtype=label_dtype).to(runtime.device)
         self.n = self.x.shape[0]
         self.index_device = runtime.device
 
@@ -87,12 +89,18 @@ class StreamedRows:
     copy and the compute of this one."""
 
     def __init__(
-        self, x: np.ndarray, y: np.ndarray, runtime: Runtime, max_rows: int, slots: int = 2
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        runtime: Runtime,
+        max_rows: int,
+        slots: int = 2,
+        label_dtype: torch.dtype = torch.long,
     ) -> None:
         self.x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         if runtime.data_dtype != torch.float32:
             self.x = self.x.to(runtime.data_dtype)  # fewer bytes over the bus
-        self.y = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
+        self.y = torch.from_numpy(np.ascontiguousarray(y)).to(label_dtype)
         self.n = self.x.shape[0]
         self.device = runtime.device
         self.index_device = torch.device("cpu")
@@ -101,7 +109,7 @@ class StreamedRows:
         self.stage = [
             (
                 torch.empty((rows, self.x.shape[1]), dtype=self.x.dtype, pin_memory=pin),
-                torch.empty(rows, dtype=torch.long, pin_memory=pin),
+                torch.empty(rows, dtype=label_dtype, pin_memory=pin),
             )
             for _ in range(slots)
         ]
@@ -152,17 +160,23 @@ def place_rows(
     config: TrainConfig,
     runtime: Runtime,
     world: int,
+    label_dtype: torch.dtype = torch.long,
 ) -> tuple[Rows, Rows, bool]:
-    """The train and validation rows, on the device or streamed; True when they stream."""
+    """The train and validation rows, on the device or streamed; True when they stream.
+    ``label_dtype``: class indices (long) or a regression target (float32)."""
     n_features = x_train.shape[1]
     nbytes = (x_train.shape[0] + x_val.shape[0]) * (
         n_features * torch.finfo(runtime.data_dtype).bits // 8 + 8
     )
     if not _needs_streaming(config, runtime, nbytes):
-        return ResidentRows(x_train, y_train, runtime), ResidentRows(x_val, y_val, runtime), False
+        return (
+            ResidentRows(x_train, y_train, runtime, label_dtype),
+            ResidentRows(x_val, y_val, runtime, label_dtype),
+            False,
+        )
     local_batch = math.ceil(config.batch_size / world)
-    train_rows = StreamedRows(x_train, y_train, runtime, local_batch)
-    val_rows = StreamedRows(x_val, y_val, runtime, EVAL_ROWS)
+    train_rows = StreamedRows(x_train, y_train, runtime, local_batch, label_dtype=label_dtype)
+    val_rows = StreamedRows(x_val, y_val, runtime, EVAL_ROWS, label_dtype=label_dtype)
     return train_rows, val_rows, True
 
 

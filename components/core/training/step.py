@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from components.core.training.config import TrainConfig
+from components.core.training.objective import CLASSIFY, Objective
 from components.core.training.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -85,13 +85,14 @@ def wrap_network(model: nn.Module, config: TrainConfig, runtime: Runtime, world:
 class Totals:
     """Loss and correct-count sums of an epoch, kept on the device: no sync per step."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, objective: Objective = CLASSIFY) -> None:
         self.loss = torch.zeros((), dtype=torch.float64, device=device)
         self.correct = torch.zeros((), dtype=torch.long, device=device)
+        self.objective = objective
 
     def add(self, loss_sum: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         self.loss.add_(loss_sum.detach())
-        self.correct.add_((logits.detach().argmax(1) == y).sum())
+        self.correct.add_(self.objective.correct(logits.detach(), y))
 
     def zero(self) -> None:
         self.loss.zero_()
@@ -110,7 +111,7 @@ def make_step(
     def step(xb: torch.Tensor, yb: torch.Tensor, loss_scale: float) -> None:
         with runtime.autocast():
             logits = net(xb)
-        loss_sum = F.cross_entropy(logits.float(), yb, reduction="sum")
+        loss_sum = totals.objective.loss_sum(logits, yb)
         # loss_scale = world / global batch rows: DDP's gradient average over ranks then
         # equals the mean over the whole global batch, even when shards differ in size.
         scaler.scale(loss_sum * loss_scale).backward()
@@ -162,7 +163,7 @@ class GraphStep:
     ) -> None:
         self.rows = rows
         self.x = torch.zeros((rows, n_features), dtype=dtype, device=device)
-        self.y = torch.zeros(rows, dtype=torch.long, device=device)
+        self.y = torch.zeros(rows, dtype=totals.objective.label_dtype, device=device)
         scale = 1.0 / rows
         saved = _snapshot(model, optimizer)
         try:

@@ -12,13 +12,16 @@ import torch
 
 from components.core.errors import ConfigError
 from components.core.training import distributed
+from components.core.training.calibrate import fit_temperature, nll
 from components.core.training.config import TrainConfig
 from components.core.training.loop import EpochHook, TrainResult, fit
+from components.core.training.objective import objective
+from components.core.training.rows import EVAL_ROWS
 from components.core.training.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train_mlp"]
+__all__ = ["train_mlp", "train_regressor"]
 
 
 def train_mlp(
@@ -32,7 +35,11 @@ def train_mlp(
     *,
     on_epoch_end: EpochHook | None = None,
 ) -> TrainResult:
-    """Train an MLP on integer class indices; returns the best network (on val loss).
+    """Train an MLP on integer class indices; returns the best network (on val loss), its
+    temperature fitted on the validation rows (``calibrate``).
+
+    ``config``'s automatic (0) batch size, epoch limit and patience are set from the number
+    of training rows (``TrainConfig.for_rows``).
 
     With a ``checkpoint_dir`` the run saves a checkpoint after every epoch and resumes from a
     valid one found there. ``on_epoch_end`` is called after each epoch's evaluation and
@@ -40,15 +47,20 @@ def train_mlp(
     ``config.distributed == "auto"``, no hook) training runs as one process per GPU.
     """
     _check_inputs(x_train, y_train, x_val, y_val, n_classes)
+    config = config.for_rows(x_train.shape[0])  # automatic batch, epochs, patience
     runtime = Runtime.resolve(config)
     gpus = torch.cuda.device_count() if runtime.device.type == "cuda" else 0
     if config.distributed == "auto" and gpus > 1 and runtime.device.index is None:
         if on_epoch_end is None:
-            return distributed.launch(
-                x_train, y_train, x_val, y_val, n_classes, config, checkpoint_dir, nproc=gpus
+            return calibrate(
+                distributed.launch(
+                    x_train, y_train, x_val, y_val, n_classes, config, checkpoint_dir, nproc=gpus
+                ),
+                x_val,
+                y_val,
             )
         log.warning("an on_epoch_end hook cannot cross processes: training on one GPU of %d", gpus)
-    return fit(
+    result = fit(
         x_train,
         y_train,
         x_val,
@@ -59,10 +71,92 @@ def train_mlp(
         checkpoint_dir=checkpoint_dir,
         on_epoch_end=on_epoch_end,
     )
+    return calibrate(result, x_val, y_val)
+
+
+def train_regressor(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    config: TrainConfig,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    *,
+    loss: str = "mse",
+    on_epoch_end: EpochHook | None = None,
+) -> TrainResult:
+    """Train an MLP regressor (one output) on a numeric target; returns the best network
+    (on validation loss), answering in the target's unit.
+
+    The target is standardised with the training rows' mean and standard deviation for
+    training (so the learning rate and the Huber threshold mean the same on any scale) and
+    the network is told to undo it (``MLP.regressor``). ``loss``: ``mse`` or ``huber``
+    (quadratic within one standard deviation, linear beyond: robust to a few huge errors).
+    Trains in this process (several GPUs are not used for regression yet). The history's
+    losses are in standardised units; its accuracies are 0."""
+    obj = objective({"mse": "mse", "huber": "huber"}.get(loss, loss))
+    _check_shapes(x_train, y_train, x_val, y_val)
+    for name, y in (("train", y_train), ("validation", y_val)):
+        if not np.isfinite(np.asarray(y, np.float64)).all():
+            raise ConfigError(f"{name} target has values that are not finite numbers")
+    mean = float(np.mean(y_train))
+    scale = float(np.std(y_train)) or 1.0
+    config = config.for_rows(x_train.shape[0])
+    result = fit(
+        x_train,
+        ((np.asarray(y_train, np.float64) - mean) / scale).astype(np.float32),
+        x_val,
+        ((np.asarray(y_val, np.float64) - mean) / scale).astype(np.float32),
+        1,
+        config,
+        Runtime.resolve(config),
+        checkpoint_dir=checkpoint_dir,
+        on_epoch_end=on_epoch_end,
+        objective=obj,
+    )
+    result.network.regressor(mean, scale)
+    result.extra["target"] = {"loss": obj.name, "mean": mean, "scale": scale}
+    return result
+
+
+@torch.no_grad()
+def calibrate(result: TrainResult, x_val: np.ndarray, y_val: np.ndarray) -> TrainResult:
+    """The best network with its temperature fitted on the validation rows (``calibrate``);
+    the fit and the validation log loss before and after go into ``result.extra``."""
+    network = result.network.eval()
+    device = next(network.parameters()).device
+    logits = np.concatenate(
+        [
+            network.net(torch.as_tensor(x_val[i : i + EVAL_ROWS], dtype=torch.float32).to(device))
+            .float()
+            .cpu()
+            .numpy()
+            for i in range(0, len(x_val), EVAL_ROWS)
+        ]
+    )
+    y = np.asarray(y_val, np.int64)
+    temperature = fit_temperature(logits, y)
+    network.calibrated(temperature)
+    result.extra["calibration"] = {
+        "method": "temperature",
+        "temperature": round(temperature, 6),
+        "val_log_loss_before": round(nll(logits, y), 6),
+        "val_log_loss_after": round(nll(logits, y, temperature), 6),
+    }
+    return result
 
 
 def _check_inputs(
     x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, n: int
+) -> None:
+    _check_shapes(x_train, y_train, x_val, y_val)
+    for name, y in (("train", y_train), ("validation", y_val)):
+        if len(y) and (int(np.min(y)) < 0 or int(np.max(y)) >= n):
+            raise ConfigError(f"{name} labels must be class indices in [0, {n}); encode them")
+
+
+def _check_shapes(
+    x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
 ) -> None:
     if x_train.shape[0] == 0 or x_val.shape[0] == 0:
         raise ConfigError("training needs rows in both the train and the validation split")
@@ -73,6 +167,3 @@ def _check_inputs(
         )
     if len(y_train) != len(x_train) or len(y_val) != len(x_val):
         raise ConfigError("every row needs exactly one label (train and validation)")
-    for name, y in (("train", y_train), ("validation", y_val)):
-        if len(y) and (int(np.min(y)) < 0 or int(np.max(y)) >= n):
-            raise ConfigError(f"{name} labels must be class indices in [0, {n}); encode them")
