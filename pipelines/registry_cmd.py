@@ -209,7 +209,26 @@ def run_history(args: argparse.Namespace) -> int:
         print(f"no decisions recorded for {args.model_name} in {args.registry}")
     for entry in entries:
         print(history_line(entry))
+    if line := not_better_line(entries):
+        print(line)
     return 0
+
+
+def not_better_line(entries: list[dict[str, Any]]) -> str:
+    """How often these deploys were not better, by empirical Bayes over the recorded
+    decisions (evaluation.bayes.history_not_better); "" below its minimum history."""
+    from components.core.evaluation.bayes import history_not_better
+
+    decisions = [e["decision"] for e in entries if isinstance(e.get("decision"), dict)]
+    found = history_not_better(decisions)
+    if found is None:
+        return ""
+    return (
+        f"estimated share of these {found['deploys']} deploys that were not better: "
+        f"{found['share_of_deploys_not_better']:.2f} (empirical Bayes over "
+        f"{found['decisions']} decisions, assuming a normal spread of true gains; "
+        "an estimate, not a guarantee)"
+    )
 
 
 def run_rollback(args: argparse.Namespace) -> int:

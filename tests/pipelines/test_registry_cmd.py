@@ -117,3 +117,38 @@ def test_history_and_show_state_the_level_each_decision_ran_at(tmp_path, trained
     assert "p=0.004 (level 0.025)" in out.splitlines()[-1]
     _, out, _ = _cli(capsys, "registry", "show", "--registry", str(reg.root), "--json")
     assert json.loads(out)["versions"][0]["level"] == 0.025
+
+
+def _decisions(gains, rows=400, discordant=60, seed=0):
+    """History entries whose decisions carry paired counts with the given true gains."""
+    rng = __import__("numpy").random.default_rng(seed)
+    entries = []
+    for gain in gains:
+        c = int(rng.binomial(discordant, 0.5 + gain * rows / (2 * discordant)))
+        counts = {
+            "test_rows": rows,
+            "only_challenger_right": c,
+            "only_champion_right": discordant - c,
+        }
+        deploy = c - (discordant - c) > 12
+        entries.append(
+            {
+                "event": "deployed" if deploy else "kept",
+                "decision": {"counts": counts, "deploy": deploy},
+            }
+        )
+    return entries
+
+
+def test_history_states_the_estimated_share_of_deploys_not_better_once_it_can():
+    from components.core.evaluation.bayes import history_not_better
+    from pipelines.registry_cmd import not_better_line
+
+    few = _decisions([0.02] * 5)
+    assert not_better_line(few) == ""  # below the minimum history: no estimate
+    many = _decisions([0.0, 0.03] * 15)
+    line = not_better_line(many)
+    found = history_not_better([e["decision"] for e in many])
+    assert found is not None
+    assert f"{found['share_of_deploys_not_better']:.2f}" in line
+    assert f"these {found['deploys']} deploys" in line and "not a guarantee" in line
