@@ -243,7 +243,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--epochs",
         type=int,
         default=None,
-        help=f"maximum training epochs, max_epochs (default: {d['max_epochs']})",
+        help=(
+            f"maximum training epochs, max_epochs (default: {d['max_epochs']} = set from the "
+            "rows: 60 for a few thousand, fewer as the data grows)"
+        ),
     )
     p.add_argument("--seed", type=int, default=None, help=f"training seed (default: {d['seed']})")
     p.add_argument(

@@ -103,15 +103,25 @@ def _pattern(expected: str) -> tuple[re.Pattern[str], list[str]]:
         [(m.start(), m.end(), "number") for m in tokens if not _inside(m.start(), wild)] + wild
     )
     for begin, end, kind in spans:
-        parts.append(re.escape(expected[pos:begin]))
+        parts.append(_literal(expected[pos:begin]))
         if kind == "number":
             parts.append(r"([-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?)")
             numbers.append(expected[begin:end])
         else:
             parts.append(".+?" if kind == "time" else ".*")
         pos = end
-    parts.append(re.escape(expected[pos:]))
+    parts.append(_literal(expected[pos:]))
     return re.compile("".join(parts)), numbers
+
+
+def _literal(text: str) -> str:
+    """``text`` as a regex; a run of 2+ spaces (column padding) matches any run of spaces,
+    so a wider figure (12.4 s where 3.5 s was quoted) still lines up."""
+    return "".join(
+        " +" if re.fullmatch(r" {2,}", piece) else re.escape(piece)
+        for piece in re.split(r"( {2,})", text)
+        if piece
+    )
 
 
 def _inside(at: int, spans: list[tuple[int, int, str]]) -> bool:
@@ -183,6 +193,8 @@ COMMANDS = sessions(TEXT)
 
 def test_the_matcher_frees_timings_and_holds_numbers():
     assert _timed_match("  ingest       ok         1.4 s", "  ingest       ok         0.9 s")
+    assert _timed_match("  train        ok         3.5 s", "  train        ok        12.4 s")
+    assert not _timed_match("  train        ok         3.5 s", "  train        okay      12.4 s")
     assert _timed_match("a 74,859 rows/s, 1 s so far", "a 70,896 rows/s, 3 s so far")
     assert _timed_match("accuracy        0.9579", "accuracy        0.9612")
     assert not _timed_match("accuracy        0.9579", "accuracy        0.8579")

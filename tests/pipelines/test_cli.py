@@ -148,8 +148,12 @@ def test_run_help_states_every_default_and_parameter(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     text = capsys.readouterr().out
-    for flag, default in (("--data", "sklearn:digits"), ("--epochs", "60"), ("--image-size", "28")):
-        block = text[text.index(f"  {flag} ") :][:300]
+    for flag, default in (
+        ("--data", "sklearn:digits"),
+        ("--epochs", "0 = set from the rows"),
+        ("--image-size", "28"),
+    ):
+        block = " ".join(text[text.index(f"  {flag} ") :][:300].split())  # argparse wraps
         assert f"default: {default}" in block, flag
     for name in parameters():
         assert f"    {name}=" in text, name
