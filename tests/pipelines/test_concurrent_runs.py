@@ -43,7 +43,9 @@ def _finish(run: subprocess.Popen[str]) -> dict:
 @pytest.fixture(scope="module")
 def raced(tmp_path_factory):
     work = tmp_path_factory.mktemp("concurrent")
-    first = _finish(_start(work, "runs-0", "--epochs", "1"))
+    # a deliberately weak first champion (1 epoch) that the raced runs can beat; the
+    # first-run guard would rightly refuse it, and it is not what this test is about
+    first = _finish(_start(work, "runs-0", "--epochs", "1", "--param", "first_run_guard=none"))
     assert first["deployed"] and first["champion_version"] == "1"
     runs = [_start(work, f"runs-{seed}", "--param", f"seed={seed}", "--epochs", "6")
             for seed in (1, 2)]  # fmt: skip
