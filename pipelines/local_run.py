@@ -707,5 +707,7 @@ def format_summary(s: dict[str, Any]) -> str:
 
 
 def _p_shown(p: float) -> str:
-    """ "p = 0.0123", or "p < 1e-300" where the p-value underflowed (never "p = 0")."""
-    return "p < 1e-300" if p < 1e-300 else f"p = {p:.4g}"
+    """ "p = 0.0123" to four digits, or the gate's own words where it underflowed."""
+    from components.core.evaluation.gate import P_FLOOR, p_text
+
+    return p_text(p) if p < P_FLOOR else f"p = {p:.4g}"

@@ -90,7 +90,7 @@ def gate_summary(decision: dict[str, Any]) -> str:
     """'p=6.3e-96 (level 0.025); accuracy 0.958 vs 0.095 (majority-class baseline)' from a
     decision (one made before levels were recorded has none)."""
     from components.core.evaluation.alpha import level_text
-    from components.core.evaluation.gate import format_p
+    from components.core.evaluation.gate import p_text
 
     if not decision:
         return ""
@@ -99,8 +99,7 @@ def gate_summary(decision: dict[str, Any]) -> str:
     level = decision.get("level")
     if isinstance(p, int | float):
         at = f" (level {level_text(float(level))})" if isinstance(level, int | float) else ""
-        shown = format_p(float(p))
-        parts.append(f"p{shown}{at}" if shown.startswith("<") else f"p={shown}{at}")
+        parts.append(p_text(float(p)).replace("p = ", "p=") + at)
     metrics = decision.get("metrics", {})
     ours = metrics.get("challenger", {}).get("accuracy")
     theirs = metrics.get("champion", {}).get("accuracy")

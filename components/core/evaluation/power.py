@@ -34,6 +34,7 @@ Pure numpy/scipy.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -177,14 +178,20 @@ def accuracy_rows_needed(
         k = rule.critical(n, psi, exact=False)
         return (accuracy_power(rule, n, psi, gain, k) or 0.0) >= target_power
 
-    lo, hi = max(guess // 2, 1), guess * 2
+    return smallest_rows(ok, max(guess // 2, 1), guess * 2, share=200)  # to 0.5%
+
+
+def smallest_rows(ok: Callable[[int], bool], lo: int, hi: int, share: int) -> int | None:
+    """About the smallest row count for which ``ok`` holds (``ok`` rising with the rows), to
+    1/``share`` of itself: doubling ``hi`` until it holds, halving ``lo`` while it holds,
+    then bisecting between them. None beyond MAX_ROWS."""
     while not ok(hi):
         lo, hi = hi, hi * 2
         if hi > MAX_ROWS:
             return None
-    while ok(lo) and lo > 1:
+    while lo > 1 and ok(lo):
         hi, lo = lo, max(lo // 2, 1)
-    while hi - lo > max(1, hi // 200):  # to 0.5%: "about N rows"
+    while hi - lo > max(1, hi // share):
         mid = (lo + hi) // 2
         if ok(mid):
             hi = mid
@@ -386,20 +393,7 @@ class RuleModel:
         if self.power(gain) is None:
             return None
         hi = max(self.n, 10)
-        while not ok(hi):
-            hi *= 2
-            if hi > MAX_ROWS:
-                return None
-        lo = hi // 2
-        while lo > 1 and ok(lo):
-            hi, lo = lo, max(lo // 2, 1)
-        while hi - lo > max(1, hi // 100):  # to 1%: "about N rows"
-            mid = (lo + hi) // 2
-            if ok(mid):
-                hi = mid
-            else:
-                lo = mid
-        return hi
+        return smallest_rows(ok, hi // 2, hi, share=100)  # to 1%: "about N rows"
 
 
 def _cholesky(cov: np.ndarray) -> np.ndarray:
