@@ -42,6 +42,8 @@ def evaluate(
     bootstrap_seed: int,
     alpha_accounting: str,
     min_fresh_rows: int,
+    regression_error: str,
+    regression_test: str,
     metrics: Output[Metrics],
     challenger_metrics: Output[ClassificationMetrics],
     champion_metrics: Output[ClassificationMetrics],
@@ -58,7 +60,8 @@ def evaluate(
 
     Returns:
         metrics: both models' metrics and the gate's figures, flat.
-        challenger_metrics: the challenger's confusion matrix (and ROC curve for 2 classes).
+        challenger_metrics: the challenger's confusion matrix (and ROC curve for 2 classes;
+            empty for a regressor).
         champion_metrics: the same for the champion (on the first run: the baseline).
         decision: the decision JSON: test, alpha, the level tested at and why, counts, effect,
             champion version, rows used, reason.
@@ -89,8 +92,9 @@ def evaluate(
     for key, value in ev.flat_metrics().items():
         metrics.log_metric(key, value)
     names = [str(c) for c in ev.classes]
-    challenger_metrics.log_confusion_matrix(names, ev.confusion_challenger)
-    champion_metrics.log_confusion_matrix(names, ev.confusion_champion)
+    if names:  # a regressor has no classes: its metrics are in `metrics` (rmse, mae, r2)
+        challenger_metrics.log_confusion_matrix(names, ev.confusion_challenger)
+        champion_metrics.log_confusion_matrix(names, ev.confusion_champion)
     for artifact, roc in (
         (challenger_metrics, ev.roc_challenger),
         (champion_metrics, ev.roc_champion),

@@ -15,6 +15,7 @@ def ingest(
     image_size: int,
     row_limit: int,
     query: str,
+    task: str,
     train_fraction: float,
     val_fraction: float,
     split_salt: str,

@@ -37,6 +37,7 @@ def train(
     cuda_graphs: bool,
     data_budget_mb: int,
     distributed: str,
+    regression_loss: str,
     model: Output[Model],
     metrics: Output[Metrics],
 ):
@@ -72,7 +73,10 @@ def train(
         model_name,
         checkpoints,
     )
+    keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+    if summary.get("val_accuracy") is None:  # a regressor: its losses only
+        keys = ("train_loss", "val_loss")
     for row in history:
-        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+        for key in keys:
             metrics.log_metric(f"epoch{row['epoch']:03d}_{key}", round(row[key], 6))
     model.metadata.update({"framework": "pytorch", "name": model_name} | summary)

@@ -673,8 +673,12 @@ def _summary(
 def format_summary(s: dict[str, Any]) -> str:
     ch, cp = s["challenger"], s["champion"]
     rows = [f"{'metric':<10} {'challenger':>11} {'champion':>11}"]
-    for key in ("accuracy", "macro_f1", "log_loss", "roc_auc"):
-        rows.append(f"{key:<10} {ch[key]:>11.4f} {cp[key]:>11.4f}")
+    # a regressor has rmse / mae / r2; large targets get significant digits, not 4 decimals
+    keys = (
+        ("rmse", "mae", "r2") if "rmse" in ch else ("accuracy", "macro_f1", "log_loss", "roc_auc")
+    )
+    for key in keys:
+        rows.append(f"{key:<10} {_metric_text(ch[key]):>11} {_metric_text(cp[key]):>11}")
     verdict = "DEPLOYED" if s["deployed"] else "NOT DEPLOYED"
     compared = f"compared with {s['compared_with']} on {s['counts']['test_rows']} test rows"
     why = [f"why: {s['reason']}"]
@@ -704,6 +708,14 @@ def format_summary(s: dict[str, Any]) -> str:
             f"({s['seconds']:.1f} s; runner log {paths['log']})",
         ]
     )
+
+
+def _metric_text(value: Any) -> str:
+    """A metric to 4 decimals (0.9662), or 6 significant digits where it is large (2923.87)."""
+    if value is None:
+        return "-"
+    value = float(value)
+    return f"{value:.4f}" if abs(value) < 100 else f"{value:.6g}"
 
 
 def _p_shown(p: float) -> str:

@@ -86,6 +86,7 @@ def build_pipeline(target: Target) -> Any:
         image_size: int = D["image_size"],
         row_limit: int = D["row_limit"],
         query: str = D["query"],
+        task: str = D["task"],
         # features: components/core/data/features.FeatureConfig
         id_columns: str = D["id_columns"],
         feature_columns: str = D["feature_columns"],
@@ -113,6 +114,7 @@ def build_pipeline(target: Target) -> Any:
         cuda_graphs: bool = D["cuda_graphs"],
         data_budget_mb: int = D["data_budget_mb"],
         distributed: str = D["distributed"],
+        regression_loss: str = D["regression_loss"],
         # gate: components/core/evaluation/gate.GatePolicy
         alpha: float = D["alpha"],
         primary_metrics: str = D["primary_metrics"],
@@ -129,6 +131,8 @@ def build_pipeline(target: Target) -> Any:
         bootstrap_seed: int = D["bootstrap_seed"],
         alpha_accounting: str = D["alpha_accounting"],
         min_fresh_rows: int = D["min_fresh_rows"],
+        regression_error: str = D["regression_error"],
+        regression_test: str = D["regression_test"],
         # registry: components/core/registry/base.RegistryConfig (the default depends on the target)
         registry: str = target.default_registry,
         model_name: str = D["model_name"],

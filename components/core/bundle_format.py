@@ -153,7 +153,18 @@ def consistency_problem(meta: Any, pre: Any) -> str | None:
     config = meta.get("model_config")
     classes = meta.get("classes")
     schema = meta.get("schema")
-    if not isinstance(classes, list) or not classes:
+    regression = isinstance(config, dict) and config.get("task") == "regression"
+    if regression:
+        if classes != []:
+            return f"{BUNDLE_JSON} lists classes for a regression model"
+        if config.get("n_classes") != 1:
+            return f"{BUNDLE_JSON}: a regression network has one output"
+        for key in ("target_mean", "target_scale"):
+            if not _finite(config.get(key)):
+                return f"{BUNDLE_JSON} model_config {key} is {config.get(key)!r}, not finite"
+        if config["target_scale"] <= 0:
+            return f"{BUNDLE_JSON} model_config target_scale is not positive"
+    elif not isinstance(classes, list) or not classes:
         return f"{BUNDLE_JSON} has no list of classes"
     seen: set[str] = set()
     for name in map(str, classes):  # served as JSON keys: 1 and "1" are the same class
@@ -165,7 +176,7 @@ def consistency_problem(meta: Any, pre: Any) -> str | None:
     ):
         return f"{BUNDLE_JSON} has no valid model_config"
     n_classes, in_features = config["n_classes"], config["in_features"]
-    if n_classes != len(classes):
+    if not regression and n_classes != len(classes):
         return f"{BUNDLE_JSON} lists {len(classes)} classes but the network has {n_classes} outputs"
     features = schema.get("features") if isinstance(schema, dict) else None
     numeric, categorical = pre.get("numeric"), pre.get("categorical")

@@ -39,19 +39,20 @@ log = logging.getLogger(__name__)
 
 def check_source(
     source: SourceConfig, split: SplitConfig, champion: SplitRecord | None = None
-) -> Any:
-    """Load and validate a source exactly as ingest does; returns the frame.
+) -> tuple[Any, str]:
+    """Load and validate a source exactly as ingest does; returns the frame and the task its
+    label asks for (classification | regression).
 
     ``champion``: the champion's split record, whose key this run's split inherits."""
     from components.core.data import sources as data_mod
     from components.core.data.split import assign_for, resolve_key
 
     frame = source.load()
-    data_mod.validate_frame(frame, source.label, source.source)
+    task = data_mod.validate_frame(frame, source.label, source.source, source.task)
     # Every class must reach every split; the split itself is preprocess's job.
     key = resolve_key(frame, split, champion, data_mod.source_kind(source.source))
-    assign_for(frame, source.label, split, key)
-    return frame
+    assign_for(frame, source.label, split, key, task)
+    return frame, task
 
 
 def _champion_bundle(registry: str, model_name: str) -> tuple[Champion, Bundle] | None:
@@ -72,6 +73,7 @@ def check_champion(
     every feature the champion scores with (images at its size), a usable split record and
     every column its key needs. Returns that record (None for a bundle without one)."""
     what = f"champion version {champion.version} of '{model_name}'"
+    bundle.check_task(str(provenance.get("task") or "classification"), what)
     bundle.check_inputs(frame, provenance, what)
     record = bundle.split_record(what)
     if record is not None:
@@ -91,23 +93,24 @@ def preflight(settings: Settings) -> list[str]:
 
     source = settings.source
     frame = source.load()
-    data_mod.validate_frame(frame, source.label, source.source)
+    task = data_mod.validate_frame(frame, source.label, source.source, source.task)
     label = source.label
     problems, notes = [], []
     record = None
     try:
         model_name = settings.registry.model_name
         if found := _champion_bundle(settings.registry.registry, model_name):
-            record = check_champion(frame, source.describe(), *found, model_name)
+            provenance = source.describe() | {"task": task}
+            record = check_champion(frame, provenance, *found, model_name)
     except SigdeployError as exc:
         problems.append(str(exc))
     try:
         key = resolve_key(frame, settings.split, record, data_mod.source_kind(source.source))
-        assign_for(frame, label, settings.split, key)
+        assign_for(frame, label, settings.split, key, task)
     except SigdeployError as exc:
         problems.append(str(exc))
     try:
-        settings.gate.check_classes(int(frame[label].nunique()))
+        settings.gate.check_task(task, int(frame[label].nunique()), label)
     except SigdeployError as exc:
         problems.append(str(exc))
     try:
@@ -123,13 +126,15 @@ def preflight(settings: Settings) -> list[str]:
 def ingest(source: SourceConfig, split: SplitConfig, out_path: str) -> dict[str, Any]:
     from components.core.data import sources as data_mod
 
-    frame = check_source(source, split)
-    provenance = source.describe()
+    frame, task = check_source(source, split)
+    # the task travels with the rows (the Parquet footer) to preprocess, train and the bundle
+    provenance = source.describe() | {"task": task}
     data_mod.write_parquet(frame, out_path, provenance)
-    meta = data_mod.dataset_metadata(frame, source.label) | provenance
+    meta = data_mod.dataset_metadata(frame, source.label, task) | provenance
     progress.report(
         "ingest",
-        f"read {meta['rows']:,} rows x {meta['columns']:,} columns from {source.source}",
+        f"read {meta['rows']:,} rows x {meta['columns']:,} columns from {source.source}"
+        + (f"; '{source.label}' is a regression target" if task == "regression" else ""),
     )
     return meta
 
@@ -163,12 +168,13 @@ def preprocess(
     key = resolve_key(frame, split, record, str(provenance.get("source_kind", "")))
     definition = SplitDefinition(key, split)
     log.info("split: %s", definition.describe())
-    parts = split_frame(frame, label, split, key)
+    task = str(provenance.get("task") or "classification")
+    parts = split_frame(frame, label, split, key, task)
     pre = fit_preprocessor(parts["train"], label, features)
     out: dict[str, Any] = {}
     for name, path in (("train", train_path), ("val", val_path), ("test", test_path)):
         data_mod.write_parquet(parts[name], path, provenance, split=definition.to_json())
-        out[name] = data_mod.dataset_metadata(parts[name], label) | {
+        out[name] = data_mod.dataset_metadata(parts[name], label, task) | {
             "split": name,
             "split_key": key.describe(),
         }
@@ -260,21 +266,37 @@ def train_frames(
     from components.core.data.split import SplitRecord
     from components.core.evaluation.metrics import encode_labels
     from components.core.model.bundle import save_bundle
-    from components.core.training.train import train_mlp
+    from components.core.training.train import train_mlp, train_regressor
 
-    classes = _classes(train_df, label)
-    x_train, y_train = pre.transform(train_df), encode_labels(train_df[label], classes)
-    x_val, y_val = pre.transform(val_df), encode_labels(val_df[label], classes)
-    keep = y_val >= 0  # a validation label unseen in train cannot be learned: leave it out
-    result = train_mlp(
-        x_train,
-        y_train,
-        x_val[keep],
-        y_val[keep],
-        len(classes),
-        config,
-        checkpoint_dir=checkpoint_dir,
-    )
+    import numpy as np
+
+    x_train, x_val = pre.transform(train_df), pre.transform(val_df)
+    if str((provenance or {}).get("task")) == "regression":
+        classes: list[Any] = []
+        keep = np.ones(len(val_df), bool)
+        result = train_regressor(
+            x_train,
+            train_df[label].to_numpy(np.float64),
+            x_val,
+            val_df[label].to_numpy(np.float64),
+            config,
+            checkpoint_dir=checkpoint_dir,
+            loss=config.regression_loss,
+        )
+    else:
+        classes = _classes(train_df, label)
+        y_train = encode_labels(train_df[label], classes)
+        y_val = encode_labels(val_df[label], classes)
+        keep = y_val >= 0  # a validation label unseen in train cannot be learned: leave it out
+        result = train_mlp(
+            x_train,
+            y_train,
+            x_val[keep],
+            y_val[keep],
+            len(classes),
+            config,
+            checkpoint_dir=checkpoint_dir,
+        )
     best = result.history[result.best_epoch - 1] if result.best_epoch else result.history[-1]
     meta: dict[str, Any] = {
         "name": model_name,
@@ -288,7 +310,8 @@ def train_frames(
             "best_epoch": result.best_epoch,
             "epochs_run": len(result.history),
             "val_loss": best["val_loss"],
-            "val_accuracy": best["val_accuracy"],
+            # a regressor's validation score is its loss: it has no accuracy
+            "val_accuracy": None if result.extra.get("target") else best["val_accuracy"],
             "device": result.device,
             "precision": result.precision,
             "seconds": round(result.seconds, 3),
@@ -305,6 +328,8 @@ def train_frames(
         | {"columns_used": list(pre.features), "columns_dropped": dict(pre.dropped)},
         "feature_statistics": feature_statistics(train_df, pre),
     }
+    if target := result.extra.get("target"):  # regression: the loss, mean, scale and mad
+        meta["training"]["target"] = target
     record = SplitRecord.of(split, train_df, val_df) if split is not None else None
     save_bundle(model_dir, result.network, pre, classes, label, extra=meta, split=record)
     if checkpoint_dir:
@@ -348,6 +373,7 @@ def evaluate(
     if current is not None:
         champion = load_bundle(current.path)
         what = f"champion version {current.version} of '{model_name}'"
+        champion.check_task(challenger.task, what)
         champion.check_inputs(test_df, data_mod.read_provenance(test_path), what)
         record = champion.split_record(what)
     # One key per test row (the champion's key definition, else this run's): it finds the

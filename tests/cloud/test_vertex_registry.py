@@ -22,6 +22,7 @@ from components.core.registry import RegistryConfig, open_registry
 from components.core.registry.vertex import (
     CHAMPION_ALIAS,
     CLASSIFICATION_METRICS_SCHEMA,
+    REGRESSION_METRICS_SCHEMA,
     VertexRegistry,
     parse_uri,
 )
@@ -94,6 +95,28 @@ def test_first_register_creates_the_model_moves_the_alias_and_attaches_the_evalu
 
     history = [b.name for b in gcs.list_blobs("reg-bucket", prefix=f"registry/{MODEL}/history/")]
     assert len(history) == 1 and history[0].endswith("-deployed.json")
+
+
+def test_a_regressor_is_evaluated_with_the_regression_schema(registry, vertex, trained_bundle):
+    decision = DECISION | {
+        "task": "regression",
+        "test": "paired t-test on per-row squared errors (one-sided)",
+        "metrics": {
+            "challenger": {"rmse": 54.07, "mae": 44.3, "r2": 0.456},
+            "champion": {"rmse": 74.6, "mae": 65.8, "r2": float("nan")},
+        },
+    }
+    registry.register(trained_bundle, decision)
+    evaluation = _one(vertex, "POST", r"@1/evaluations:import$").json()["modelEvaluation"]
+    assert evaluation["metricsSchemaUri"] == REGRESSION_METRICS_SCHEMA
+    assert evaluation["metrics"] == {
+        "rootMeanSquaredError": 54.07,
+        "meanAbsoluteError": 44.3,
+        "rSquared": 0.456,
+    }
+    meta = evaluation["metadata"]
+    assert meta["task"] == "regression" and meta["challenger_rmse"] == 54.07
+    assert "champion_r2" not in meta  # NaN left out
 
 
 def test_next_register_is_a_new_version_of_the_same_parent(registry, vertex, trained_bundle):

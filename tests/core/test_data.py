@@ -100,7 +100,7 @@ def test_image_that_cannot_be_decoded_is_named(tmp_path):
         (lambda p: p.write_text("a,b\n1,2\n3,4\n"), "label column 'label' not found"),
         (lambda p: p.write_text("label\n1\n2\n"), "no feature columns"),
         (lambda p: p.write_text("x,label\n1,a\n2,\n3,b\n"), "1 row\\(s\\) have no value"),
-        (lambda p: p.write_text("x,label\n1,a\n2,a\n3,a\n"), "has 1 class"),
+        (lambda p: p.write_text("x,label\n1,a\n2,a\n3,a\n"), "has 'a' in every row"),
     ],
     ids=[
         "missing",
@@ -296,8 +296,8 @@ def test_a_label_with_a_different_value_in_every_row_is_refused(tmp_path):
     frame = _rows()
     frame["label"] = [f"id-{i}" for i in range(len(frame))]
     frame.to_csv(tmp_path / "d.csv", index=False)
-    message = _refused(tmp_path / "d.csv", "different value in every one of its 40 rows")
-    assert "pass --label with the column of classes" in message
+    message = _refused(tmp_path / "d.csv", "text with 40 different values in 40 rows")
+    assert "too many to be classes, and text cannot be a regression target" in message
 
 
 def test_a_class_with_a_single_row_is_refused_by_the_split(mixed_frame):

@@ -163,6 +163,7 @@ def test_decision_is_strict_json():
 # order, words and numbers for one fixed input (first run, margin, guardrail, floor).
 GOLDEN_DECISION = {
     "deploy": True,
+    "task": "classification",
     "p_value": 0.004997964979215844,
     "reason": "Deployed: the challenger is better than the majority-class baseline by more than "
     "0.01. On 360 test rows the challenger was right on 20 where the majority-class "

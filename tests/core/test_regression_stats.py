@@ -123,33 +123,3 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="finite"):
         paired_test(np.array([1.0, np.nan]))
     assert paired_test(np.zeros(5)).p_value == 1.0
-
-
-def test_decide_deploys_a_better_regressor_and_says_why():
-    from components.core.evaluation.regression import decide
-
-    y, new, old = _pair(10, n=400, gain=0.3)
-    d = decide(y, new, old, 0.025, champion_name="version 2")
-    assert d.deploy and d.reason.startswith("Deployed")
-    assert "version 2" in d.reason and "p = " in d.reason
-    assert d.test.interval[0] > 0  # the 95% interval of the improvement lies above 0
-    assert d.metrics_new["rmse"] < d.metrics_old["rmse"]
-    assert 0 < d.observed_power <= 1 and d.minimum_detectable_effect > 0
-
-
-def test_decide_refuses_no_better_too_few_rows_and_a_failed_guardrail():
-    from components.core.evaluation.regression import decide
-
-    y, new, old = _pair(11, n=400, gain=0.0)
-    assert not decide(y, new, new, 0.025).deploy
-    y, new, old = _pair(12, n=20, gain=0.5)
-    small = decide(y, new, old, 0.025, min_rows=30)
-    assert not small.deploy and "fewer than 30" in small.reason
-    # better on squared error by shrinking big misses, worse on absolute error everywhere
-    rng = np.random.default_rng(13)
-    y = np.zeros(2000)
-    old = rng.choice([0.0, 10.0], size=2000, p=[0.9, 0.1])
-    new = np.full(2000, 1.5)
-    guarded = decide(y, new, old, 0.025, guardrails={"absolute": 0.1})
-    assert guarded.test.deploy(0.025) and not guarded.deploy
-    assert "absolute error guardrail failed" in guarded.reason

@@ -1,7 +1,7 @@
 """Data sources, validation and dataset metadata.
 
 A source is a URI: ``sklearn:digits`` (the embedded default), ``sklearn:breast_cancer``,
-``sklearn:wine``, a local ``.csv`` or ``.parquet`` file, a folder of images with one
+``sklearn:wine``, ``sklearn:diabetes`` (a regression target), a local ``.csv`` or ``.parquet`` file, a folder of images with one
 sub-folder per class, ``gs://bucket/path.csv|.parquet`` or ``bq://project.dataset.table``.
 Everything becomes one pandas DataFrame with feature columns and one label column.
 """
@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.core.data.task import TASKS, detect_task
 from components.core.errors import ConfigError, DataError, did_you_mean
 
 log = logging.getLogger(__name__)
 
-SKLEARN_SOURCES = ("digits", "breast_cancer", "wine")
+SKLEARN_SOURCES = ("digits", "breast_cancer", "wine", "diabetes")  # diabetes: regression
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 DEFAULT_LABEL = "label"
 MAX_IMAGE_SIZE = 1024
@@ -48,6 +49,8 @@ class SourceConfig:
     image_size: int = 28  # image folders: images are resized to this many pixels per side
     row_limit: int = 0  # bq:// only: stop after this many rows (0 = no limit)
     query: str = ""  # bq:// only: a SQL query to run instead of reading the whole table
+    task: str = "auto"  # auto | classification | regression; auto: text, true/false and up
+    # to 20 distinct whole numbers are classes, other numbers a regression target
 
     def __post_init__(self) -> None:
         problems = []
@@ -59,6 +62,8 @@ class SourceConfig:
             )
         if self.row_limit < 0:
             problems.append(f"row_limit={self.row_limit} must be >= 0 (0 = no limit)")
+        if self.task not in TASKS:
+            problems.append(f"task={self.task!r} must be one of {', '.join(TASKS)}")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -417,8 +422,11 @@ def _nested_value(series: pd.Series) -> Any:
     return next((v for v in series if isinstance(v, containers)), None)
 
 
-def validate_frame(frame: pd.DataFrame, label: str, source: str = "data") -> None:
-    """Checks that hold for any data set before it is split."""
+def validate_frame(
+    frame: pd.DataFrame, label: str, source: str = "data", task: str = "auto"
+) -> str:
+    """Checks that hold for any data set before it is split; returns the task the label
+    asks for (``task``: auto | classification | regression, ``data.task.detect_task``)."""
     if frame.empty:
         raise DataError(f"data source '{source}': has no rows; point to a file with data")
     duplicated = frame.columns[frame.columns.duplicated()]
@@ -454,6 +462,13 @@ def validate_frame(frame: pd.DataFrame, label: str, source: str = "data") -> Non
             f"data source '{source}': {missing} row(s) have no value in label column '{label}'; "
             "drop or fill those rows"
         )
+    try:
+        task = detect_task(frame[label], task, label)
+    except DataError as exc:
+        raise DataError(f"data source '{source}': {exc}") from None
+    if task == "regression":
+        check_values(frame, frame.columns, f"data source '{source}'")
+        return task
     n_classes = frame[label].nunique()
     if n_classes < 2:
         raise DataError(
@@ -467,6 +482,7 @@ def validate_frame(frame: pd.DataFrame, label: str, source: str = "data") -> Non
             "pass --label with the column of classes to predict"
         )
     check_values(frame, frame.columns, f"data source '{source}'")
+    return task
 
 
 def content_sha256(frame: pd.DataFrame) -> str:
@@ -483,15 +499,32 @@ def class_counts(frame: pd.DataFrame, label: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in counts.items()}
 
 
-def dataset_metadata(frame: pd.DataFrame, label: str) -> dict[str, Any]:
-    """Artifact metadata every Dataset carries (see ARCHITECTURE.md, Contracts)."""
-    return {
+def dataset_metadata(
+    frame: pd.DataFrame, label: str, task: str = "classification"
+) -> dict[str, Any]:
+    """Artifact metadata every Dataset carries (see ARCHITECTURE.md, Contracts): class
+    counts, or a regression target's mean, standard deviation and range."""
+    out: dict[str, Any] = {
         "rows": int(len(frame)),
         "columns": int(frame.shape[1]),
         "label": label,
-        "class_counts": class_counts(frame, label),
-        "sha256": content_sha256(frame),
+        "task": task,
     }
+    if task == "regression":
+        y = frame[label].to_numpy(np.float64)
+        out["target"] = (
+            {
+                "mean": float(y.mean()),
+                "std": float(y.std()),
+                "min": float(y.min()),
+                "max": float(y.max()),
+            }
+            if len(y)
+            else {}
+        )
+    else:
+        out["class_counts"] = class_counts(frame, label)
+    return out | {"sha256": content_sha256(frame)}
 
 
 def write_parquet(

@@ -310,25 +310,38 @@ def assign_splits(
     return splits_of((key or default_key(frame, config)).keys(frame), config)
 
 
-def assign_for(frame: pd.DataFrame, label: str, config: SplitConfig, key: RowKey) -> np.ndarray:
-    """``assign_splits``, checked: the key is not the label and every class reaches every
-    split."""
+def assign_for(
+    frame: pd.DataFrame,
+    label: str,
+    config: SplitConfig,
+    key: RowKey,
+    task: str = "classification",
+) -> np.ndarray:
+    """``assign_splits``, checked: the key is not the label and every split has rows, with
+    every class in each (``task`` regression: a numeric target has no classes)."""
     if key.column == label:
         raise DataError(
             f"split_key '{label}' is the label: every row of a class would share one split; "
             "name a column that identifies a row"
         )
     assignment = assign_splits(frame, config, key)
-    check_class_coverage(frame[label], assignment)
+    if task == "regression":
+        check_class_coverage(pd.Series(np.zeros(len(frame))), assignment)
+    else:
+        check_class_coverage(frame[label], assignment)
     return assignment
 
 
 def split_frame(
-    frame: pd.DataFrame, label: str, config: SplitConfig, key: RowKey | None = None
+    frame: pd.DataFrame,
+    label: str,
+    config: SplitConfig,
+    key: RowKey | None = None,
+    task: str = "classification",
 ) -> dict[str, pd.DataFrame]:
     """Split (``key``: a first model's default) and check that every class reaches every
     split."""
-    assignment = assign_for(frame, label, config, key or default_key(frame, config))
+    assignment = assign_for(frame, label, config, key or default_key(frame, config), task)
     return {name: frame.loc[assignment == name].reset_index(drop=True) for name in SPLITS}
 
 

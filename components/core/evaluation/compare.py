@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from components.core.model.bundle import Bundle
 
 METRIC_NAMES = ("accuracy", "macro_f1", "log_loss", "roc_auc")
+REGRESSION_METRIC_NAMES = ("rmse", "mae", "r2")
+PLOT_POINTS = 2000  # a regression report plots at most this many test rows (a fixed sample)
 
 
 @dataclass
@@ -46,6 +48,10 @@ class Evaluation:
     # where the numbers come from (report.collect_provenance): evaluated_at, test_rows,
     # champion, excluded, and the challenger's inputs, training, train_config, training_history
     provenance: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"  # or regression: no classes, confusion, ROC or calibration
+    # regression: the test rows' target and both models' predictions (at most PLOT_POINTS
+    # rows, a fixed sample) for the predicted-against-actual and residual plots
+    points: dict[str, list[float]] | None = None
 
     @property
     def excluded(self) -> dict[str, Any]:
@@ -258,14 +264,16 @@ def collect_provenance(
 class Scored:
     """Both models' class probabilities on the same test rows, before the gate decides."""
 
-    y: np.ndarray  # class indices in the challenger's class order
-    proba_new: np.ndarray
+    y: np.ndarray  # class indices in the challenger's class order (regression: the target)
+    proba_new: np.ndarray  # regression: the predicted values
     proba_old: np.ndarray
     classes: list[Any]
     champion_name: str  # "version 3", or the baseline's name on a first run
     first_run: bool
     # first run: the guard baseline's name and probabilities (policy.first_run_guard)
     guard: tuple[str, np.ndarray] | None = None
+    # regression: the challenger's training target (Bundle.target), the unit of the margin
+    target: dict[str, float] | None = None
 
     def subset(self, use: np.ndarray) -> Scored:
         """The rows ``use`` marks (the ones the account chose to decide on)."""
@@ -297,6 +305,8 @@ def score(
     """
     from components.core.evaluation.metrics import Baseline, align_proba, encode_labels
 
+    if challenger.regression:
+        return _score_values(challenger, test_df, policy, champion, train_df, champion_version)
     label, classes = challenger.label, challenger.classes
     y = encode_labels(test_df[label], classes)
     if (y < 0).any():
@@ -330,6 +340,85 @@ def score(
     return Scored(y, proba_new, proba_old, list(classes), champion_name, champion is None, guard)
 
 
+def _score_values(
+    challenger: Bundle,
+    test_df: pd.DataFrame,
+    policy: GatePolicy,
+    champion: Bundle | None,
+    train_df: pd.DataFrame | None,
+    champion_version: str | None,
+) -> Scored:
+    """``score`` for a regressor: both models' predicted values. The first run's champion
+    is ``policy.baseline`` read for a numeric target (majority: the training mean;
+    logistic: least squares on the challenger's features), and its guard likewise."""
+    from components.core.evaluation import regression as reg
+    from components.core.evaluation.regression_gate import baseline_name
+
+    y = test_df[challenger.label].to_numpy(np.float64)
+    x_test = challenger.transform(test_df)
+    new = challenger.predict_values_matrix(x_test)
+    guard = None
+    if champion is None:
+        if train_df is None:
+            raise ValueError("the first run needs the train rows to fit the baseline")
+        x_train = challenger.transform(train_df)
+        y_train = train_df[challenger.label].to_numpy(np.float64)
+        names = {"mean": "training-mean baseline", "linear": "linear-regression baseline"}
+
+        def fit(kind: str) -> np.ndarray:
+            if kind == "mean":
+                return reg.mean_baseline(y_train, len(y))
+            return reg.linear_baseline(x_train, y_train, x_test)
+
+        kind = baseline_name(policy.baseline)
+        old, champion_name = fit(kind), names[kind]
+        if policy.first_run_guard != "none":
+            fence = baseline_name(policy.first_run_guard)
+            guard = (names[fence], old if fence == kind else fit(fence))
+    else:
+        old = champion.predict_values(test_df)
+        champion_name = f"version {champion_version}"
+    return Scored(y, new, old, [], champion_name, champion is None, guard, target=challenger.target)
+
+
+def _judge_values(scored: Scored, policy: GatePolicy, level: float | None) -> Any:
+    """The regression gate's decision and both models' metrics (RMSE, MAE, R^2)."""
+    from components.core.evaluation.regression import regression_metrics
+    from components.core.evaluation.regression_gate import decide_regression
+
+    def metrics(pred: np.ndarray) -> dict[str, float]:
+        if not len(scored.y):
+            return {k: float("nan") for k in REGRESSION_METRIC_NAMES}
+        return regression_metrics(scored.y, pred)
+
+    m_new, m_old = metrics(scored.proba_new), metrics(scored.proba_old)
+    decision = decide_regression(
+        policy,
+        scored.y,
+        scored.proba_new,
+        scored.proba_old,
+        target=scored.target or {"mean": 0.0, "scale": 1.0},
+        champion_name=scored.champion_name,
+        first_run=scored.first_run,
+        metrics={"challenger": m_new, "champion": m_old},
+        guard=scored.guard,
+        level=level,
+    )
+    return decision, m_new, m_old
+
+
+def _plot_points(scored: Scored) -> dict[str, list[float]]:
+    n = len(scored.y)
+    pick = np.arange(n)
+    if n > PLOT_POINTS:
+        pick = np.sort(np.random.default_rng(0).choice(n, PLOT_POINTS, replace=False))
+    return {
+        "actual": scored.y[pick].tolist(),
+        "challenger": np.asarray(scored.proba_new)[pick].tolist(),
+        "champion": np.asarray(scored.proba_old)[pick].tolist(),
+    }
+
+
 def judge(
     challenger: Bundle,
     scored: Scored,
@@ -352,18 +441,23 @@ def judge(
     y, proba_new, proba_old = scored.y, scored.proba_new, scored.proba_old
     champion_name, classes = scored.champion_name, scored.classes
     progress.report("evaluate", f"challenger against {champion_name} on {len(y):,} test rows")
-    m_new, m_old = _metrics(y, proba_new), _metrics(y, proba_old)
-    decision = decide(
-        policy,
-        y,
-        proba_new,
-        proba_old,
-        champion_name=champion_name,
-        first_run=scored.first_run,
-        metrics={"challenger": m_new, "champion": m_old},
-        guard=scored.guard,
-        level=accounting.account.level if accounting else None,
-    )
+    level = accounting.account.level if accounting else None
+    regression = scored.target is not None
+    if regression:
+        decision, m_new, m_old = _judge_values(scored, policy, level)
+    else:
+        m_new, m_old = _metrics(y, proba_new), _metrics(y, proba_old)
+        decision = decide(
+            policy,
+            y,
+            proba_new,
+            proba_old,
+            champion_name=champion_name,
+            first_run=scored.first_run,
+            metrics={"challenger": m_new, "champion": m_old},
+            guard=scored.guard,
+            level=level,
+        )
     if excluded is None:
         excluded = _first_run_exclusion(len(y)) if scored.first_run else {}
     notes = [_exclusion_note(excluded)]
@@ -373,6 +467,26 @@ def judge(
         decision = replace(decision, accounting=accounting)
     if notes := [n for n in notes if n]:
         decision = replace(decision, reason=" ".join([decision.reason, *notes]))
+    provenance = collect_provenance(
+        challenger.meta,
+        test_rows=len(y),
+        champion=champion_name,
+        champion_version=champion_version,
+        excluded=excluded,
+    )
+    if regression:
+        return Evaluation(
+            decision=decision,
+            classes=[],
+            challenger=m_new,
+            champion=m_old,
+            confusion_challenger=[],
+            confusion_champion=[],
+            champion_version=champion_version,
+            provenance=provenance,
+            task="regression",
+            points=_plot_points(scored),
+        )
     k = len(classes)
     binary = k == 2 and len(y) > 0
     return Evaluation(
@@ -389,13 +503,7 @@ def judge(
             "champion": reliability(y, proba_old),
         },
         champion_version=champion_version,
-        provenance=collect_provenance(
-            challenger.meta,
-            test_rows=len(y),
-            champion=champion_name,
-            champion_version=champion_version,
-            excluded=excluded,
-        ),
+        provenance=provenance,
     )
 
 
@@ -407,7 +515,8 @@ def _with_gain(accounting: Accounting, decision: Decision, policy: GatePolicy) -
     if not decision.deploy:
         return accounting
     if (
-        list(dict.fromkeys(policy.primary_metrics)) != ["accuracy"]
+        decision.task != "classification"
+        or list(dict.fromkeys(policy.primary_metrics)) != ["accuracy"]
         or policy.mcnemar_method != "exact"
         or decision.margin != 0
     ):

@@ -40,6 +40,11 @@ if TYPE_CHECKING:
 
 PRIMARY_METRICS = ("accuracy", "auc")
 GUARDRAIL_METRICS = ("accuracy", "macro_f1", "log_loss", "auc")
+# A regression target: the per-row error the primary test compares, its tests, and the
+# guardrail names (mean squared / absolute error; tolerances in skill points, see below)
+REGRESSION_ERRORS = ("squared", "absolute")
+REGRESSION_TESTS = ("ttest", "wilcoxon")
+REGRESSION_GUARDRAILS = ("mse", "mae")
 TARGET_POWER = 0.8
 # The fewest rows of the kind a test needs. Accuracy: discordant rows (below 10 the exact
 # test can barely reject and its bound says little). ROC AUC: rows of each class (DeLong's
@@ -76,6 +81,12 @@ class GatePolicy:
     # (the k-th try against one champion at alpha/(k(k+1)): a no-better model ever replaces
     # it with probability <= alpha) | stream (LORD++) | per_comparison (alpha every time)
     min_fresh_rows: int = 300  # decide on the test rows no earlier decision used, if this many
+    regression_error: str = "squared"  # regression: the per-row error compared: squared
+    # (MSE) | absolute (MAE); margin, target_effect, baseline_tolerance and guardrail
+    # tolerances are then skill points: shares of the error of predicting the training mean
+    # (for squared error, points of R^2)
+    regression_test: str = "ttest"  # regression: paired t-test on the per-row errors |
+    # wilcoxon (signed-rank: is a typical row better; robust to a few huge errors)
 
     def __post_init__(self) -> None:
         problems = []
@@ -94,11 +105,21 @@ class GatePolicy:
             if m not in PRIMARY_METRICS:
                 problems.append(f"primary metric {m!r}: use one of {', '.join(PRIMARY_METRICS)}")
         for m, tol in self.guardrails:
-            if m not in GUARDRAIL_METRICS or not 0 <= tol < 1:
+            if m not in (*GUARDRAIL_METRICS, *REGRESSION_GUARDRAILS) or not 0 <= tol < 1:
                 problems.append(
                     f"guardrail {m}:{tol}: metric must be one of {', '.join(GUARDRAIL_METRICS)} "
-                    "and tolerance in [0, 1)"
+                    f"(regression: {', '.join(REGRESSION_GUARDRAILS)}) and tolerance in [0, 1)"
                 )
+        if self.regression_error not in REGRESSION_ERRORS:
+            problems.append(
+                f"regression_error={self.regression_error!r} must be one of "
+                + ", ".join(REGRESSION_ERRORS)
+            )
+        if self.regression_test not in REGRESSION_TESTS:
+            problems.append(
+                f"regression_test={self.regression_test!r} must be one of "
+                + ", ".join(REGRESSION_TESTS)
+            )
         if self.margin < 0:
             problems.append(f"margin={self.margin} must be >= 0")
         elif self.margin >= 1:
@@ -140,6 +161,34 @@ class GatePolicy:
             raise ConfigError(
                 f"gate policy: ROC AUC needs a binary label and the data has {n_classes} "
                 "classes; use primary_metrics=accuracy and no auc guardrail"
+            )
+
+    def check_task(self, task: str, n_classes: int, label: str = "label") -> None:
+        """What the label's task allows: classification takes accuracy / ROC AUC (which
+        needs two classes) and their guardrails; a regression target is compared on
+        per-row errors and takes the mse / mae guardrails, no accuracy floor."""
+        if task != "regression":
+            wrong = [m for m, _ in self.guardrails if m in REGRESSION_GUARDRAILS]
+            if wrong:
+                raise ConfigError(
+                    f"gate policy: guardrail {wrong[0]} is for a regression target and "
+                    f"'{label}' holds classes; use one of {', '.join(GUARDRAIL_METRICS)}"
+                )
+            self.check_classes(n_classes)
+            return
+        problems = []
+        if "auc" in self.primary_metrics:
+            problems.append("primary metric auc needs classes")
+        wrong = [m for m, _ in self.guardrails if m not in REGRESSION_GUARDRAILS]
+        if wrong:
+            problems.append(f"guardrail {wrong[0]} needs classes (use mse or mae)")
+        if self.accuracy_floor > 0:
+            problems.append("accuracy_floor needs classes")
+        if problems:
+            raise ConfigError(
+                f"gate policy: '{label}' is a regression target: {'; '.join(problems)}; a "
+                "regressor is compared on its per-row errors (regression_error, "
+                "regression_test)"
             )
 
     def alpha_policy(self) -> AlphaPolicy:
@@ -188,6 +237,9 @@ class Effect:
     # one-sided (1 - level) lower bound of the improvement from the test the rule applies:
     # of each primary metric, then of accuracy (whenever there are rows)
     lower_bounds: dict[str, float] = field(default_factory=dict)
+    # a regression target (evaluation.regression_gate): both mean errors, the improvement in
+    # the target's units and in skill points; the accuracy fields are then NaN
+    regression: dict[str, float] | None = None
 
     @property
     def accuracy_difference(self) -> float:
@@ -198,6 +250,9 @@ class Effect:
         return self.lower_bounds.get("accuracy")
 
     def to_json(self) -> dict[str, float]:
+        if self.regression is not None:
+            bounds = {f"{m}_improvement_lower_bound": low for m, low in self.lower_bounds.items()}
+            return dict(self.regression) | bounds
         out = {
             "accuracy_challenger": self.accuracy_challenger,
             "accuracy_champion": self.accuracy_champion,
@@ -302,6 +357,7 @@ class Decision:
     bayes: dict[str, Any] | None = None
     # p_value comes from a Berger-Boos p-value at its floor: it means "at most this"
     p_at_most: bool = False
+    task: str = "classification"  # or regression (evaluation.regression_gate)
 
     @property
     def confidence(self) -> float:
@@ -311,6 +367,7 @@ class Decision:
     def to_json(self) -> dict[str, Any]:
         return {
             "deploy": self.deploy,
+            "task": self.task,
             "p_value": self.p_value,
             "reason": self.reason,
             "test": self.test,

@@ -1,6 +1,7 @@
 """The regression gate's statistics: metrics, a paired test on per-row errors, a paired
 bootstrap interval for the improvement, power and the smallest detectable effect, and the
-first-run baselines. Pure numpy/scipy; nothing here reads files or imports the gate.
+first-run baselines. Pure numpy/scipy; nothing here reads files or imports the gate (the
+decision built from them is ``evaluation.regression_gate``).
 
 Both models predict the same test rows. Row i's improvement is ``d_i = loss(champion_i) -
 loss(challenger_i)`` (squared error by default, absolute error on request): positive when
@@ -33,8 +34,6 @@ __all__ = [
     "LOSSES",
     "METHODS",
     "PairedResult",
-    "RegressionDecision",
-    "decide",
     "linear_baseline",
     "mean_baseline",
     "minimum_detectable_effect",
@@ -175,90 +174,3 @@ def linear_baseline(
     gram[0, 0] -= ridge * len(x)  # the intercept is not shrunk
     coef = np.linalg.solve(gram, x.T @ np.asarray(y_train, np.float64))
     return np.column_stack([np.ones(len(x_test)), np.asarray(x_test, np.float64)]) @ coef
-
-
-@dataclass(frozen=True)
-class RegressionDecision:
-    """The regression gate's answer on one comparison, and why, in plain words."""
-
-    deploy: bool
-    test: PairedResult  # the primary test (squared or absolute error)
-    level: float
-    metrics_new: dict[str, float]
-    metrics_old: dict[str, float]
-    guardrails: dict[str, PairedResult]  # by loss: non-inferiority within its tolerance
-    observed_power: float
-    minimum_detectable_effect: float
-    reason: str
-
-
-def decide(
-    y: np.ndarray,
-    pred_new: np.ndarray,
-    pred_old: np.ndarray,
-    level: float,
-    *,
-    margin: float = 0.0,
-    method: str = "ttest",
-    loss: str = "squared",
-    guardrails: dict[str, float] | None = None,
-    min_rows: int = 30,
-    resamples: int = 2000,
-    seed: int = 0,
-    champion_name: str = "the champion",
-    target_power: float = 0.8,
-) -> RegressionDecision:
-    """Deploy when the paired test on per-row errors rejects "mean improvement <= margin"
-    at ``level`` and every guardrail (``{"absolute": 0.5}``: the mean absolute error may
-    not be worse by 0.5 or more, a one-sided non-inferiority test at ``level``) passes,
-    on at least ``min_rows`` rows."""
-    y = np.asarray(y, np.float64)
-    d = paired_improvement(y, pred_new, pred_old, loss)
-    result = paired_test(d, method, margin, loss)
-    result = PairedResult(
-        **{**result.__dict__, "interval": paired_bootstrap(d, resamples, seed, 1 - 2 * level)}
-    )
-    checks = {}
-    for guard_loss, tolerance in (guardrails or {}).items():
-        checks[guard_loss] = paired_test(
-            paired_improvement(y, pred_new, pred_old, guard_loss), method, -tolerance, guard_loss
-        )
-    sd = float(np.std(d, ddof=1)) if len(d) > 1 else 0.0
-    effect = result.mean_improvement - margin
-    m_new, m_old = regression_metrics(y, pred_new), regression_metrics(y, pred_old)
-    unit = "squared error" if loss == "squared" else "absolute error"
-    low, high = result.interval
-    words = (
-        f"On {len(y):,} test rows the mean {unit} is {_mean_loss(y, pred_new, loss):.4g} "
-        f"for the challenger and {_mean_loss(y, pred_old, loss):.4g} for {champion_name} "
-        f"(improvement {result.mean_improvement:+.4g}, {100 * (1 - 2 * level):.0f}% interval "
-        f"[{low:.4g}, {high:.4g}]; RMSE {m_new['rmse']:.4g} vs {m_old['rmse']:.4g}); "
-        f"{'paired t-test' if method == 'ttest' else 'Wilcoxon signed-rank test'} of "
-        f"improvement <= {margin:g}: p = {result.p_value:.3g}, level {level:g}"
-    )
-    failed = [k for k, r in checks.items() if not r.deploy(level)]
-    if len(y) < min_rows:
-        deploy, why = False, f"Not deployed: {len(y)} test rows, fewer than {min_rows}. "
-    elif not result.deploy(level):
-        deploy, why = False, "Not deployed: no evidence that the challenger is better. "
-    elif failed:
-        deploy = False
-        why = f"Not deployed: the {', '.join(failed)} error guardrail failed. "
-    else:
-        deploy, why = True, "Deployed: the challenger's errors are significantly smaller. "
-    return RegressionDecision(
-        deploy=deploy,
-        test=result,
-        level=level,
-        metrics_new=m_new,
-        metrics_old=m_old,
-        guardrails=checks,
-        observed_power=power(effect, sd, len(d), level),
-        minimum_detectable_effect=minimum_detectable_effect(sd, len(d), level, target_power),
-        reason=why + words + ".",
-    )
-
-
-def _mean_loss(y: np.ndarray, pred: np.ndarray, loss: str) -> float:
-    err = np.asarray(pred, np.float64) - y
-    return float(np.mean(err**2 if loss == "squared" else np.abs(err)))

@@ -99,7 +99,31 @@ class Bundle:
 
     @property
     def classes(self) -> list[Any]:
+        """The class labels in output order ([] for a regressor)."""
         return list(self.meta["classes"])
+
+    @property
+    def task(self) -> str:
+        """classification | regression (bundles written before regression: classification)."""
+        return str((self.meta.get("model_config") or {}).get("task", "classification"))
+
+    @property
+    def regression(self) -> bool:
+        return self.task == "regression"
+
+    @property
+    def target(self) -> dict[str, float]:
+        """A regressor's training target: mean, standard deviation (``scale``) and mean
+        absolute deviation from the mean (``mad``): the units the gate's margin and effect
+        are shares of. {} for a classifier."""
+        if not self.regression:
+            return {}
+        config = self.meta["model_config"]
+        out = {"mean": float(config["target_mean"]), "scale": float(config["target_scale"])}
+        stats = (self.meta.get("training") or {}).get("target") or {}
+        if isinstance(stats.get("mad"), int | float):
+            out["mad"] = float(stats["mad"])
+        return out
 
     @property
     def features(self) -> list[str]:
@@ -153,6 +177,16 @@ class Bundle:
             )
         self.check_schema(frame, what)
 
+    def check_task(self, task: str, what: str = "") -> None:
+        """Refuse to compare this model with one for another task: a classifier's and a
+        regressor's errors cannot be paired."""
+        if task != self.task:
+            kind = {"classification": "a classifier", "regression": "a regressor"}
+            raise SchemaMismatchError(
+                f"{what or self._what}: is {kind.get(self.task, self.task)} and this run's "
+                f"label is a {task} target; pass task={self.task}, or start a new model name"
+            )
+
     def split_record(self, what: str = "") -> SplitRecord | None:
         """The split this model was trained with and the keys of the rows it trained and
         validated on; None for a bundle written before sigdeploy kept them. RegistryError
@@ -164,17 +198,37 @@ class Bundle:
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         return self.preprocessor.transform(frame)
 
-    def predict_proba_matrix(self, x: np.ndarray, batch: int = 65536) -> np.ndarray:
+    def _outputs(self, x: np.ndarray, batch: int) -> np.ndarray:
         out = [
-            mlp_numpy.forward(np.asarray(x[start : start + batch], np.float32), self._layers)
+            mlp_numpy.forward(
+                np.asarray(x[start : start + batch], np.float32), self._layers, self.regression
+            )
             for start in range(0, x.shape[0], batch)
         ]
-        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
+        width = 1 if self.regression else len(self.classes)
+        return np.concatenate(out) if out else np.zeros((0, width), np.float32)
+
+    def predict_proba_matrix(self, x: np.ndarray, batch: int = 65536) -> np.ndarray:
+        if self.regression:
+            raise TypeError(f"{self._what} is a regressor: it predicts values, not classes")
+        return self._outputs(x, batch)
+
+    def predict_values_matrix(self, x: np.ndarray, batch: int = 65536) -> np.ndarray:
+        """A regressor's predicted values (float64, one per row) for preprocessed rows."""
+        if not self.regression:
+            raise TypeError(f"{self._what} is a classifier: it predicts classes, not values")
+        return self._outputs(x, batch)[:, 0].astype(np.float64)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         return self.predict_proba_matrix(self.transform(frame))
 
+    def predict_values(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.predict_values_matrix(self.transform(frame))
+
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """The predicted class label of each row, or a regressor's predicted value."""
+        if self.regression:
+            return self.predict_values(frame)
         return np.asarray(self.classes, dtype=object)[self.predict_proba(frame).argmax(1)]
 
 

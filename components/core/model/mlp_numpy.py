@@ -147,7 +147,20 @@ def read_layers(weights: dict[str, np.ndarray], config: dict[str, Any], where: s
             f"model bundle '{where}': weight shapes {shapes} do not match the "
             f"model config {expected}; the bundle is damaged, re-register it"
         )
+    if config.get("task") == "regression":
+        return _in_target_unit(layers, config)
     return _calibrated(layers, config.get("temperature", 1.0), where)
+
+
+def _in_target_unit(layers: Layers, config: dict[str, Any]) -> Layers:
+    """A regressor's last layer answering in the target's unit: the network trained on the
+    standardised target (``MLP.regressor``), so its output times the scale plus the mean."""
+    weight, bias = layers[-1]
+    scale, mean = float(config["target_scale"]), float(config["target_mean"])
+    return [
+        *layers[:-1],
+        (np.float32(scale) * weight, (np.float64(scale) * bias + mean).astype(np.float32)),
+    ]
 
 
 def _calibrated(layers: Layers, temperature: Any, where: str) -> Layers:
@@ -171,12 +184,16 @@ def transposed(layers: Sequence[tuple[np.ndarray, np.ndarray]], dtype: Any) -> L
     return [(np.ascontiguousarray(w.T, dtype), np.asarray(b, dtype)) for w, b in layers]
 
 
-def forward(h: np.ndarray, layers: Layers) -> np.ndarray:
-    """Class probabilities for rows ``h`` through layers from ``transposed``."""
+def forward(h: np.ndarray, layers: Layers, regression: bool = False) -> np.ndarray:
+    """Class probabilities for rows ``h`` through layers from ``transposed``; with
+    ``regression``, the (rows, 1) predicted values (``read_layers`` put them in the target's
+    unit)."""
     for i, (w, b) in enumerate(layers):
         h = h @ w + b
         if i < len(layers) - 1:
             np.maximum(h, 0, out=h)
+    if regression:
+        return h
     h = h - h.max(axis=1, keepdims=True)
     np.exp(h, out=h)
     h /= h.sum(axis=1, keepdims=True)

@@ -56,6 +56,9 @@ CHAMPION_ALIAS = "champion"
 CLASSIFICATION_METRICS_SCHEMA = (
     "gs://google-cloud-aiplatform/schema/modelevaluation/classification_metrics_1.0.0.yaml"
 )
+REGRESSION_METRICS_SCHEMA = (
+    "gs://google-cloud-aiplatform/schema/modelevaluation/regression_metrics_1.0.0.yaml"
+)
 REGION_RE = re.compile(r"^[a-z]+-[a-z]+\d+$")
 LEDGER_RECORD = re.compile(r"^(\d{8})\.json$")
 LEDGER_STARTED = "started"  # an object that starts an empty ledger (a new account)
@@ -624,7 +627,9 @@ class VertexRegistry:
 
         evaluation = gca_eval.ModelEvaluation(
             display_name=f"sigdeploy-gate-{model.version_id}",
-            metrics_schema_uri=CLASSIFICATION_METRICS_SCHEMA,
+            metrics_schema_uri=REGRESSION_METRICS_SCHEMA
+            if decision.get("task") == "regression"
+            else CLASSIFICATION_METRICS_SCHEMA,
             metrics=json_format.ParseDict(_schema_metrics(decision), struct_pb2.Value()),
             metadata=json_format.ParseDict(_evaluation_metadata(decision), struct_pb2.Value()),
         )
@@ -665,11 +670,24 @@ def _labels(decision: dict[str, Any]) -> dict[str, str]:
     }
 
 
+# ours -> the schema's field: classification_metrics_1.0.0 (AU-ROC, log loss) and
+# regression_metrics_1.0.0 (RMSE, MAE, R^2)
+SCHEMA_FIELDS = {
+    "classification": (("roc_auc", "auRoc"), ("log_loss", "logLoss")),
+    "regression": (
+        ("rmse", "rootMeanSquaredError"),
+        ("mae", "meanAbsoluteError"),
+        ("r2", "rSquared"),
+    ),
+}
+
+
 def _schema_metrics(decision: dict[str, Any]) -> dict[str, Any]:
-    """The classification-metrics schema fields we have: AU-ROC and log loss."""
+    """The fields of the task's model-evaluation schema that the gate measured."""
     challenger = decision.get("metrics", {}).get("challenger", {})
     out: dict[str, Any] = {}
-    for ours, theirs in (("roc_auc", "auRoc"), ("log_loss", "logLoss")):
+    task = "regression" if decision.get("task") == "regression" else "classification"
+    for ours, theirs in SCHEMA_FIELDS[task]:
         value = challenger.get(ours)
         if isinstance(value, int | float) and value == value:  # NaN has no JSON form
             out[theirs] = float(value)
@@ -678,7 +696,8 @@ def _schema_metrics(decision: dict[str, Any]) -> dict[str, Any]:
 
 def _evaluation_metadata(decision: dict[str, Any]) -> dict[str, Any]:
     """Everything else the gate decided, kept with the evaluation (a free-form field)."""
-    keep = ("deploy", "p_value", "test", "alpha", "level", "margin", "reason", "counts", "champion")
+    keep = ("deploy", "task", "p_value", "test", "alpha", "level", "margin", "reason", "counts")
+    keep += ("champion",)
     out: dict[str, Any] = {k: decision[k] for k in keep if k in decision}
     for who, values in decision.get("metrics", {}).items():
         for name, value in values.items():

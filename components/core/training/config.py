@@ -16,6 +16,7 @@ from components.core.errors import ConfigError
 SCHEDULES = ("onecycle", "cosine", "constant")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DISTRIBUTED = ("auto", "off")
+REGRESSION_LOSSES = ("mse", "huber")
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 # What ``batch_size``, ``max_epochs`` and ``patience`` = 0 (automatic) become for n training
@@ -87,6 +88,8 @@ class TrainConfig:
     data_budget_mb: int = 0  # data above this streams from pinned host memory; 0 = half the
     # free GPU memory on CUDA, never on CPU
     distributed: str = "auto"  # auto = DDP over all visible GPUs when there are several; off
+    regression_loss: str = "mse"  # regression: mse | huber (squared within one standard
+    # deviation of the target, linear beyond: robust to a few huge errors)
 
     def __post_init__(self) -> None:
         problems = []
@@ -118,6 +121,11 @@ class TrainConfig:
         if self.distributed not in DISTRIBUTED:
             problems.append(
                 f"distributed={self.distributed!r} must be one of {', '.join(DISTRIBUTED)}"
+            )
+        if self.regression_loss not in REGRESSION_LOSSES:
+            problems.append(
+                f"regression_loss={self.regression_loss!r} must be one of "
+                + ", ".join(REGRESSION_LOSSES)
             )
         if problems:
             raise ConfigError("train config: " + "; ".join(problems))

@@ -191,7 +191,9 @@ def fit(
         else:
             state.bad_epochs += 1
         if rank == 0 and show(force=state.epoch == config.max_epochs):
-            progress.report("train", _epoch_line(state, config, time.perf_counter() - started))
+            progress.report(
+                "train", _epoch_line(state, config, time.perf_counter() - started, objective)
+            )
         if ckpt is not None and rank == 0:
             ckpt.save(state, model, optimizer, schedule, scaler)
         if on_epoch_end is not None and on_epoch_end(
@@ -205,7 +207,7 @@ def fit(
     model.eval()
     seconds = time.perf_counter() - started
     if rank == 0 and state.history:
-        progress.report("train", _end_line(state, stop_reason, seconds))
+        progress.report("train", _end_line(state, stop_reason, seconds, objective))
     return TrainResult(
         network=model,
         history=state.history,
@@ -330,24 +332,34 @@ def _start_line(
     )
 
 
-def _epoch_line(state: TrainState, config: TrainConfig, elapsed: float) -> str:
+def _accuracy(h: dict[str, float], objective: Objective) -> str:
+    """ ", val accuracy 0.9875", or nothing for a regressor (its score is its loss, in
+    standardised units)."""
+    return "" if objective.regression else f", val accuracy {h['val_accuracy']:.4f}"
+
+
+def _epoch_line(
+    state: TrainState, config: TrainConfig, elapsed: float, objective: Objective = CLASSIFY
+) -> str:
     """One epoch for the progress log, with an upper bound of the time left."""
     h = state.history[-1]
     per_epoch = sum(r["seconds"] for r in state.history) / len(state.history)
     left = (config.max_epochs - state.epoch) * per_epoch
     return (
         f"epoch {state.epoch}/{config.max_epochs}: train loss {h['train_loss']:.4f}, val loss "
-        f"{h['val_loss']:.4f}, val accuracy {h['val_accuracy']:.4f}, "
+        f"{h['val_loss']:.4f}{_accuracy(h, objective)}, "
         f"{h['samples_per_second']:,.0f} rows/s, {progress.duration(elapsed)} so far, "
         + (f"at most {progress.duration(left)} left" if left > 0 else "done")
     )
 
 
-def _end_line(state: TrainState, stop_reason: str, seconds: float) -> str:
+def _end_line(
+    state: TrainState, stop_reason: str, seconds: float, objective: Objective = CLASSIFY
+) -> str:
     """Why and when the run stopped, and its best epoch."""
     best = state.history[max(state.best_epoch, 1) - 1]
     return (
         f"stopped after {state.epoch} epochs ({stop_reason.replace('_', ' ')}) in "
         f"{progress.duration(seconds)}: best epoch {state.best_epoch}, val loss "
-        f"{best['val_loss']:.4f}, val accuracy {best['val_accuracy']:.4f}"
+        f"{best['val_loss']:.4f}{_accuracy(best, objective)}"
     )

@@ -115,7 +115,10 @@ def train_regressor(
         objective=obj,
     )
     result.network.regressor(mean, scale)
-    result.extra["target"] = {"loss": obj.name, "mean": mean, "scale": scale}
+    mad = float(np.mean(np.abs(np.asarray(y_train, np.float64) - mean)))
+    # mean, standard deviation and mean absolute deviation of the training target: the
+    # losses of predicting its mean, in which the gate states margins and effects
+    result.extra["target"] = {"loss": obj.name, "mean": mean, "scale": scale, "mad": mad}
     return result
 
 
