@@ -73,7 +73,7 @@ def train(
         model_name,
         checkpoints,
     )
-    keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+    keys: tuple[str, ...] = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
     if summary.get("val_accuracy") is None:  # a regressor: its losses only
         keys = ("train_loss", "val_loss")
     for row in history:

@@ -154,7 +154,7 @@ def consistency_problem(meta: Any, pre: Any) -> str | None:
     classes = meta.get("classes")
     schema = meta.get("schema")
     regression = isinstance(config, dict) and config.get("task") == "regression"
-    if regression:
+    if regression and isinstance(config, dict):
         if classes != []:
             return f"{BUNDLE_JSON} lists classes for a regression model"
         if config.get("n_classes") != 1:

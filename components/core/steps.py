@@ -261,14 +261,14 @@ def train_frames(
     and validation row, so a later evaluation can leave out the test rows this model saw.
     Returns the per-epoch history and the training facts stored in bundle.json.
     """
+    import numpy as np
+
     from components.core.data import sources as data_mod
     from components.core.data.features import feature_statistics
     from components.core.data.split import SplitRecord
     from components.core.evaluation.metrics import encode_labels
     from components.core.model.bundle import save_bundle
     from components.core.training.train import train_mlp, train_regressor
-
-    import numpy as np
 
     x_train, x_val = pre.transform(train_df), pre.transform(val_df)
     if str((provenance or {}).get("task")) == "regression":

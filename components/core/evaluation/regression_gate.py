@@ -276,7 +276,7 @@ def _reason(
     d: Decision, policy: GatePolicy, first_run: bool, mean_new: float, mean_old: float
 ) -> str:
     error = policy.regression_error
-    key, words = ERROR_KEYS[error], UNIT_WORDS[error]
+    words = UNIT_WORDS[error]
     n = d.counts.test_rows
     against = f"the {d.champion}" if first_run else f"the champion ({d.champion})"
     eff = d.effect.regression or {}

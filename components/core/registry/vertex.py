@@ -696,8 +696,8 @@ def _schema_metrics(decision: dict[str, Any]) -> dict[str, Any]:
 
 def _evaluation_metadata(decision: dict[str, Any]) -> dict[str, Any]:
     """Everything else the gate decided, kept with the evaluation (a free-form field)."""
-    keep = ("deploy", "task", "p_value", "test", "alpha", "level", "margin", "reason", "counts")
-    keep += ("champion",)
+    keep: tuple[str, ...] = ("deploy", "task", "p_value", "test", "alpha", "level", "margin")
+    keep += ("reason", "counts", "champion")
     out: dict[str, Any] = {k: decision[k] for k in keep if k in decision}
     for who, values in decision.get("metrics", {}).items():
         for name, value in values.items():
