@@ -2,7 +2,8 @@
 
 A source is a URI: ``sklearn:digits`` (the embedded default), ``sklearn:breast_cancer``,
 ``sklearn:wine``, ``sklearn:diabetes`` (a regression target), a local ``.csv`` or
-``.parquet`` file, a folder of images with one sub-folder per class, ``gs://bucket/path.csv|.parquet`` or ``bq://project.dataset.table``.
+``.parquet`` file, a folder of images with one sub-folder per class,
+``gs://bucket/path.csv|.parquet`` or ``bq://project.dataset.table``.
 Everything becomes one pandas DataFrame with feature columns and one label column.
 """
 
