@@ -57,7 +57,7 @@ format: $(STAMP) ## apply ruff formatting and fixes
 	$(VENV)/bin/ruff format .
 
 bench: $(STAMP) ## run the CPU benchmarks (minutes) and print their comparison lines
-	@for b in local_run gate_null gate_lifetime stats_scale serve_load serve_size train_speed train_defaults model_quality; do \
+	@for b in local_run gate_null regression_gate_null gate_lifetime stats_scale serve_load serve_size train_speed train_defaults model_quality; do \
 		echo "== benchmarks/$$b.py"; $(PY) benchmarks/$$b.py || exit 1; done
 
 bench-images: $(STAMP) images ## image sizes and serving start-to-healthy beside a torch serving image

@@ -83,6 +83,19 @@ def test_gate_null_script(tmp_path):
     assert {"null_log_loss_guardrail_bca_30rows", "null_macro_f1_guardrail_bca_30rows"} <= regimes
 
 
+def test_regression_gate_null_script(tmp_path):
+    result = _run(tmp_path, "regression_gate_null.py", "--comparisons", "300", "--rows", "120")
+    assert result.returncode == 0, result.stderr + result.stdout
+    lines = _comparisons(result.stdout)
+    for test in ("ttest", "wilcoxon"):
+        null = lines[f"regression_false_deploy_null_{test}"]
+        assert null["peer"] == "naive"
+        # the naive "lower RMSE wins" rule deploys a no-better model about half the time
+        assert float(null["peer_value"]) > 0.3 and float(null["ours"]) < 0.15
+        assert lines[f"regression_margin_at_boundary_{test}"]["peer"] == "alpha"
+    assert lines["regression_power_at_target"]["peer"] == "analytic"
+
+
 def test_stats_scale_script(tmp_path):
     result = _run(tmp_path, "stats_scale.py", "--n", "20000", "--repeats", "1", "--scipy-n", "300")
     assert result.returncode == 0, result.stderr
