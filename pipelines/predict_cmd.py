@@ -2,8 +2,9 @@
 
 The data is read by the same loaders as ingest (CSV, Parquet, gs://, bq://, sklearn:...);
 the output file gets every input column plus the predicted label and the class
-probabilities. A label column in the data is kept, not used as a feature, and the accuracy
-against it is reported.
+probabilities (a regressor's: its ``predicted_value``). A label column in the data is kept,
+not used as a feature, and the accuracy against it is reported (a regressor's RMSE, MAE and
+R^2).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 
 from components.core.errors import ConfigError
 from components.core.platforms.vertex import BatchJob
+
+REGRESSION_METRICS = ("rmse", "mae", "r2")  # a regressor's summary, in place of accuracy
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -142,21 +145,25 @@ def run(args: argparse.Namespace) -> int:
     label = args.label or bundle.label
     frame = load_source(args.data, label, image_size=image_size(args.data, args.image_size, bundle))
     result = batch.score_file(bundle, frame, args.output, label)
-    summary = {
-        "rows": result.rows,
-        "output": result.output,
-        "accuracy": result.accuracy,
-        "labelled_rows": result.labelled_rows,
-    } | model
+    metrics: dict[str, float] | None = None
+    scores: dict[str, Any] = {"accuracy": result.accuracy}
+    if bundle.regression:
+        from components.core.evaluation.regression import regression_metrics
+
+        if result.labelled_values is not None:
+            metrics = regression_metrics(*result.labelled_values)
+        scores = dict.fromkeys(REGRESSION_METRICS) | (metrics or {})
+    summary = {"rows": result.rows, "output": result.output, "labelled_rows": result.labelled_rows}
+    summary |= scores | model
     if args.json:
         print(dumps(summary))
         return 0
     who = model.get("model") or f"{model['model_name']} version {model['version']}"
     print(f"scored {result.rows:,} rows with {who} -> {result.output}")
+    against = f"against column {label!r} ({result.labelled_rows:,} labelled rows)"
     if result.accuracy is not None:
-        print(
-            f"accuracy {result.accuracy:.4f} against column {label!r} "
-            f"({result.labelled_rows:,} labelled rows)",
-            file=sys.stderr,
-        )
+        print(f"accuracy {result.accuracy:.4f} {against}", file=sys.stderr)
+    if metrics is not None:
+        rmse, mae, r2 = (metrics[k] for k in REGRESSION_METRICS)
+        print(f"rmse {rmse:.6g}, mae {mae:.6g}, r2 {r2:.4f} {against}", file=sys.stderr)
     return 0

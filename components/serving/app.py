@@ -10,7 +10,8 @@ Routes (the first two from AIP_HEALTH_ROUTE / AIP_PREDICT_ROUTE):
   champion version whose bundle failed its checks, and why, while the previous model
   keeps serving;
 - ``POST /predict``: ``{"instances": [...]}`` -> ``{"predictions": [{"label": ...,
-  "probabilities": {...}}], "model_version": ...}``; bad input is a 4xx
+  "probabilities": {...}}], "model_version": ...}``, or from a regressor (/health says
+  ``"task": "regression"``) ``{"predictions": [{"value": ...}], ...}``; bad input is a 4xx
   ``{"error": ..., "instance": i, "field": name}``, never a 500: a Content-Type other than
   JSON is a 415 (none at all is taken as JSON), a body over ``max_body_bytes`` a 413, one
   not sent within ``read_timeout`` seconds a 408 (and the connection is closed);

@@ -32,7 +32,7 @@ class MicroBatcher:
         self._scheduled = False
 
     async def run(self, model: ServingModel, rows: Rows) -> np.ndarray:
-        """The network's probabilities for ``rows``; must be awaited on the event loop."""
+        """The network's outputs for ``rows``; must be awaited on the event loop."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
         self._pending.append((model, rows, future))

@@ -14,6 +14,13 @@ torch, through the numpy forward pass that evaluation also runs
   difference is 1e-5 or more, or ONNX Runtime is missing, the model is served by a
   float32 numpy implementation instead and the reason is logged.
 
+A regression bundle (``model_config.task`` "regression", no classes) is served the same way
+without the softmax: each prediction is ``{"value": v}``, the predicted value in the
+target's unit rounded to 7 significant digits (what float32 carries), and /health says
+``"task": "regression"``. Its ONNX check measures the difference in units of the target's
+standard deviation, or relative to the value where that is larger: float32 carries a value
+of 100 only to about 1e-5.
+
 bundle.json ``inputs`` (absent in bundles written before sigdeploy kept it) says how the
 training rows were made: the columns left out on purpose become keys an object instance may
 carry and have ignored, and an image-folder model's list instances are described as images
@@ -65,9 +72,11 @@ from components.serving.instances import MISSING, UNSEEN, InstanceDecoder, Rows
 
 log = logging.getLogger(__name__)
 
-ONNX_TOLERANCE = 1e-5  # max |onnx - float64 reference| over the probe rows
+ONNX_TOLERANCE = 1e-5  # max ``disagreement`` of onnx and the float64 reference on probe rows
 PROBE_ROWS = 256
 DECIMALS = 9  # probabilities are rounded to 1e-9 in responses (float32 carries ~7 digits)
+VALUE_FORMAT = ".7g"  # a regressor's values: 7 significant digits (float32 carries ~7)
+REGRESSION = "regression"  # model_config.task of a regressor; anything else is a classifier
 _SCALE = 10.0**DECIMALS
 SMALL_BATCH = 8  # up to this many rows, responses are built without numpy calls
 FORMAT_ROWS = 1024  # more rows than this are formatted a slice of this many at a time
@@ -201,20 +210,26 @@ class Network(Protocol):
 
 
 class NumpyNetwork:
-    """Preprocessor and MLP in numpy: float32 to serve, float64 as the reference."""
+    """Preprocessor and MLP in numpy: float32 to serve, float64 as the reference.
+    A regressor's network answers (rows, 1) values, a classifier's the probabilities."""
 
     def __init__(
-        self, layers: Sequence[tuple[np.ndarray, np.ndarray]], pre: ServingPreprocessor
+        self,
+        layers: Sequence[tuple[np.ndarray, np.ndarray]],
+        pre: ServingPreprocessor,
+        regression: bool = False,
     ) -> None:
         self.pre = pre
+        self.regression = regression
         self._layers32 = transposed(layers, np.float32)
         self._layers64 = transposed(layers, np.float64)
 
     def __call__(self, rows: Rows) -> np.ndarray:
-        return forward(self.pre.transform(rows), self._layers32)
+        return forward(self.pre.transform(rows), self._layers32, self.regression)
 
     def reference(self, rows: Rows) -> np.ndarray:
-        return forward(self.pre.transform(rows).astype(np.float64), self._layers64)
+        x = self.pre.transform(rows).astype(np.float64)
+        return forward(x, self._layers64, self.regression)
 
 
 class OnnxNetwork:
@@ -226,16 +241,22 @@ class OnnxNetwork:
         layers: Sequence[tuple[np.ndarray, np.ndarray]],
         pre: ServingPreprocessor,
         threads: int,
+        regression: bool = False,
     ) -> None:
         import onnxruntime as ort
 
-        from components.serving.onnx_graph import NUMERIC, ONEHOT, OUTPUT, mlp_to_onnx
+        from components.serving.onnx_graph import NUMERIC, ONEHOT, OUTPUT, VALUES, mlp_to_onnx
 
         self.pre = pre
         self._numeric = NUMERIC if pre.numeric else None
         self._onehot = ONEHOT if pre.categorical else None
         model = mlp_to_onnx(
-            layers, pre.medians, pre.means, pre.scales, pre.n_outputs - len(pre.numeric)
+            layers,
+            pre.medians,
+            pre.means,
+            pre.scales,
+            pre.n_outputs - len(pre.numeric),
+            regression=regression,
         )
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -245,7 +266,7 @@ class OnnxNetwork:
         # Spinning worker threads burn idle cores that the HTTP server needs.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        self._outputs = [OUTPUT]
+        self._outputs = [VALUES if regression else OUTPUT]
 
     def __call__(self, rows: Rows) -> np.ndarray:
         feeds = {}
@@ -269,20 +290,35 @@ def probe_rows(pre: ServingPreprocessor, n: int = PROBE_ROWS, seed: int = 0) -> 
     return Rows(np.ascontiguousarray(numeric), codes.astype(np.int32))
 
 
+def disagreement(served: np.ndarray, reference: np.ndarray, target_scale: float | None) -> float:
+    """The largest difference of served outputs from the float64 reference: absolute for
+    probabilities; for a regressor's values (``target_scale`` its training target's standard
+    deviation), in units of that deviation or of the value where larger, as float32 rounds
+    a value relative to its size."""
+    diff = np.abs(served.astype(np.float64) - reference)
+    if target_scale is not None:
+        diff = diff / np.maximum(target_scale, np.abs(reference))
+    return float(np.max(diff))
+
+
 def build_network(
     layers: Sequence[tuple[np.ndarray, np.ndarray]],
     pre: ServingPreprocessor,
     backend: str = "auto",
     threads: int = 1,
+    target_scale: float | None = None,
 ) -> tuple[Network, str]:
-    """ONNX Runtime when it agrees with the float64 reference, else numpy (logged)."""
-    reference = NumpyNetwork(layers, pre)
+    """ONNX Runtime when it agrees with the float64 reference, else numpy (logged).
+
+    ``target_scale``: a regressor's training target standard deviation (None: a classifier)."""
+    regression = target_scale is not None
+    reference = NumpyNetwork(layers, pre, regression)
     if backend == "numpy":
         return reference, "numpy"
     try:
-        network = OnnxNetwork(layers, pre, threads)
+        network = OnnxNetwork(layers, pre, threads, regression)
         probe = probe_rows(pre)
-        diff = float(np.max(np.abs(network(probe) - reference.reference(probe))))
+        diff = disagreement(network(probe), reference.reference(probe), target_scale)
     except Exception as exc:  # noqa: BLE001 - any failure means: do not use ONNX
         reason = f"ONNX export or ONNX Runtime failed ({type(exc).__name__}: {exc})"
     else:
@@ -312,6 +348,7 @@ class ServingModel:
     monitor: DriftMonitor
     inputs: InputSpec = field(default_factory=InputSpec)
     verified: bool = False  # its files matched its manifest (False: a bundle without one)
+    task: str = "classification"  # or REGRESSION: the network answers values, not classes
     _row_template: str = field(repr=False, default="")
     _labels_json: tuple[str, ...] = field(repr=False, default=())
     _class_keys: tuple[str, ...] = field(repr=False, default=())
@@ -319,6 +356,10 @@ class ServingModel:
     @property
     def features(self) -> tuple[str, ...]:
         return self.decoder.features
+
+    @property
+    def regression(self) -> bool:
+        return self.task == REGRESSION
 
     def predict_proba(self, rows: Rows) -> np.ndarray:
         return self.network(rows)
@@ -337,8 +378,9 @@ class ServingModel:
         return self.answer(rows, np.concatenate(proba))
 
     def answer(self, rows: Rows, proba: np.ndarray) -> bytes:
-        """The response body for decoded rows and their probabilities (from ``network``,
-        alone or batched with other requests' rows); records the rows for /stats."""
+        """The response body for decoded rows and their probabilities or a regressor's
+        values (from ``network``, alone or batched with other requests' rows); records the
+        rows for /stats."""
         if not np.isfinite(proba).all():
             raise self._overflow(rows, np.isfinite(proba).all(axis=1))
         self.monitor.observe(rows)
@@ -354,6 +396,8 @@ class ServingModel:
                 for k in range(0, len(proba), FORMAT_ROWS)
             ]
             return _HEAD + b",".join(slices) + tail
+        if self.regression:
+            return self._format_values(proba)
         labels = self.classes
         if len(proba) <= SMALL_BATCH:
             # A few rows: plain Python is cheaper than numpy's per-call cost; it rounds
@@ -389,6 +433,23 @@ class ServingModel:
             )
         )
 
+    def _format_values(self, out: np.ndarray) -> bytes:
+        """A regressor's (rows, 1) values as ``{"value": v}`` each."""
+        values = [float(format(v, VALUE_FORMAT)) for v in out[:, 0].tolist()]
+        if fastjson.HAVE_ORJSON:
+            return fastjson.dumps(
+                {"predictions": [{"value": v} for v in values], "model_version": self.version}
+            )
+        return b"".join(
+            (
+                _HEAD,
+                ",".join([f'{{"value":{v!r}}}' for v in values]).encode(),
+                b'],"model_version":',
+                json.dumps(self.version).encode(),
+                b"}",
+            )
+        )
+
     def _overflow(self, rows: Rows, row_ok: np.ndarray) -> BadRequest:
         i = int(np.nonzero(~row_ok)[0][0])
         x = self.preprocessor.scaled(rows)
@@ -410,6 +471,7 @@ class ServingModel:
             "backend": self.backend,
             "features": len(self.features),
             "classes": len(self.classes),
+            **({"task": self.task} if self.regression else {}),
             "integrity": VERIFIED if self.verified else UNVERIFIED,
         }
         if (inputs := self.inputs.describe()) is not None:
@@ -459,13 +521,17 @@ def load_serving_model(
         ) from exc
     # check_parts made the schema's features the preprocessor's and the classes the
     # network's outputs; read_layers makes the layers the model config's
-    layers = read_layers(load_weights(root), meta["model_config"], str(root))
+    config = meta["model_config"]
+    layers = read_layers(load_weights(root), config, str(root))
     features = [str(f) for f in meta["schema"]["features"]]
     classes = tuple(meta["classes"])
+    # check_parts made a regressor's target_scale a positive number
+    task = REGRESSION if config.get("task") == REGRESSION else "classification"
+    target_scale = float(config["target_scale"]) if task == REGRESSION else None
     if version is None:
         version = "sha256:" + hashlib.sha256((root / WEIGHTS).read_bytes()).hexdigest()[:12]
     name = str(meta.get("name") or root.name)
-    network, used = build_network(layers, pre, backend, threads)
+    network, used = build_network(layers, pre, backend, threads, target_scale)
     monitor = DriftMonitor(
         meta.get("feature_statistics"),
         pre.numeric,
@@ -477,12 +543,12 @@ def load_serving_model(
     keys = [json.dumps(str(c)).replace("%", "%%") for c in classes]
     template = '{"label":%s,"probabilities":{' + ",".join(f"{k}:%r" for k in keys) + "}}"
     log.info(
-        "loaded %s version %s from %s (%d features, %d classes, %s, %s)",
+        "loaded %s version %s from %s (%d features, %s, %s, %s)",
         name,
         version,
         root,
         len(features),
-        len(classes),
+        "regression" if task == REGRESSION else f"{len(classes)} classes",
         used,
         VERIFIED if verified else UNVERIFIED,
     )
@@ -506,6 +572,7 @@ def load_serving_model(
         monitor=monitor,
         inputs=inputs,
         verified=verified,
+        task=task,
         _row_template=template,
         _labels_json=tuple(json.dumps(c) for c in classes),
         _class_keys=tuple(str(c) for c in classes),

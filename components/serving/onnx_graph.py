@@ -5,7 +5,10 @@ Inputs: ``numeric`` (float64 raw values, NaN = missing) and, when the model has 
 features, ``onehot`` (float32, encoded by numpy). The numeric part is imputed and
 standardised in float64 and then cast to float32, the same operations in the same
 precision as ``components.core.data.features.Preprocessor.transform``; then come Gemm/Relu
-pairs (dropout is the identity at inference) and a Softmax.
+pairs (dropout is the identity at inference) and a Softmax: the class probabilities
+(``probabilities``). A regressor's graph ends at the last Gemm, whose output (``values``) is
+the predicted value in the target's unit (``mlp_numpy.read_layers`` folded the target's
+scale and mean into that layer).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ OPSET = 13
 IR_VERSION = 8  # understood by every onnxruntime since 1.10
 NUMERIC = "numeric"
 ONEHOT = "onehot"
-OUTPUT = "probabilities"
+OUTPUT = "probabilities"  # a classifier's output: one probability per class
+VALUES = "values"  # a regressor's output: (rows, 1) predicted values
 
 
 def mlp_to_onnx(
@@ -28,8 +32,11 @@ def mlp_to_onnx(
     means: np.ndarray,
     scales: np.ndarray,
     onehot_width: int = 0,
+    *,
+    regression: bool = False,
 ) -> bytes:
-    """Serialized ONNX model: softmax(MLP(concat(scale(impute(numeric)), onehot))).
+    """Serialized ONNX model: softmax(MLP(concat(scale(impute(numeric)), onehot))), output
+    ``OUTPUT``; with ``regression``, MLP(...) itself, output ``VALUES``.
 
     ``layers`` holds (weight [out, in], bias [out]) float32 pairs as torch stores them.
     """
@@ -76,13 +83,18 @@ def mlp_to_onnx(
         if i < len(layers) - 1:
             nodes.append(helper.make_node("Relu", [current], [f"a{i}"]))
             current = f"a{i}"
-    nodes.append(helper.make_node("Softmax", [current], [OUTPUT], axis=1))
+    if regression:
+        output = VALUES
+        nodes.append(helper.make_node("Identity", [current], [output]))
+    else:
+        output = OUTPUT
+        nodes.append(helper.make_node("Softmax", [current], [output], axis=1))
     n_out = int(layers[-1][0].shape[0])
     graph = helper.make_graph(
         nodes,
         "sigdeploy_mlp",
         inputs,
-        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["rows", n_out])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["rows", n_out])],
         initializers,
     )
     model = helper.make_model(

@@ -145,3 +145,74 @@ def test_accuracy_counts_only_labelled_rows(registry, test_csv, tmp_path, capsys
     expected = float((labelled["predicted_label"] == labelled["label"].astype(int)).mean())
     assert code == 0 and summary["labelled_rows"] == len(data) - 10
     assert summary["accuracy"] == pytest.approx(expected) and expected >= 0.9
+
+
+@pytest.fixture(scope="module")
+def regression_bundle(tmp_path_factory):
+    from tests.serving.regression_bundle import regression_frame, train_regression_bundle
+
+    path = tmp_path_factory.mktemp("regression") / "bundle"
+    return train_regression_bundle(path, regression_frame())
+
+
+def test_a_regressor_writes_predicted_value_and_reports_rmse(regression_bundle, tmp_path, capsys):
+    from components.core.evaluation.regression import regression_metrics
+    from tests.serving.regression_bundle import NAME, TARGET, regression_frame
+
+    registry = LocalRegistry(tmp_path / "reg", NAME)
+    registry.register(regression_bundle, {"deploy": True})
+    data = regression_frame(150, seed=4)
+    source, out_path = tmp_path / "houses.csv", tmp_path / "scored.csv"
+    data.to_csv(source, index=False)
+    args = ["--data", str(source), "--output", str(out_path), "--registry", str(registry.root)]
+    code, out, err = _predict(capsys, *args, "--model-name", NAME)
+    assert code == 0, err
+    assert out.strip() == f"scored 150 rows with {NAME} version 1 -> {out_path}"
+    scored = pd.read_csv(out_path)
+    assert list(scored.columns) == [*data.columns, "predicted_value"]
+    assert not any(c.startswith("probability_") or c == "predicted_label" for c in scored.columns)
+    expected = load_bundle(regression_bundle).predict_values(pd.read_csv(source))
+    np.testing.assert_allclose(scored["predicted_value"], expected, rtol=1e-12)
+    metrics = regression_metrics(scored[TARGET], scored["predicted_value"])
+    assert err.strip() == (
+        f"rmse {metrics['rmse']:.6g}, mae {metrics['mae']:.6g}, r2 {metrics['r2']:.4f} "
+        f"against column 'y' (150 labelled rows)"
+    )
+    assert "accuracy" not in err and metrics["r2"] > 0.8
+
+    # --json, and a bundle directory: the metrics in place of accuracy
+    json_out = tmp_path / "scored.jsonl"
+    code, out, _ = _predict(
+        capsys,
+        "--data",
+        str(source),
+        "--output",
+        str(json_out),
+        "--bundle",
+        str(regression_bundle),
+        "--json",
+    )
+    summary = json.loads(out)
+    assert code == 0
+    assert summary.keys() == {"rows", "output", "rmse", "mae", "r2", "labelled_rows", "model"}
+    assert {k: summary[k] for k in metrics} == pytest.approx(metrics)
+    assert summary["labelled_rows"] == 150
+
+
+def test_a_regressor_on_unlabelled_data_reports_no_metrics(regression_bundle, tmp_path, capsys):
+    from tests.serving.regression_bundle import TARGET, regression_frame
+
+    source = tmp_path / "new.csv"
+    regression_frame(20, seed=5).drop(columns=TARGET).to_csv(source, index=False)
+    args = ["--data", str(source), "--output", str(tmp_path / "s.csv"), "--bundle"]
+    code, out, err = _predict(capsys, *args, str(regression_bundle), "--json")
+    assert code == 0 and err == ""
+    summary = json.loads(out)
+    assert (summary["rmse"], summary["mae"], summary["r2"], summary["labelled_rows"]) == (
+        None,
+        None,
+        None,
+        0,
+    )
+    code, out, err = _predict(capsys, *args[:-1], "--bundle", str(regression_bundle))
+    assert code == 0 and err == "" and out.startswith("scored 20 rows with ")

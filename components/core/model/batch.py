@@ -2,7 +2,8 @@
 
 What `sigdeploy predict` runs. The bundle's own preprocessor turns raw rows into features, as
 in evaluation and serving; the output is the input table with the predicted label and one
-probability column per class appended, written atomically (nothing appears on failure).
+probability column per class appended (a regressor's: its ``predicted_value``), written
+atomically (nothing appears on failure).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 PREDICTION = "predicted_label"
 PROBABILITY = "probability_"  # + the class label
+PREDICTED_VALUE = "predicted_value"  # a regressor's prediction, in the target's unit
 FORMATS = (".csv", ".parquet", ".jsonl")
 
 
@@ -31,6 +33,9 @@ class BatchResult:
     output: str
     accuracy: float | None  # against the label column, when the data has one
     labelled_rows: int  # rows whose label was known (missing labels are not counted)
+    # a regressor's labelled rows: (label, predicted value) arrays, for the caller to score
+    # (evaluation sits above this layer); None for a classifier or without labelled rows
+    labelled_values: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def check_output(path: str | Path) -> Path:
@@ -46,7 +51,8 @@ def check_output(path: str | Path) -> Path:
 
 
 def score_frame(bundle: Bundle, frame: pd.DataFrame, label: str | None = None) -> pd.DataFrame:
-    """``frame`` with the prediction and the class probabilities appended.
+    """``frame`` with the prediction and the class probabilities appended; a regressor's
+    ``predicted_value`` instead.
 
     ``label`` (default: the bundle's label column) may be present or absent; it is never a
     feature. A feature the model needs that the data lacks is a one-line error; columns the
@@ -55,7 +61,10 @@ def score_frame(bundle: Bundle, frame: pd.DataFrame, label: str | None = None) -
     label = label or bundle.label
     if frame.empty:
         raise DataError("the data has no rows to score")
-    names = [PREDICTION, *(f"{PROBABILITY}{c}" for c in bundle.classes)]
+    if bundle.regression:
+        names = [PREDICTED_VALUE]
+    else:
+        names = [PREDICTION, *(f"{PROBABILITY}{c}" for c in bundle.classes)]
     taken = [n for n in names if n in frame.columns]
     if taken:
         raise DataError(
@@ -70,8 +79,11 @@ def score_frame(bundle: Bundle, frame: pd.DataFrame, label: str | None = None) -
             f"data to score lacks {len(missing)} feature column(s) the model was trained on: "
             f"{shown}; add them (missing values are fine: they are imputed)"
         )
-    proba = bundle.predict_proba(frame[bundle.features])
     out = frame.copy()
+    if bundle.regression:
+        out[PREDICTED_VALUE] = bundle.predict_values(frame[bundle.features])
+        return out
+    proba = bundle.predict_proba(frame[bundle.features])
     out[PREDICTION] = np.asarray(bundle.classes, dtype=object)[proba.argmax(1)]
     for i, c in enumerate(bundle.classes):
         out[f"{PROBABILITY}{c}"] = proba[:, i]
@@ -96,6 +108,28 @@ def accuracy_against(scored: pd.DataFrame, label: str) -> tuple[float | None, in
     return float((truth == predicted).mean()), n
 
 
+def labelled_values(scored: pd.DataFrame, label: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The label and ``predicted_value`` (float64) of the rows whose label is known; None
+    without any; DataError (one line) when the label column is not numeric."""
+    import pandas as pd
+
+    if label not in scored.columns:
+        return None
+    column = scored[label]
+    truth = pd.to_numeric(column, errors="coerce")
+    bad = column[truth.isna() & column.notna()]
+    if len(bad):
+        raise DataError(
+            f"label column {label!r} holds {bad.iloc[0]!r}, not a number; a regressor is "
+            "scored against numeric labels: fix or drop that column (or pass --label)"
+        )
+    values = truth.to_numpy(np.float64, na_value=np.nan)
+    known = np.isfinite(values)  # missing (and infinite) labels are not counted
+    if not known.any():
+        return None
+    return values[known], scored[PREDICTED_VALUE].to_numpy(np.float64)[known]
+
+
 def write_scored(scored: pd.DataFrame, path: str | Path) -> None:
     from components.core.io import atomic_path
 
@@ -116,6 +150,11 @@ def score_file(
     """Score ``frame`` and write the result to ``output`` (csv, parquet or jsonl)."""
     label = label or bundle.label
     scored = score_frame(bundle, frame, label)
+    if bundle.regression:
+        pairs = labelled_values(scored, label)
+        write_scored(scored, output)
+        n = 0 if pairs is None else len(pairs[0])
+        return BatchResult(len(scored), str(output), None, n, pairs)
     accuracy, labelled = accuracy_against(scored, label)
     write_scored(scored, output)
     return BatchResult(len(scored), str(output), accuracy, labelled)
