@@ -14,7 +14,7 @@ from components.core.errors import ConfigError
 from components.core.evaluation.gate import GatePolicy
 from components.core.evaluation.regression_gate import decide_regression, skill_unit
 
-TARGET = {"mean": 0.0, "scale": 3.0, "mad": 2.4}  # variance 9: one skill point of MSE = 0.09
+TARGET = {"mean": 0.0, "scale": 3.0, "mad": 2.4}  # variance 9: a skill gain of 0.01 = 0.09 of MSE
 
 
 def _pair(seed: int, n: int = 300, gain: float = 0.0):
@@ -39,7 +39,7 @@ def test_a_better_regressor_deploys_with_scipys_p_value_and_says_why():
     assert d.p_value == pytest.approx(ref.pvalue, rel=1e-9)
     assert d.reason.startswith("Deployed: the challenger's mean squared error is significantly")
     assert "version 2" in d.reason and "of the target's variance" in d.reason
-    # the improvement in skill points is the MSE gain over the training variance
+    # the improvement in skill is the MSE gain over the training variance
     gain = float(np.mean((old - y) ** 2 - (new - y) ** 2))
     assert d.effect.regression["improvement"] == pytest.approx(gain)
     assert d.effect.regression["improvement_skill"] == pytest.approx(gain / 9.0)
@@ -60,7 +60,7 @@ def test_the_same_model_is_not_deployed_and_the_reason_gives_power_at_the_target
     d = _decide(GatePolicy(), y, new, old)
     assert not d.deploy and d.reason.startswith("Not deployed")
     pw = d.power
-    # power at the pre-declared effect (0.01 skill points = 0.09 of MSE), from the spread
+    # power at the pre-declared effect (a skill gain of 0.01 = 0.09 of MSE), from the spread
     sd = float(np.std((old - y) ** 2 - (new - y) ** 2, ddof=1))
     z = sps.norm.isf(0.05)
     expected = sps.norm.sf(z - 0.01 * 9.0 / (sd / math.sqrt(len(y))))

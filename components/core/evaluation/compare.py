@@ -514,9 +514,15 @@ def _with_gain(accounting: Accounting, decision: Decision, policy: GatePolicy) -
 
     if not decision.deploy:
         return accounting
+    if decision.task == "regression":
+        return replace(
+            accounting,
+            adjusted_note="no selection-adjusted gain: it is derived for the exact McNemar test "
+            "on accuracy; a regression deploy states its improvement as observed, with the "
+            "t-test's lower bound",
+        )
     if (
-        decision.task != "classification"
-        or list(dict.fromkeys(policy.primary_metrics)) != ["accuracy"]
+        list(dict.fromkeys(policy.primary_metrics)) != ["accuracy"]
         or policy.mcnemar_method != "exact"
         or decision.margin != 0
     ):

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 PRIMARY_METRICS = ("accuracy", "auc")
 GUARDRAIL_METRICS = ("accuracy", "macro_f1", "log_loss", "auc")
 # A regression target: the per-row error the primary test compares, its tests, and the
-# guardrail names (mean squared / absolute error; tolerances in skill points, see below)
+# guardrail names (mean squared / absolute error; tolerances in skill, see below)
 REGRESSION_ERRORS = ("squared", "absolute")
 REGRESSION_TESTS = ("ttest", "wilcoxon")
 REGRESSION_GUARDRAILS = ("mse", "mae")
@@ -83,8 +83,8 @@ class GatePolicy:
     min_fresh_rows: int = 300  # decide on the test rows no earlier decision used, if this many
     regression_error: str = "squared"  # regression: the per-row error compared: squared
     # (MSE) | absolute (MAE); margin, target_effect, baseline_tolerance and guardrail
-    # tolerances are then skill points: shares of the error of predicting the training mean
-    # (for squared error, points of R^2)
+    # tolerances are then differences in skill: shares of the error of predicting the
+    # training mean (for squared error, in R^2)
     regression_test: str = "ttest"  # regression: paired t-test on the per-row errors |
     # wilcoxon (signed-rank: is a typical row better; robust to a few huge errors)
 
@@ -238,7 +238,7 @@ class Effect:
     # of each primary metric, then of accuracy (whenever there are rows)
     lower_bounds: dict[str, float] = field(default_factory=dict)
     # a regression target (evaluation.regression_gate): both mean errors, the improvement in
-    # the target's units and in skill points; the accuracy fields are then NaN
+    # the target's units and in skill; the accuracy fields are then NaN
     regression: dict[str, float] | None = None
 
     @property

@@ -12,9 +12,9 @@ least squares on the same features) and must not be shown to be more than
 ``baseline_tolerance`` worse than ``first_run_guard`` (least squares by default).
 
 Units. The margin, ``target_effect``, ``baseline_tolerance`` and guardrail tolerances are
-skill points: shares of the error of predicting the training mean (the training target's
-variance for squared error, so a margin of 0.01 is one point of R^2; its mean absolute
-deviation for absolute error). They come from the challenger's training rows, never from the
+differences in skill, 1 - mean error / the error of predicting the training mean, i.e.
+shares of that error (the training target's variance for squared error, so skill is R^2 and
+a margin of 0.01 is an R^2 gain of 0.01; its mean absolute deviation for absolute error). They come from the challenger's training rows, never from the
 test rows. Power is the paired t-test's at ``target_effect`` (never at the observed gain),
 by the normal approximation at the observed spread of the per-row improvements.
 """
@@ -110,7 +110,7 @@ def decide_regression(
     name = (
         f"{key} significantly lower"
         if policy.margin == 0
-        else f"{key} lower by more than {policy.margin:g} skill points"
+        else f"{key} lower by more than a skill gain of {policy.margin:g}"
     )
     primary = Check(
         name,
@@ -172,7 +172,7 @@ def _guardrails(
     target: dict[str, float],
     alpha: float,
 ) -> list[Check]:
-    """``mse:TOL`` / ``mae:TOL``: that mean error may be worse by at most TOL skill points,
+    """``mse:TOL`` / ``mae:TOL``: that mean error may be worse by at most TOL in skill,
     a one-sided non-inferiority test (H0: worse by TOL or more) at the full level."""
     checks = []
     for metric, tol in policy.guardrails:
@@ -200,7 +200,7 @@ def _first_run_guard(
     alpha: float,
 ) -> list[Check]:
     """First run: the challenger must not be shown to be more than ``baseline_tolerance``
-    skill points worse than the guard baseline (least squares): H0 "the guard is ahead by
+    worse in skill than the guard baseline (least squares): H0 "the guard is ahead by
     at most the tolerance", rejected (the check fails) at the level. A filter, as for
     classification, not a proof of non-inferiority."""
     if guard is None:
@@ -220,7 +220,7 @@ def _first_run_guard(
 
 
 def _power(policy: GatePolicy, d: np.ndarray, unit: float, alpha: float) -> Power:
-    """The paired t-test's power at ``target_effect`` skill points (normal approximation at
+    """The paired t-test's power at a skill gain of ``target_effect`` (normal approximation at
     the observed spread of the per-row improvements), the smallest gain it detects with 80%
     power and the rows that would reach 80% at the target; the Wilcoxon test's power is
     close to it for errors near normal (its efficiency is 0.955) and higher with heavy
@@ -302,7 +302,7 @@ def _reason(
         verdict = (
             "significantly lower"
             if policy.margin == 0
-            else f"lower by more than {policy.margin:g} skill points"
+            else f"lower by more than a skill gain of {policy.margin:g}"
         )
         return (
             f"Deployed: the challenger's mean {error} error is {verdict} than {against}'s. "
@@ -330,8 +330,8 @@ def _reason(
     pw = d.power
     if pw is not None and pw.power_at_target is not None:
         head += (
-            f"; at this size and spread the rule finds a gain of {pw.target_effect:g} skill "
-            f"points {pw.power_at_target:.0%} of the time"
+            f"; at this size and spread the rule finds a skill gain of {pw.target_effect:g} "
+            f"{pw.power_at_target:.0%} of the time"
         )
         if pw.rows_for_target is not None:
             head += (

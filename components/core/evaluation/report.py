@@ -74,6 +74,14 @@ def _f(x: Any, digits: int = 4) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
+def _g(x: Any, signed: bool = False) -> str:
+    """A value in the target's own unit, whatever its scale: 4 significant digits."""
+    v = _num(x)
+    if v is None:
+        return "–"
+    return f"{v:+.4g}" if signed else f"{v:.4g}"
+
+
 def _signed(x: Any, digits: int = 4) -> str:
     """An improvement with its sign always shown; a rounded zero carries none."""
     v = _num(x)
@@ -217,21 +225,41 @@ def _rows_per_second(training: dict[str, Any], history: list[dict[str, Any]]) ->
     return "–"
 
 
-def _training_text(training: dict[str, Any], config: dict[str, Any]) -> str:
+def _training_text(
+    training: dict[str, Any], config: dict[str, Any], regression: bool = False
+) -> str:
     if not training:
         return "–"
     limit = config.get("max_epochs")
     run = _count(training.get("epochs_run"))
     text = f"{run} epochs" + (f" (at most {limit})" if limit else "")
+    # a regressor has no accuracy; its losses are on the standardised target
+    score = (
+        "on the standardised target"
+        if regression
+        else f"validation accuracy {_f(training.get('val_accuracy'))}"
+    )
     text += (
         f"; best epoch {_count(training.get('best_epoch'))} (validation loss "
-        f"{_f(training.get('val_loss'))}, validation accuracy {_f(training.get('val_accuracy'))})"
+        f"{_f(training.get('val_loss'))}, {score})"
         f"; stopped: {_stop_text(training)}"
     )
     resumed = _num(training.get("resumed_from_epoch"))
     if resumed:
         text += f"; resumed from a checkpoint at epoch {int(resumed)}"
     return text
+
+
+def _target_text(training: dict[str, Any]) -> str:
+    """A regressor's training target: its loss and the statistics it was standardised with."""
+    target = training.get("target") or {}
+    if not target:
+        return "–"
+    return (
+        f"{target.get('loss') or '–'} loss on the target standardised with the train rows' "
+        f"mean {_g(target.get('mean'))} and standard deviation {_g(target.get('scale'))}; "
+        f"mean absolute deviation {_g(target.get('mad'))}"
+    )
 
 
 def _hardware_text(training: dict[str, Any]) -> str:
@@ -317,6 +345,8 @@ def _provenance_rows(ev: Evaluation) -> list[tuple[str, str]]:
     else:
         dropped_html = "none" if "columns_dropped" in inputs else "–"
     e = html.escape
+    regression = ev.task == "regression"
+    target = [("target", e(_target_text(training)))] if regression else []
     return [
         ("data source", e(_source_text(inputs))),
         ("evaluated", f"{e(when)} (UTC)" if when else "–"),
@@ -324,7 +354,8 @@ def _provenance_rows(ev: Evaluation) -> list[tuple[str, str]]:
         ("train rows sha256", e(str(training.get("data_sha256") or "–"))),
         ("columns used", used_html),
         ("columns left out", dropped_html),
-        ("training", e(_training_text(training, config))),
+        ("training", e(_training_text(training, config, regression))),
+        *target,
         ("ran on", e(_hardware_text(training))),
         (
             "time",
@@ -591,8 +622,9 @@ def _curve_svg(
     return "".join(parts)
 
 
-def _training_svgs(prov: dict[str, Any]) -> str:
-    """Loss and accuracy per epoch, side by side; empty without a training history."""
+def _training_svgs(prov: dict[str, Any], regression: bool = False) -> str:
+    """Loss and accuracy per epoch, side by side; empty without a training history. A
+    regressor has no accuracy (its history's accuracies are 0): its loss only."""
     history = [row for row in prov.get("training_history") or [] if isinstance(row, dict)]
     if not history:
         return ""
@@ -618,6 +650,9 @@ def _training_svgs(prov: dict[str, Any]) -> str:
                 series.append((f"{who} {stem}", ys, color, dash))
         return _curve_svg(title, ylabel, epochs, series, best, f"validation {stem}", bounded)
 
+    if regression:
+        loss = ((prov.get("training") or {}).get("target") or {}).get("loss") or "mse"
+        return chart("Loss per epoch", f"{loss} (standardised target)", "loss", False)
     return chart("Loss per epoch", "log loss", "loss", False) + chart(
         "Accuracy per epoch", "accuracy", "accuracy", True
     )
@@ -650,55 +685,14 @@ def _metric_rows(ev: Evaluation) -> list[tuple[str, Any, Any, float | None, Inte
     return out
 
 
-def render_html(ev: Evaluation, model_name: str) -> str:
+def _page_head(ev: Evaluation, model_name: str) -> str:
+    """The page from its head to the provenance table: the same for every task."""
     d = ev.decision
     verdict = "DEPLOYED" if d.deploy else "NOT DEPLOYED"
     color = "#0a7d32" if d.deploy else "#9a5b00"
-    ci_pct = confidence_text(d.confidence)
-    rows = []
-    for name, new, old, gain, ci in _metric_rows(ev):
-        cls = _significance(ci)
-        rows.append(
-            f"<tr><td>{name}</td><td>{_f(new)}</td><td>{_f(old)}</td>"
-            f"<td class='{cls}'>{_signed(gain)}</td><td class='{cls}'>{_interval(ci)}</td></tr>"
-        )
-    low = d.effect.accuracy_lower_bound
-    power = _power(d)
-    checks = "".join(
-        f"<li>{'✔' if c.passed else '✘'} {html.escape(_check_text(c))}</li>" for c in d.checks
-    )
-    counts = d.counts
     facts = "".join(
         f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in _provenance_rows(ev)
     )
-    curves = _training_svgs(ev.provenance)
-    if curves:
-        curves = (
-            "<h2>Training curves (challenger)</h2>"
-            f'<div class="grid">{curves}</div>'
-            '<p class="muted">Best epoch: the lowest validation loss; the model keeps its '
-            "weights. Dashed: training passes (with dropout); solid: validation.</p>"
-        )
-    roc = ""
-    if ev.roc_challenger and ev.roc_champion:
-        positive = ev.classes[1] if len(ev.classes) > 1 else "–"
-        roc = (
-            f"<h2>ROC curves (positive class: {html.escape(str(positive))})</h2>"
-            + _roc_svg(
-                [
-                    (
-                        "challenger",
-                        ev.roc_challenger,
-                        CHALLENGER_COLOR,
-                        ev.challenger.get("roc_auc"),
-                    ),
-                    ("champion", ev.roc_champion, CHAMPION_COLOR, ev.champion.get("roc_auc")),
-                ],
-                positive,
-            )
-            + '<p class="muted">Scores: each model\'s probability of the positive class; '
-            "the dashed diagonal is a model that guesses.</p>"
-        )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sigdeploy: {html.escape(model_name)}</title>
 <style>
@@ -719,7 +713,62 @@ table.facts td{{text-align:left}} table.facts th{{font-weight:600;white-space:no
 <table class="facts" id="provenance">
 {facts}
 </table>
-<h2>Metrics on the same {counts.test_rows} test rows</h2>
+"""
+
+
+def _curves_html(ev: Evaluation) -> str:
+    """The training curves section; empty without a training history."""
+    curves = _training_svgs(ev.provenance, regression=ev.task == "regression")
+    if not curves:
+        return ""
+    return (
+        "<h2>Training curves (challenger)</h2>"
+        f'<div class="grid">{curves}</div>'
+        '<p class="muted">Best epoch: the lowest validation loss; the model keeps its '
+        "weights. Dashed: training passes (with dropout); solid: validation.</p>"
+    )
+
+
+def render_html(ev: Evaluation, model_name: str) -> str:
+    if ev.task == "regression":
+        return _render_regression_html(ev, model_name)
+    d = ev.decision
+    ci_pct = confidence_text(d.confidence)
+    rows = []
+    for name, new, old, gain, ci in _metric_rows(ev):
+        cls = _significance(ci)
+        rows.append(
+            f"<tr><td>{name}</td><td>{_f(new)}</td><td>{_f(old)}</td>"
+            f"<td class='{cls}'>{_signed(gain)}</td><td class='{cls}'>{_interval(ci)}</td></tr>"
+        )
+    low = d.effect.accuracy_lower_bound
+    power = _power(d)
+    checks = "".join(
+        f"<li>{'✔' if c.passed else '✘'} {html.escape(_check_text(c))}</li>" for c in d.checks
+    )
+    counts = d.counts
+    curves = _curves_html(ev)
+    roc = ""
+    if ev.roc_challenger and ev.roc_champion:
+        positive = ev.classes[1] if len(ev.classes) > 1 else "–"
+        roc = (
+            f"<h2>ROC curves (positive class: {html.escape(str(positive))})</h2>"
+            + _roc_svg(
+                [
+                    (
+                        "challenger",
+                        ev.roc_challenger,
+                        CHALLENGER_COLOR,
+                        ev.challenger.get("roc_auc"),
+                    ),
+                    ("champion", ev.roc_champion, CHAMPION_COLOR, ev.champion.get("roc_auc")),
+                ],
+                positive,
+            )
+            + '<p class="muted">Scores: each model\'s probability of the positive class; '
+            "the dashed diagonal is a model that guesses.</p>"
+        )
+    return f"""{_page_head(ev, model_name)}<h2>Metrics on the same {counts.test_rows} test rows</h2>
 <table id="metrics"><tr><th>metric</th><th>challenger</th><th>champion ({html.escape(d.champion)})</th><th>improvement</th><th>one-sided {ci_pct} lower and upper bounds</th></tr>
 {"".join(rows)}</table>
 <p class="muted">Improvement: positive = challenger better, in the metric's own unit (fractions for
@@ -824,8 +873,8 @@ def _accounting_rows(d: Decision) -> list[tuple[str, str]]:
     return out
 
 
-def _accounting_html(d: Decision) -> str:
-    rows = _accounting_rows(d)
+def _accounting_html(d: Decision, rows: list[tuple[str, str]] | None = None) -> str:
+    rows = _accounting_rows(d) if rows is None else rows
     if not rows:
         return ""
     body = "".join(
@@ -861,6 +910,8 @@ def _provenance_line(ev: Evaluation) -> str:
 
 
 def render_markdown(ev: Evaluation, model_name: str) -> str:
+    if ev.task == "regression":
+        return _render_regression_markdown(ev, model_name)
     d = ev.decision
     power = _power(d)
     ci_pct = confidence_text(d.confidence)
@@ -900,6 +951,320 @@ def render_markdown(ev: Evaluation, model_name: str) -> str:
 def _level_md(d: Decision) -> str:
     accounted = f" ({d.accounting.account.accounting})" if d.accounting else ""
     return f"level = {d.level:.3g}{accounted}"
+
+
+# --------------------------------------------------------------------------------------
+# Regression: errors against the target instead of classes
+# --------------------------------------------------------------------------------------
+
+REGRESSION_ROWS = (  # key, name, higher is better
+    ("rmse", "RMSE", False),
+    ("mse", "MSE", False),
+    ("mae", "MAE", False),
+    ("r2", "R²", True),
+)
+
+# the unit of margins, effects and the test's bound, from the challenger's training rows
+SKILL_WORDS = {
+    "squared": "Points of R² are shares of the training target's variance (R² against the "
+    "training mean): a gain of 0.01 cuts the mean squared error by 1% of that variance",
+    "absolute": "Skill points are shares of the training target's mean absolute deviation: "
+    "a gain of 0.01 cuts the mean absolute error by 1% of it",
+}
+
+REGRESSION_INTERVALS = (
+    "the MSE and MAE rows only: a paired bootstrap (percentile) of the improvement in mean "
+    "squared and mean absolute error over the same test rows (each row keeps both models' "
+    "errors)"
+)
+
+
+def _regression_error(d: Decision) -> str:
+    """The per-row error the gate tested: 'squared' or 'absolute'."""
+    return "absolute" if "mae_challenger" in (d.effect.regression or {}) else "squared"
+
+
+def _skill(x: Any, error: str, signed: bool = False) -> str:
+    """A difference in skill, named for the error: '0.01 in R²'."""
+    v = _num(x)
+    if v is None:
+        return "–"
+    unit = "in R²" if error == "squared" else "in skill"
+    return f"{v:+.4g} {unit}" if signed else f"{v:.4g} {unit}"
+
+
+def _regression_value(metrics: dict[str, Any], key: str) -> Any:
+    """A model's metric; its MSE is its RMSE squared."""
+    if key == "mse" and "mse" not in metrics:
+        rmse = _num(metrics.get("rmse"))
+        return None if rmse is None else rmse**2
+    return metrics.get(key)
+
+
+def _regression_metric_rows(
+    ev: Evaluation,
+) -> list[tuple[str, Any, Any, float | None, Interval | None]]:
+    """(name, challenger, champion, improvement, interval) of RMSE, MSE, MAE and R². The
+    gate's intervals are of the improvement in mean squared and mean absolute error, so only
+    the MSE and MAE rows carry one: none is passed off as an RMSE or R² interval."""
+    out = []
+    for key, name, higher in REGRESSION_ROWS:
+        new, old = _regression_value(ev.challenger, key), _regression_value(ev.champion, key)
+        if new is None and old is None:
+            continue
+        ci = ev.improvement_ci.get(key) if key in ("mse", "mae") else None
+        out.append((name, new, old, _improvement(new, old, higher), ci))
+    return out
+
+
+def _regression_effect_text(d: Decision) -> str:
+    """The tested error of both models, the improvement and the test's own lower bound."""
+    error = _regression_error(d)
+    key = "mse" if error == "squared" else "mae"
+    eff = d.effect.regression or {}
+    low = d.checks[0].lower_bound if d.checks else None
+    bound = ""
+    if low is not None:
+        bound = (
+            f"; one-sided {confidence_text(d.confidence)} lower bound "
+            f"{_skill(low, error, True)} (from the test that decides)"
+        )
+    return (
+        f"Mean {error} error {_g(eff.get(f'{key}_challenger'))} for the challenger and "
+        f"{_g(eff.get(f'{key}_champion'))} for the champion: an improvement of "
+        f"{_g(eff.get('improvement'), True)} in the target's unit"
+        f"{'' if error == 'absolute' else ' squared'} "
+        f"({_skill(eff.get('improvement_skill'), error, True)}){bound}, compared with the "
+        f"margin {_skill(d.margin, error)}."
+    )
+
+
+def _regression_power_rows(power: Power, error: str) -> list[tuple[str, str]]:
+    """(label, text) rows of the paired test's power at the target effect, in skill.
+    No discordance: every row of a regression counts."""
+    target = _skill(power.target_effect, error)
+    at = _num(power.power_at_target)
+    rows = _num(power.rows_for_target)
+    pct = f"{power.target_power:.0%}"
+    note = power.note or "–"
+    return [
+        (
+            "rule the power is for",
+            f"{power.rule}; {power.method} approximation at the observed spread of the "
+            "per-row improvements",
+        ),
+        (
+            f"chance this rule deploys a challenger better by {target} (target_effect)",
+            f"{at:.2f}" if at is not None else note,
+        ),
+        (
+            f"smallest gain found with {pct} power at this size",
+            _skill(power.minimum_detectable_effect, error)
+            if _num(power.minimum_detectable_effect) is not None
+            else note,
+        ),
+        (
+            f"test rows needed to find {target} with {pct} power at the observed spread",
+            f"about {int(rows):,}" if rows is not None else note,
+        ),
+    ]
+
+
+def _plot_series(ev: Evaluation) -> dict[str, list[tuple[float, float]]]:
+    """Each model's (actual, predicted) pairs of the plotted rows; non-finite ones left out."""
+    points = ev.points or {}
+    actual = points.get("actual") or []
+    out = {}
+    for who in ("challenger", "champion"):
+        pairs = [(_num(a), _num(p)) for a, p in zip(actual, points.get(who) or [], strict=False)]
+        out[who] = [(a, p) for a, p in pairs if a is not None and p is not None]
+    return out
+
+
+def _points_svg(
+    title: str,
+    labels: tuple[str, str],
+    series: list[tuple[str, list[tuple[float, float]], str]],
+    ranges: tuple[tuple[float, float, list[float]], tuple[float, float, list[float]]],
+    guide: tuple[str, str, tuple[float, float, float, float]],
+) -> str:
+    """A scatter of each (label, points, colour) series on one set of axes, one dot per
+    point, and a dashed guide line (class, label, (x0, y0, x1, y1) in data units)."""
+    (x0, x1, xticks), (y0, y1, yticks) = ranges
+    p = _Panel(left=60, top=30, width=300, height=300, xlim=(x0, x1), ylim=(y0, y1))
+    cls, label, (gx0, gy0, gx1, gy1) = guide
+    items = [(name, color, "") for name, _, color in series] + [(label, CHANCE_COLOR, "4 3")]
+    height = p.top + p.height + 48 + 16 * len(items)
+    parts = [
+        f'<svg {_SVG} width="{p.left + p.width + 20}" height="{height}" role="img" '
+        f'aria-label="{html.escape(title)}">',
+        f'<text x="{p.left + p.width / 2}" y="16" text-anchor="middle" font-size="13">'
+        f"{html.escape(title)}</text>",
+        *_axes(p, xticks, yticks, *labels),
+    ]
+    for name, points, color in series:
+        parts.append(f'<g class="points {name}" fill="{color}" fill-opacity="0.45">')
+        parts += [f'<circle cx="{p.x(x):.1f}" cy="{p.y(y):.1f}" r="2"/>' for x, y in points]
+        parts.append("</g>")
+    parts.append(
+        f'<line class="{cls}" x1="{p.x(gx0):.1f}" y1="{p.y(gy0):.1f}" x2="{p.x(gx1):.1f}" '
+        f'y2="{p.y(gy1):.1f}" stroke="{CHANCE_COLOR}" stroke-dasharray="4 3"/>'
+    )
+    parts += _legend(p.left, p.top + p.height + 40, items, False)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _regression_plots(ev: Evaluation) -> str:
+    """Predicted against actual (shared axes, the y = x diagonal) and the residuals against
+    the predictions (a zero line), both models in each; empty without plotted rows."""
+    by_model = _plot_series(ev)
+    if not any(by_model.values()):
+        return ""
+    colors = {"challenger": CHALLENGER_COLOR, "champion": CHAMPION_COLOR}
+    # the champion first: the challenger's dots are drawn over it
+    order = ("champion", "challenger")
+    values = [v for pts in by_model.values() for pair in pts for v in pair]
+    shared = _nice_range(min(values), max(values), 5)
+    lo, hi = shared[0], shared[1]
+    scatter = _points_svg(
+        "Predicted against actual",
+        ("actual", "predicted"),
+        [(who, by_model[who], colors[who]) for who in order],
+        (shared, shared),
+        ("diagonal", "y = x (a perfect prediction)", (lo, lo, hi, hi)),
+    )
+    residuals = {who: [(p, p - a) for a, p in by_model[who]] for who in order}
+    predicted = [p for pts in residuals.values() for p, _ in pts]
+    reach = max(abs(r) for pts in residuals.values() for _, r in pts)
+    xr = _nice_range(min(predicted), max(predicted), 5)
+    yr = _nice_range(-reach, reach, 4)
+    residual = _points_svg(
+        "Residuals against predicted",
+        ("predicted", "residual (predicted − actual)"),
+        [(who, residuals[who], colors[who]) for who in order],
+        (xr, yr),
+        ("zero", "zero residual", (xr[0], 0.0, xr[1], 0.0)),
+    )
+    n = len(ev.points.get("actual") or []) if ev.points else 0
+    test_rows = ev.decision.counts.test_rows
+    which = (
+        f"a fixed sample of {n:,} of the {test_rows:,} test rows"
+        if n < test_rows
+        else f"the {n:,} test rows"
+    )
+    return (
+        f"<h2>Predictions on {which}</h2>"
+        f'<div class="grid">{scatter}{residual}</div>'
+        '<p class="muted">One dot per row and model, in the target\'s unit. Left: dots on the '
+        "dashed diagonal are perfect predictions, above it too high. Right: the residual is "
+        "predicted minus actual; above the dashed zero line the model predicted too high.</p>"
+    )
+
+
+def _regression_accounting_rows(d: Decision) -> list[tuple[str, str]]:
+    """The account's rows, less the selection-adjusted accuracy gain and the note on why it
+    is missing, which speak of classification's test: one row says so in regression terms."""
+    rows = _accounting_rows(d)
+    kept = [(label, text) for label, text in rows if label not in ("accuracy gain", "gain note")]
+    if len(kept) < len(rows):
+        kept.append(
+            (
+                "selection-adjusted gain",
+                "none: it is derived for classification only, so this deploy's observed gain "
+                "may overstate the true one",
+            )
+        )
+    return kept
+
+
+def _render_regression_html(ev: Evaluation, model_name: str) -> str:
+    d = ev.decision
+    error = _regression_error(d)
+    ci_pct = confidence_text(d.confidence)
+    rows = []
+    for name, new, old, gain, ci in _regression_metric_rows(ev):
+        cls = _significance(ci)
+        rows.append(
+            f"<tr><td>{name}</td><td>{_f(new)}</td><td>{_f(old)}</td>"
+            f"<td class='{cls}'>{_signed(gain)}</td><td class='{cls}'>{_interval(ci)}</td></tr>"
+        )
+    power_rows = _regression_power_rows(_power(d), error)
+    checks = "".join(
+        f"<li>{'✔' if c.passed else '✘'} {html.escape(_check_text(c))}</li>" for c in d.checks
+    )
+    head = _page_head(ev, model_name)
+    return f"""{head}<h2>Metrics on the same {d.counts.test_rows} test rows</h2>
+<table id="metrics"><tr><th>metric</th><th>challenger</th><th>champion ({html.escape(d.champion)})</th><th>improvement</th><th>one-sided {ci_pct} lower and upper bounds</th></tr>
+{"".join(rows)}</table>
+<p class="muted">Improvement: positive = challenger better, in the metric's own unit (the
+target's for RMSE and MAE, its square for MSE, where it is the champion's error minus the
+challenger's; a fraction for R², the challenger's minus the champion's). Bounds:
+{REGRESSION_INTERVALS}; each a one-sided {ci_pct} bound, each metric on its own; RMSE and R²
+have none of their own. Green: the lower bound is above 0; red: the upper bound is below 0;
+uncoloured: neither, or there is none. The deploy decision rests on the test below, not on
+these colours.</p>
+<p id="effect">{html.escape(_regression_effect_text(d))}</p>
+<h2>Test</h2>
+<table>
+<tr><th>test</th><td>{html.escape(d.test)}</td></tr>
+<tr><th>p-value</th><td>{html.escape(p_text(d.p_value, d.p_at_most))}</td></tr>
+<tr><th>alpha</th><td>{d.alpha}: {html.escape(alpha_meaning(d.alpha))}</td></tr>
+<tr><th>level tested at</th><td>{_level_cell(d)}</td></tr>
+<tr><th>margin</th><td>{html.escape(_skill(d.margin, error))}</td></tr>
+{"".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in power_rows)}
+</table>
+<p class="muted">{html.escape(SKILL_WORDS[error])}; they come from the
+challenger's training rows, not the test rows. Power is the chance the rule above deploys a
+challenger that really is better by the target effect; it is computed for that pre-declared
+effect, never for the observed one (which would only restate the p-value).</p>
+{_accounting_html(d, _regression_accounting_rows(d))}
+<h2>Checks</h2><ul>{checks}</ul>
+{_regression_plots(ev)}
+{_curves_html(ev)}
+<p class="muted">{html.escape(_promise(d))} "Not deployed" means the evidence did not reach
+the rule; the power table says how large a gain this test size could find.</p>
+</body></html>
+"""
+
+
+def _render_regression_markdown(ev: Evaluation, model_name: str) -> str:
+    d = ev.decision
+    error = _regression_error(d)
+    ci_pct = confidence_text(d.confidence)
+    lines = [
+        f"## sigdeploy: {model_name} — {'deployed' if d.deploy else 'not deployed'}",
+        "",
+        d.reason,
+        "",
+        _md(_provenance_line(ev)),
+        _md(f"- excluded test rows: {_excluded_text(ev.provenance)}"),
+        "",
+        f"| metric | challenger | champion ({_md(d.champion)}) | improvement | one-sided {ci_pct} "
+        "bounds |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, new, old, gain, ci in _regression_metric_rows(ev):
+        text = _signed(gain)
+        if _significance(ci):
+            text = f"**{text}**"
+        lines.append(f"| {name} | {_f(new)} | {_f(old)} | {text} | {_interval(ci)} |")
+    lines += [
+        "",
+        "Improvement: positive = challenger better (RMSE, MSE, MAE: the champion's error minus "
+        "the challenger's; R²: the challenger's minus the champion's). Bounds: "
+        f"{REGRESSION_INTERVALS}; bold: a one-sided {ci_pct} bound excludes 0.",
+        "",
+        f"- test: {d.test}; {p_text(d.p_value, d.p_at_most)}; alpha = {d.alpha}; {_level_md(d)}; "
+        f"margin = {_skill(d.margin, error)}",
+        f"- alpha means: {alpha_meaning(d.alpha)}",
+        _md(f"- {_regression_effect_text(d)}"),
+        _md(f"- {SKILL_WORDS[error]} (from the challenger's training rows)"),
+        *(_md(f"- {label}: {text}") for label, text in _regression_power_rows(_power(d), error)),
+        *(_md(f"- {label}: {text}") for label, text in _regression_accounting_rows(d)),
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def write_html(path: str, ev: Evaluation, model_name: str) -> None:
