@@ -28,7 +28,11 @@ from components.core.evaluation.gate import GatePolicy
 from components.core.evaluation.regression import power
 from components.core.evaluation.regression_gate import decide_regression
 
-TARGET = {"mean": 0.0, "scale": 3.0, "mad": 2.4}  # training variance 9: a skill gain of 0.01 = 0.09 of MSE
+TARGET = {
+    "mean": 0.0,
+    "scale": 3.0,
+    "mad": 2.4,
+}  # training variance 9: a skill gain of 0.01 = 0.09 of MSE
 DF = 6  # degrees of freedom of the errors' Student t
 
 

@@ -14,9 +14,10 @@ least squares on the same features) and must not be shown to be more than
 Units. The margin, ``target_effect``, ``baseline_tolerance`` and guardrail tolerances are
 differences in skill, 1 - mean error / the error of predicting the training mean, i.e.
 shares of that error (the training target's variance for squared error, so skill is R^2 and
-a margin of 0.01 is an R^2 gain of 0.01; its mean absolute deviation for absolute error). They come from the challenger's training rows, never from the
-test rows. Power is the paired t-test's at ``target_effect`` (never at the observed gain),
-by the normal approximation at the observed spread of the per-row improvements.
+a margin of 0.01 is an R^2 gain of 0.01; its mean absolute deviation for absolute error).
+They come from the challenger's training rows, never from the test rows. Power is the
+paired t-test's at ``target_effect`` (never at the observed gain), by the normal
+approximation at the observed spread of the per-row improvements.
 """
 
 from __future__ import annotations
