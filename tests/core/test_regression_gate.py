@@ -175,3 +175,31 @@ def test_policy_refuses_classification_settings_for_a_regression_target():
     GatePolicy(guardrails=(("mae", 0.05),)).check_task("regression", 200, "price")
     with pytest.raises(ConfigError, match="regression_test='sign'"):
         GatePolicy(regression_test="sign")
+
+
+def test_first_run_baselines_through_compare(tmp_path):
+    """A regressor's first run: ``majority`` reads as the training mean, ``logistic`` as
+    least squares on the challenger's features (the guard), both fitted on the train rows;
+    a classifier champion cannot be compared with it."""
+    from components.core.errors import SchemaMismatchError
+    from components.core.evaluation.compare import compare
+    from components.core.model.bundle import load_bundle
+    from tests.serving.regression_bundle import TARGET, regression_frame, train_regression_bundle
+
+    frame = regression_frame(900, seed=3)
+    train, test = frame.iloc[:600].reset_index(drop=True), frame.iloc[600:].reset_index(drop=True)
+    bundle = load_bundle(train_regression_bundle(tmp_path / "m", train, max_epochs=60))
+    ev = compare(bundle, test, GatePolicy(), train_df=train)
+    assert ev.task == "regression" and ev.decision.champion == "training-mean baseline"
+    assert ev.champion["rmse"] == pytest.approx(
+        float(np.sqrt(np.mean((test[TARGET] - train[TARGET].mean()) ** 2))), rel=1e-9
+    )
+    guard = next(c for c in ev.decision.checks if "linear-regression baseline" in c.name)
+    assert guard.p_value is not None
+    linear = compare(bundle, test, GatePolicy(baseline="logistic"), train_df=train)
+    assert linear.decision.champion == "linear-regression baseline"
+    # the data are linear: least squares is close to the truth, far better than the mean
+    assert linear.champion["r2"] > 0.9 > ev.champion["r2"]
+    assert len(ev.points["actual"]) == len(test) == len(ev.points["challenger"])
+    with pytest.raises(SchemaMismatchError, match="is a regressor and this run's label"):
+        bundle.check_task("classification", "champion version 1 of 'prices-mlp'")
