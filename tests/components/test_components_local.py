@@ -40,6 +40,7 @@ TRAIN_RUNTIME = {
     "cuda_graphs": False,
     "data_budget_mb": 0,
     "distributed": "off",
+    "regression_loss": "mse",
 }
 
 
@@ -68,7 +69,13 @@ ChainOutputs = NamedTuple(
 @dsl.pipeline(name="component-chain")
 def component_chain(registry: str) -> ChainOutputs:
     ing = ingest(
-        source="sklearn:wine", label="label", image_size=28, row_limit=0, query="", **SPLIT
+        source="sklearn:wine",
+        label="label",
+        image_size=28,
+        row_limit=0,
+        query="",
+        task="auto",
+        **SPLIT,
     )
     prep = preprocess(dataset=ing.outputs["dataset"], label="label", **SPLIT, **FEATURES)
     tr = train(
@@ -138,7 +145,13 @@ def chain(runner_root):
 
 def test_ingest_alone_on_the_local_runner(runner_root):
     task = ingest(
-        source="sklearn:breast_cancer", label="label", image_size=28, row_limit=0, query="", **SPLIT
+        source="sklearn:breast_cancer",
+        label="label",
+        image_size=28,
+        row_limit=0,
+        query="",
+        task="auto",
+        **SPLIT,
     )
     dataset = task.outputs["dataset"]
     assert dataset.metadata["rows"] == 569
