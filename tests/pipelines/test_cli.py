@@ -310,7 +310,7 @@ def _inf(frame):
             "d.csv",
             _with("label", lambda f: [f"row{i}" for i in range(len(f))]),
             [],
-            "label column 'label' has a different value in every one of its 60 rows",
+            "label 'label' is text with 60 different values in 60 rows: too many to be classes",
         ),
         (
             "d.csv",
