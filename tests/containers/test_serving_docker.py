@@ -213,3 +213,34 @@ def test_a_registry_only_its_writer_can_read_is_not_served(
             assert httpx.get(f"{url}/health", timeout=2).status_code != 200
         time.sleep(0.2)
     assert "Permission denied" in container.logs().decode(errors="replace")
+
+
+def test_the_serving_image_serves_a_regressor(serving_image, run_container, tmp_path):
+    """A regression bundle (written by the core, as the train task writes one) served from
+    AIP_STORAGE_URI by the serving image: {"value": ...} predictions equal to the bundle's
+    own predict_values, /health saying so."""
+    from components.core.model.bundle import load_bundle
+    from tests.serving.regression_bundle import TARGET, regression_frame, train_regression_bundle
+
+    frame = regression_frame(300, seed=5)
+    bundle_dir = train_regression_bundle(tmp_path / "models" / "prices" / "1", frame, 10)
+    subprocess.run(["chmod", "-R", "a+rX", str(tmp_path / "models")], check=True)
+    tmp_path.chmod(0o755)
+    rows = frame.drop(columns=[TARGET]).head(8)
+    expected = load_bundle(bundle_dir).predict_values(rows)
+    host_port = free_port()
+    container = run_container(
+        serving_image,
+        environment={"AIP_HTTP_PORT": "8080", "AIP_STORAGE_URI": "/models/prices/1"},
+        volumes={str(tmp_path / "models"): {"bind": "/models", "mode": "ro"}},
+        ports={"8080/tcp": ("127.0.0.1", host_port)},
+    )
+    url = f"http://127.0.0.1:{host_port}"
+    health = wait_for(f"{url}/health", healthy, container=container).json()
+    assert health["task"] == "regression" and health["classes"] == 0
+    instances = json.loads(rows.to_json(orient="records"))
+    answer = httpx.post(f"{url}/predict", json={"instances": instances}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    values = [p["value"] for p in answer.json()["predictions"]]
+    assert all(set(p) == {"value"} for p in answer.json()["predictions"])
+    np.testing.assert_allclose(values, expected, rtol=1e-6)
