@@ -109,3 +109,19 @@ def test_no_engine_is_one_clear_line_before_any_task(tmp_path, monkeypatch):
     assert last.startswith("sigdeploy: error: --runner docker: no Docker engine answers")
     assert "make docker-setup" in last
     assert not (tmp_path / "reg").exists()  # nothing created
+
+
+def test_a_regression_run_in_containers(tmp_path, component_image):
+    """The diabetes regression pipeline with every task in the component image gives the
+    same decision as on the local runner (training is deterministic on CPU)."""
+    common = ["run", "--runner", "docker", "--data", "sklearn:diabetes", "--label", "target"]
+    common += ["--model-name", "diabetes-mlp", "--registry", str(tmp_path / "registry")]
+    result, _ = run_cli(*common, "--output-dir", str(tmp_path / "runs"), "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "in docker (sigdeploy/python-component:" in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["deployed"] is True and summary["compared_with"] == "training-mean baseline"
+    assert summary["challenger"]["r2"] > 0.3
+    bundle = tmp_path / "registry" / "diabetes-mlp" / "versions" / "1"
+    assert json.loads((bundle / "bundle.json").read_text())["model_config"]["task"] == "regression"
+    assert bundle.stat().st_uid == COMPONENT_UID
