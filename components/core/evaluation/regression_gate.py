@@ -50,7 +50,10 @@ __all__ = ["ERROR_KEYS", "baseline_name", "decide_regression", "skill_unit"]
 # per-row error -> the metric key it is reported under
 ERROR_KEYS = {"squared": "mse", "absolute": "mae"}
 GUARDRAIL_ERRORS = {"mse": "squared", "mae": "absolute"}
-UNIT_WORDS = {"squared": "of the target's variance", "absolute": "of its mean absolute deviation"}
+UNIT_WORDS = {
+    "squared": "of the target's variance",
+    "absolute": "of the target's mean absolute deviation",
+}
 TEST_WORDS = {"ttest": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test"}
 
 
@@ -305,8 +308,12 @@ def _reason(
             if policy.margin == 0
             else f"lower by more than a skill gain of {policy.margin:g}"
         )
+        claim = f"mean {error} error is {verdict} than {against}'s"
+        if policy.regression_test == "wilcoxon":  # it tests a typical row, not the mean
+            smaller = "significantly smaller" if policy.margin == 0 else "smaller beyond the margin"
+            claim = f"{error} errors are {smaller} than {against}'s on a typical row"
         return (
-            f"Deployed: the challenger's mean {error} error is {verdict} than {against}'s. "
+            f"Deployed: the challenger's {claim}. "
             f"{observed}; {TEST_WORDS[policy.regression_test]} {p} < {threshold}."
         )
     if n < policy.min_test_rows:
