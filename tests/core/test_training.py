@@ -13,6 +13,7 @@ from components.core.data.features import fit_preprocessor
 from components.core.errors import ConfigError
 from components.core.evaluation.metrics import encode_labels
 from components.core.training.config import TrainConfig
+from components.core.training.loop import fit
 from components.core.training.rows import epoch_order, shard_batch
 from components.core.training.runtime import Runtime, cpu_thread_count
 from components.core.training.schedule import LRSchedule
@@ -319,6 +320,27 @@ def test_two_gloo_processes_match_one_process():
     for key, value in one.network.state_dict().items():
         torch.testing.assert_close(two.network.state_dict()[key], value, atol=1e-5, rtol=1e-4)
     assert two.history[-1]["train_loss"] == pytest.approx(one.history[-1]["train_loss"], rel=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["mse", "huber"])
+def test_two_gloo_processes_train_a_regressor_as_one_process(loss):
+    """A regressor's DDP path on CPU (what several GPUs run): the same objective on every
+    rank, float targets sharded like class indices, the same weights as one process."""
+    from components.core.training import distributed
+    from components.core.training.objective import objective
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(1200, 16)).astype(np.float32)
+    y = (x[:, 0] * 2 - x[:, 1] + rng.standard_t(3, size=1200) * 0.5).astype(np.float32)
+    config = TrainConfig(dropout=0.0, max_epochs=2, batch_size=64, **CPU)
+    args = (x[:800], y[:800], x[800:], y[800:], 1, config)
+    two = distributed.launch(*args, nproc=2, timeout=300, obj=objective(loss))
+    one = fit(*args, Runtime.resolve(config), objective=objective(loss))
+    assert two.extra["world_size"] == 2
+    for key, value in one.network.state_dict().items():
+        torch.testing.assert_close(two.network.state_dict()[key], value, atol=1e-5, rtol=1e-4)
+    assert two.history[-1]["val_loss"] == pytest.approx(one.history[-1]["val_loss"], rel=1e-4)
 
 
 @pytest.mark.gpu

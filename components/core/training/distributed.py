@@ -39,6 +39,7 @@ from components.core.io import atomic_path, write_json
 from components.core.model.mlp import MLP, MLPConfig
 from components.core.training.config import TrainConfig
 from components.core.training.loop import TrainResult, fit
+from components.core.training.objective import CLASSIFY, Objective, objective
 from components.core.training.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,10 @@ def write_job(
     n_classes: int,
     config: TrainConfig,
     checkpoint_dir: str | os.PathLike[str] | None = None,
+    obj: Objective = CLASSIFY,
 ) -> Path:
-    """Everything a worker needs, as plain files (no pickle)."""
+    """Everything a worker needs, as plain files (no pickle); ``obj``: what the network is
+    trained to do (classify, or regress with mse / huber)."""
     root = Path(job_dir)
     root.mkdir(parents=True, exist_ok=True)
     with atomic_path(root / JOB_ARRAYS) as tmp, open(tmp, "wb") as fh:
@@ -100,6 +103,7 @@ def write_job(
         root / JOB_SPEC,
         {
             "n_classes": int(n_classes),
+            "objective": obj.name,
             "config": config.to_json(),
             "checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else None,
         },
@@ -135,6 +139,7 @@ def run_worker(job_dir: str | os.PathLike[str], env: DistEnv | None = None) -> N
             checkpoint_dir=spec["checkpoint_dir"],
             rank=env.rank,
             world=env.world,
+            objective=objective(str(spec.get("objective", CLASSIFY.name))),
         )
         if env.rank == 0:
             _write_result(root / JOB_RESULT, result)
@@ -191,8 +196,10 @@ def launch(
     *,
     nproc: int,
     timeout: float | None = None,
+    obj: Objective = CLASSIFY,
 ) -> TrainResult:
-    """Train with ``nproc`` processes under torchrun; returns rank 0's result.
+    """Train with ``nproc`` processes under torchrun; returns rank 0's result (``obj``: the
+    training objective; a regressor's network comes back answering standardised values).
 
     The network comes back on the CPU. A CPU config runs the same code over gloo (tests).
     """
@@ -202,7 +209,7 @@ def launch(
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     with tempfile.TemporaryDirectory(prefix="sigdeploy-ddp-") as job:
-        write_job(job, x_train, y_train, x_val, y_val, n_classes, config, checkpoint_dir)
+        write_job(job, x_train, y_train, x_val, y_val, n_classes, config, checkpoint_dir, obj)
         command = [
             sys.executable,
             "-m",

@@ -92,8 +92,9 @@ def train_regressor(
     training (so the learning rate and the Huber threshold mean the same on any scale) and
     the network is told to undo it (``MLP.regressor``). ``loss``: ``mse`` or ``huber``
     (quadratic within one standard deviation, linear beyond: robust to a few huge errors).
-    Trains in this process (several GPUs are not used for regression yet). The history's
-    losses are in standardised units; its accuracies are 0."""
+    On a host with several GPUs (``config.distributed == "auto"``, no hook) it trains as one
+    process per GPU, as ``train_mlp`` does. The history's losses are in standardised units;
+    its accuracies are 0."""
     obj = objective({"mse": "mse", "huber": "huber"}.get(loss, loss))
     _check_shapes(x_train, y_train, x_val, y_val)
     for name, y in (("train", y_train), ("validation", y_val)):
@@ -102,18 +103,32 @@ def train_regressor(
     mean = float(np.mean(y_train))
     scale = float(np.std(y_train)) or 1.0
     config = config.for_rows(x_train.shape[0])
-    result = fit(
-        x_train,
-        ((np.asarray(y_train, np.float64) - mean) / scale).astype(np.float32),
-        x_val,
-        ((np.asarray(y_val, np.float64) - mean) / scale).astype(np.float32),
-        1,
-        config,
-        Runtime.resolve(config),
-        checkpoint_dir=checkpoint_dir,
-        on_epoch_end=on_epoch_end,
-        objective=obj,
-    )
+    runtime = Runtime.resolve(config)
+    z_train = ((np.asarray(y_train, np.float64) - mean) / scale).astype(np.float32)
+    z_val = ((np.asarray(y_val, np.float64) - mean) / scale).astype(np.float32)
+    gpus = torch.cuda.device_count() if runtime.device.type == "cuda" else 0
+    if (
+        config.distributed == "auto"
+        and gpus > 1
+        and runtime.device.index is None
+        and on_epoch_end is None
+    ):
+        result = distributed.launch(
+            x_train, z_train, x_val, z_val, 1, config, checkpoint_dir, nproc=gpus, obj=obj
+        )
+    else:
+        result = fit(
+            x_train,
+            z_train,
+            x_val,
+            z_val,
+            1,
+            config,
+            runtime,
+            checkpoint_dir=checkpoint_dir,
+            on_epoch_end=on_epoch_end,
+            objective=obj,
+        )
     result.network.regressor(mean, scale)
     mad = float(np.mean(np.abs(np.asarray(y_train, np.float64) - mean)))
     # mean, standard deviation and mean absolute deviation of the training target: the
