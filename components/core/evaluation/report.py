@@ -716,6 +716,24 @@ table.facts td{{text-align:left}} table.facts th{{font-weight:600;white-space:no
 """
 
 
+def _metrics_table(
+    ev: Evaluation, rows: list[tuple[str, Any, Any, float | None, Interval | None]]
+) -> str:
+    """The heading and the metric table (a colour where the interval excludes 0): the same
+    for every task."""
+    d = ev.decision
+    body = []
+    for name, new, old, gain, ci in rows:
+        cls = _significance(ci)
+        body.append(
+            f"<tr><td>{name}</td><td>{_f(new)}</td><td>{_f(old)}</td>"
+            f"<td class='{cls}'>{_signed(gain)}</td><td class='{cls}'>{_interval(ci)}</td></tr>"
+        )
+    return f"""<h2>Metrics on the same {d.counts.test_rows} test rows</h2>
+<table id="metrics"><tr><th>metric</th><th>challenger</th><th>champion ({html.escape(d.champion)})</th><th>improvement</th><th>one-sided {confidence_text(d.confidence)} lower and upper bounds</th></tr>
+{"".join(body)}</table>"""
+
+
 def _curves_html(ev: Evaluation) -> str:
     """The training curves section; empty without a training history."""
     curves = _training_svgs(ev.provenance, regression=ev.task == "regression")
@@ -734,13 +752,6 @@ def render_html(ev: Evaluation, model_name: str) -> str:
         return _render_regression_html(ev, model_name)
     d = ev.decision
     ci_pct = confidence_text(d.confidence)
-    rows = []
-    for name, new, old, gain, ci in _metric_rows(ev):
-        cls = _significance(ci)
-        rows.append(
-            f"<tr><td>{name}</td><td>{_f(new)}</td><td>{_f(old)}</td>"
-            f"<td class='{cls}'>{_signed(gain)}</td><td class='{cls}'>{_interval(ci)}</td></tr>"
-        )
     low = d.effect.accuracy_lower_bound
     power = _power(d)
     checks = "".join(
@@ -768,9 +779,7 @@ def render_html(ev: Evaluation, model_name: str) -> str:
             + '<p class="muted">Scores: each model\'s probability of the positive class; '
             "the dashed diagonal is a model that guesses.</p>"
         )
-    return f"""{_page_head(ev, model_name)}<h2>Metrics on the same {counts.test_rows} test rows</h2>
-<table id="metrics"><tr><th>metric</th><th>challenger</th><th>champion ({html.escape(d.champion)})</th><th>improvement</th><th>one-sided {ci_pct} lower and upper bounds</th></tr>
-{"".join(rows)}</table>
+    return f"""{_page_head(ev, model_name)}{_metrics_table(ev, _metric_rows(ev))}
 <p class="muted">Improvement: positive = challenger better, in the metric's own unit (fractions for
 accuracy, macro F1 and ROC AUC; nats for log loss, where it is the champion's loss minus the
 challenger's). Bounds: each a one-sided {ci_pct} bound, the kind the one-sided rule uses (the
@@ -782,10 +791,7 @@ tests below, not on these colours.</p>
 bound {_signed(low)} (from the test that decides), compared with the margin {d.margin}.</p>
 <h2>Test</h2>
 <table>
-<tr><th>test</th><td>{html.escape(d.test)}</td></tr>
-<tr><th>p-value</th><td>{html.escape(p_text(d.p_value, d.p_at_most))}</td></tr>
-<tr><th>alpha</th><td>{d.alpha}: {html.escape(alpha_meaning(d.alpha))}</td></tr>
-<tr><th>level tested at</th><td>{_level_cell(d)}</td></tr>
+{_test_rows(d)}
 <tr><th>margin</th><td>{d.margin}</td></tr>
 <tr><th>both right / only challenger / only champion / both wrong</th><td>{counts.both_right} / {counts.only_challenger_right} / {counts.only_champion_right} / {counts.both_wrong}</td></tr>
 {"".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in _power_rows(power))}
@@ -803,7 +809,19 @@ observed one (which would only restate the p-value).</p>
 {roc}
 {reliability_html(ev.calibration)}
 {curves}
-<p class="muted">{html.escape(_promise(d))} "Not deployed" means the evidence did not reach
+{_page_end(d)}"""
+
+
+def _test_rows(d: Decision) -> str:
+    """The test table's first rows: the test, p, alpha and the level, for every task."""
+    return f"""<tr><th>test</th><td>{html.escape(d.test)}</td></tr>
+<tr><th>p-value</th><td>{html.escape(p_text(d.p_value, d.p_at_most))}</td></tr>
+<tr><th>alpha</th><td>{d.alpha}: {html.escape(alpha_meaning(d.alpha))}</td></tr>
+<tr><th>level tested at</th><td>{_level_cell(d)}</td></tr>"""
+
+
+def _page_end(d: Decision) -> str:
+    return f"""<p class="muted">{html.escape(_promise(d))} "Not deployed" means the evidence did not reach
 the rule; the power table says how large a gain this test size could find.</p>
 </body></html>
 """
@@ -909,12 +927,13 @@ def _provenance_line(ev: Evaluation) -> str:
     )
 
 
-def render_markdown(ev: Evaluation, model_name: str) -> str:
-    if ev.task == "regression":
-        return _render_regression_markdown(ev, model_name)
+def _markdown_top(
+    ev: Evaluation,
+    model_name: str,
+    rows: list[tuple[str, Any, Any, float | None, Interval | None]],
+) -> list[str]:
+    """The summary from its title to the metric table: the same for every task."""
     d = ev.decision
-    power = _power(d)
-    ci_pct = confidence_text(d.confidence)
     lines = [
         f"## sigdeploy: {model_name} — {'deployed' if d.deploy else 'not deployed'}",
         "",
@@ -923,15 +942,25 @@ def render_markdown(ev: Evaluation, model_name: str) -> str:
         _md(_provenance_line(ev)),
         _md(f"- excluded test rows: {_excluded_text(ev.provenance)}"),
         "",
-        f"| metric | challenger | champion ({_md(d.champion)}) | improvement | one-sided {ci_pct} "
-        "bounds |",
+        f"| metric | challenger | champion ({_md(d.champion)}) | improvement | one-sided "
+        f"{confidence_text(d.confidence)} bounds |",
         "|---|---:|---:|---:|---|",
     ]
-    for name, new, old, gain, ci in _metric_rows(ev):
+    for name, new, old, gain, ci in rows:
         text = _signed(gain)
         if _significance(ci):
             text = f"**{text}**"
         lines.append(f"| {name} | {_f(new)} | {_f(old)} | {text} | {_interval(ci)} |")
+    return lines
+
+
+def render_markdown(ev: Evaluation, model_name: str) -> str:
+    if ev.task == "regression":
+        return _render_regression_markdown(ev, model_name)
+    d = ev.decision
+    power = _power(d)
+    ci_pct = confidence_text(d.confidence)
+    lines = _markdown_top(ev, model_name, _metric_rows(ev))
     lines += [
         "",
         "Improvement: positive = challenger better, in the metric's own unit (log loss: the "
@@ -1182,21 +1211,12 @@ def _render_regression_html(ev: Evaluation, model_name: str) -> str:
     d = ev.decision
     error = _regression_error(d)
     ci_pct = confidence_text(d.confidence)
-    rows = []
-    for name, new, old, gain, ci in _regression_metric_rows(ev):
-        cls = _significance(ci)
-        rows.append(
-            f"<tr><td>{name}</td><td>{_f(new)}</td><td>{_f(old)}</td>"
-            f"<td class='{cls}'>{_signed(gain)}</td><td class='{cls}'>{_interval(ci)}</td></tr>"
-        )
     power_rows = _regression_power_rows(_power(d), error)
     checks = "".join(
         f"<li>{'✔' if c.passed else '✘'} {html.escape(_check_text(c))}</li>" for c in d.checks
     )
     head = _page_head(ev, model_name)
-    return f"""{head}<h2>Metrics on the same {d.counts.test_rows} test rows</h2>
-<table id="metrics"><tr><th>metric</th><th>challenger</th><th>champion ({html.escape(d.champion)})</th><th>improvement</th><th>one-sided {ci_pct} lower and upper bounds</th></tr>
-{"".join(rows)}</table>
+    return f"""{head}{_metrics_table(ev, _regression_metric_rows(ev))}
 <p class="muted">Improvement: positive = challenger better, in the metric's own unit (the
 target's for RMSE and MAE, its square for MSE, where it is the champion's error minus the
 challenger's; a fraction for R², the challenger's minus the champion's). Bounds:
@@ -1207,10 +1227,7 @@ these colours.</p>
 <p id="effect">{html.escape(_regression_effect_text(d))}</p>
 <h2>Test</h2>
 <table>
-<tr><th>test</th><td>{html.escape(d.test)}</td></tr>
-<tr><th>p-value</th><td>{html.escape(p_text(d.p_value, d.p_at_most))}</td></tr>
-<tr><th>alpha</th><td>{d.alpha}: {html.escape(alpha_meaning(d.alpha))}</td></tr>
-<tr><th>level tested at</th><td>{_level_cell(d)}</td></tr>
+{_test_rows(d)}
 <tr><th>margin</th><td>{html.escape(_skill(d.margin, error))}</td></tr>
 {"".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in power_rows)}
 </table>
@@ -1222,33 +1239,14 @@ effect, never for the observed one (which would only restate the p-value).</p>
 <h2>Checks</h2><ul>{checks}</ul>
 {_regression_plots(ev)}
 {_curves_html(ev)}
-<p class="muted">{html.escape(_promise(d))} "Not deployed" means the evidence did not reach
-the rule; the power table says how large a gain this test size could find.</p>
-</body></html>
-"""
+{_page_end(d)}"""
 
 
 def _render_regression_markdown(ev: Evaluation, model_name: str) -> str:
     d = ev.decision
     error = _regression_error(d)
     ci_pct = confidence_text(d.confidence)
-    lines = [
-        f"## sigdeploy: {model_name} — {'deployed' if d.deploy else 'not deployed'}",
-        "",
-        d.reason,
-        "",
-        _md(_provenance_line(ev)),
-        _md(f"- excluded test rows: {_excluded_text(ev.provenance)}"),
-        "",
-        f"| metric | challenger | champion ({_md(d.champion)}) | improvement | one-sided {ci_pct} "
-        "bounds |",
-        "|---|---:|---:|---:|---|",
-    ]
-    for name, new, old, gain, ci in _regression_metric_rows(ev):
-        text = _signed(gain)
-        if _significance(ci):
-            text = f"**{text}**"
-        lines.append(f"| {name} | {_f(new)} | {_f(old)} | {text} | {_interval(ci)} |")
+    lines = _markdown_top(ev, model_name, _regression_metric_rows(ev))
     lines += [
         "",
         "Improvement: positive = challenger better (RMSE, MSE, MAE: the champion's error minus "
