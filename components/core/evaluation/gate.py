@@ -42,9 +42,9 @@ PRIMARY_METRICS = ("accuracy", "auc")
 GUARDRAIL_METRICS = ("accuracy", "macro_f1", "log_loss", "auc")
 # A regression target: the per-row error the primary test compares, its tests, and the
 # guardrail names (mean squared / absolute error; tolerances in skill, see below)
-REGRESSION_ERRORS = ("squared", "absolute")
+REGRESSION_ERRORS = {"squared": "mse", "absolute": "mae"}  # the error -> its mean's name
 REGRESSION_TESTS = ("ttest", "wilcoxon")
-REGRESSION_GUARDRAILS = ("mse", "mae")
+REGRESSION_GUARDRAILS = tuple(REGRESSION_ERRORS.values())
 TARGET_POWER = 0.8
 # The fewest rows of the kind a test needs. Accuracy: discordant rows (below 10 the exact
 # test can barely reject and its bound says little). ROC AUC: rows of each class (DeLong's

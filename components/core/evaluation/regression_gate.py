@@ -31,6 +31,7 @@ from scipy import stats as sps
 
 from components.core.evaluation import regression as reg
 from components.core.evaluation.gate import (
+    REGRESSION_ERRORS,
     TARGET_POWER,
     Check,
     Counts,
@@ -48,8 +49,8 @@ if TYPE_CHECKING:
 __all__ = ["ERROR_KEYS", "baseline_name", "decide_regression", "skill_unit"]
 
 # per-row error -> the metric key it is reported under
-ERROR_KEYS = {"squared": "mse", "absolute": "mae"}
-GUARDRAIL_ERRORS = {"mse": "squared", "mae": "absolute"}
+ERROR_KEYS = REGRESSION_ERRORS
+GUARDRAIL_ERRORS = {key: error for error, key in ERROR_KEYS.items()}
 UNIT_WORDS = {
     "squared": "of the target's variance",
     "absolute": "of the target's mean absolute deviation",
@@ -74,11 +75,11 @@ def _error_mean(y: np.ndarray, pred: np.ndarray, error: str) -> float:
     return float(np.mean(e**2 if error == "squared" else np.abs(e))) if len(y) else math.nan
 
 
-def _lower_bound(d: np.ndarray, level: float) -> float | None:
-    """The one-sided (1 - level) t lower bound of mean(d) (the t-test's own bound)."""
+def _lower_bound(d: np.ndarray, sd: float, level: float) -> float | None:
+    """The one-sided (1 - level) t lower bound of mean(d) (the t-test's own bound); ``sd``:
+    the spread of d."""
     if len(d) < 2:
         return None
-    sd = float(np.std(d, ddof=1))
     return float(np.mean(d) - sps.t.isf(level, len(d) - 1) * sd / math.sqrt(len(d)))
 
 
@@ -110,7 +111,8 @@ def decide_regression(
     margin = policy.margin * unit
     test = reg.paired_test(d, method, margin, error)
     key = ERROR_KEYS[error]
-    low = _lower_bound(d, alpha) if method == "ttest" else None
+    sd = float(np.std(d, ddof=1)) if n > 1 else 0.0  # the spread the bound and power use
+    low = _lower_bound(d, sd, alpha) if method == "ttest" else None
     name = (
         f"{key} significantly lower"
         if policy.margin == 0
@@ -156,7 +158,7 @@ def decide_regression(
         margin=policy.margin,
         counts=Counts(n, 0, 0, 0, 0),
         effect=effect,
-        power=_power(policy, d, unit, alpha) if explain else None,
+        power=_power(policy, n, sd, unit, alpha) if explain else None,
         checks=(primary, *conditions),
         champion=champion_name,
         metrics=metrics or {},
@@ -223,14 +225,12 @@ def _first_run_guard(
     ]
 
 
-def _power(policy: GatePolicy, d: np.ndarray, unit: float, alpha: float) -> Power:
+def _power(policy: GatePolicy, n: int, sd: float, unit: float, alpha: float) -> Power:
     """The paired t-test's power at a skill gain of ``target_effect`` (normal approximation at
     the observed spread of the per-row improvements), the smallest gain it detects with 80%
     power and the rows that would reach 80% at the target; the Wilcoxon test's power is
     close to it for errors near normal (its efficiency is 0.955) and higher with heavy
     tails."""
-    n = len(d)
-    sd = float(np.std(d, ddof=1)) if n > 1 else 0.0
     gain = (policy.target_effect - policy.margin) * unit
     rule = f"{TEST_WORDS[policy.regression_test]} at level {alpha:.4g}"
     if n < 2 or sd <= 0:
