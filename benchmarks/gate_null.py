@@ -67,18 +67,27 @@ def _accuracy_check(policy: GatePolicy, n: int, delta: float, method: str):
     return rejects
 
 
+def _exchangeable(
+    rng: np.random.Generator, n: int, prevalence: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A binary label and two models' scores that are equally good (a shared part and noise
+    of the same size); None when the draw has fewer than 2 rows of a class."""
+    y = (rng.random(n) < prevalence).astype(np.int64)
+    if y.sum() < 2 or y.sum() > n - 2:
+        return None
+    shared = rng.normal(size=n)
+    return y, 1.2 * y + shared + rng.normal(size=n), 1.2 * y + shared + rng.normal(size=n)
+
+
 def _binary_null(
     rng: np.random.Generator, policy: GatePolicy, comparisons: int, n: int, prevalence: float
 ) -> float:
     """Exchangeable binary models (no better on any metric): the gate's deploy rate."""
     deployed = 0
     for _ in range(comparisons):
-        y = (rng.random(n) < prevalence).astype(np.int64)
-        if y.sum() < 2 or y.sum() > n - 2:
+        if (drawn := _exchangeable(rng, n, prevalence)) is None:
             continue
-        shared = rng.normal(size=n)
-        s_new = 1.2 * y + shared + rng.normal(size=n)
-        s_old = 1.2 * y + shared + rng.normal(size=n)
+        y, s_new, s_old = drawn
 
         def proba(s: np.ndarray) -> np.ndarray:
             p = 1 / (1 + np.exp(-(s - 0.6 - math.log(prevalence / (1 - prevalence)))))
@@ -96,13 +105,9 @@ def _delong_z_rate(rng: np.random.Generator, comparisons: int, n: int, prevalenc
     """The plain DeLong normal z on the same kind of rows (what the gate used before)."""
     hits = 0
     for _ in range(comparisons):
-        y = (rng.random(n) < prevalence).astype(np.int64)
-        if y.sum() < 2 or y.sum() > n - 2:
+        if (drawn := _exchangeable(rng, n, prevalence)) is None:
             continue
-        shared = rng.normal(size=n)
-        a = 1.2 * y + shared + rng.normal(size=n)
-        b = 1.2 * y + shared + rng.normal(size=n)
-        hits += stats.delong(y, a, b).pvalue < 0.05
+        hits += stats.delong(*drawn).pvalue < 0.05
     return hits / comparisons
 
 

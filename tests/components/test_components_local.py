@@ -22,6 +22,7 @@ from components.train import train
 pytestmark = pytest.mark.slow
 
 
+SOURCE = {"label": "label", "image_size": 28, "row_limit": 0, "query": "", "task": "auto"}
 SPLIT = {"train_fraction": 0.6, "val_fraction": 0.2, "split_salt": "sigdeploy-v1"}
 D = defaults()
 GATE = {f.name: D[f.name] for f in fields(GatePolicy)} | {"min_test_rows": 10}
@@ -68,15 +69,7 @@ ChainOutputs = NamedTuple(
 # consume artifacts run in this small test pipeline, which exposes every output to check.
 @dsl.pipeline(name="component-chain")
 def component_chain(registry: str) -> ChainOutputs:
-    ing = ingest(
-        source="sklearn:wine",
-        label="label",
-        image_size=28,
-        row_limit=0,
-        query="",
-        task="auto",
-        **SPLIT,
-    )
+    ing = ingest(source="sklearn:wine", **SOURCE, **SPLIT)
     prep = preprocess(dataset=ing.outputs["dataset"], label="label", **SPLIT, **FEATURES)
     tr = train(
         train_data=prep.outputs["train_data"],
@@ -144,15 +137,7 @@ def chain(runner_root):
 
 
 def test_ingest_alone_on_the_local_runner(runner_root):
-    task = ingest(
-        source="sklearn:breast_cancer",
-        label="label",
-        image_size=28,
-        row_limit=0,
-        query="",
-        task="auto",
-        **SPLIT,
-    )
+    task = ingest(source="sklearn:breast_cancer", **SOURCE, **SPLIT)
     dataset = task.outputs["dataset"]
     assert dataset.metadata["rows"] == 569
     assert dataset.metadata["class_counts"] == {"0": 212, "1": 357}

@@ -13,16 +13,9 @@ from scipy import stats as sps
 from components.core.errors import ConfigError
 from components.core.evaluation.gate import GatePolicy
 from components.core.evaluation.regression_gate import decide_regression, skill_unit
+from tests.core.test_regression_stats import _pair
 
 TARGET = {"mean": 0.0, "scale": 3.0, "mad": 2.4}  # variance 9: a skill gain of 0.01 = 0.09 of MSE
-
-
-def _pair(seed: int, n: int = 300, gain: float = 0.0):
-    rng = np.random.default_rng(seed)
-    y = rng.normal(size=n) * 3
-    old = y + rng.normal(scale=1.0, size=n)
-    new = y + rng.normal(scale=1.0, size=n) * (1 - gain)
-    return y, new, old
 
 
 def _decide(policy: GatePolicy, y, new, old, **kw):
@@ -32,7 +25,7 @@ def _decide(policy: GatePolicy, y, new, old, **kw):
 
 
 def test_a_better_regressor_deploys_with_scipys_p_value_and_says_why():
-    y, new, old = _pair(1, gain=0.4)
+    y, new, old = _pair(1, n=300, gain=0.4)
     d = _decide(GatePolicy(), y, new, old)
     ref = sps.ttest_rel((old - y) ** 2, (new - y) ** 2, alternative="greater")
     assert d.deploy and d.task == "regression"
@@ -56,7 +49,7 @@ def test_a_better_regressor_deploys_with_scipys_p_value_and_says_why():
 
 
 def test_the_same_model_is_not_deployed_and_the_reason_gives_power_at_the_target():
-    y, new, old = _pair(2, gain=0.0)
+    y, new, old = _pair(2, n=300, gain=0.0)
     d = _decide(GatePolicy(), y, new, old)
     assert not d.deploy and d.reason.startswith("Not deployed")
     pw = d.power
@@ -71,7 +64,7 @@ def test_the_same_model_is_not_deployed_and_the_reason_gives_power_at_the_target
 
 def test_power_is_at_the_target_effect_not_the_observed_gain():
     """Two comparisons with the same spread but different observed gains: the same power."""
-    y, new, old = _pair(3, gain=0.0)
+    y, new, old = _pair(3, n=300, gain=0.0)
     d0 = _decide(GatePolicy(), y, new, old)
     d = (old - y) ** 2 - (new - y) ** 2
     shift = 0.5  # move every row's improvement: the mean changes, the spread does not
@@ -95,7 +88,7 @@ def test_margin_is_in_skill_points():
 
 
 def test_absolute_error_and_wilcoxon():
-    y, new, old = _pair(5, gain=0.4)
+    y, new, old = _pair(5, n=300, gain=0.4)
     policy = GatePolicy(regression_error="absolute", regression_test="wilcoxon")
     d = _decide(policy, y, new, old)
     ref = sps.wilcoxon(np.abs(old - y) - np.abs(new - y), alternative="greater")
@@ -129,7 +122,7 @@ def test_a_failed_guardrail_blocks_a_deploy():
 
 
 def test_first_run_guard_stops_a_model_far_worse_than_least_squares():
-    y, new, old = _pair(6, gain=0.0)
+    y, new, old = _pair(6, n=300, gain=0.0)
     mean_pred = np.zeros_like(y)  # the training mean
     # a challenger better than the mean but far worse than the linear guard
     challenger = y + np.random.default_rng(0).normal(scale=2.0, size=len(y))

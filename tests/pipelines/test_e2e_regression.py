@@ -21,25 +21,21 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 MODEL = "diabetes-mlp"
 
 
+def run_in(work, data: str, label: str, runs: str, *more: str):
+    """`sigdeploy run` on ``data`` with the registry in ``work`` and its output in
+    ``work / runs``."""
+    return run_cli(
+        *("run", "--data", data, "--label", label, "--registry", str(work / "registry")),
+        *("--output-dir", str(work / runs), *more),
+        cwd=work,
+    )
+
+
 @pytest.fixture(scope="module")
 def regression_runs(tmp_path_factory):
     work = tmp_path_factory.mktemp("e2e-regression")
-    common = [
-        "run",
-        "--data",
-        "sklearn:diabetes",
-        "--label",
-        "target",
-        "--model-name",
-        MODEL,
-        "--registry",
-        str(work / "registry"),
-        "--output-dir",
-        str(work / "runs"),
-        "--json",
-    ]
-    first = run_cli(*common, cwd=work)
-    second = run_cli(*common, cwd=work)
+    first = run_in(work, "sklearn:diabetes", "target", "runs", "--model-name", MODEL, "--json")
+    second = run_in(work, "sklearn:diabetes", "target", "runs", "--model-name", MODEL, "--json")
     return work, first, second
 
 
@@ -78,20 +74,7 @@ def test_second_regression_run_does_not_deploy(regression_runs):
 
 def test_a_classification_run_against_the_regressor_champion_is_refused(regression_runs):
     work = regression_runs[0]
-    out = run_cli(
-        "run",
-        "--data",
-        "sklearn:wine",
-        "--label",
-        "target",
-        "--model-name",
-        MODEL,
-        "--registry",
-        str(work / "registry"),
-        "--output-dir",
-        str(work / "runs-wine"),
-        cwd=work,
-    )
+    out = run_in(work, "sklearn:wine", "target", "runs-wine", "--model-name", MODEL)
     assert out.returncode == 2, out.stderr[-2000:]
     line = out.stderr.strip().splitlines()[-1]
     assert "is a regressor and this run's label is a classification target" in line
@@ -117,20 +100,7 @@ def test_bad_regression_targets_are_refused_in_one_line(tmp_path, column, param,
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"x": rng.normal(size=60), "z": rng.normal(size=60), "price": column})
     frame.to_csv(tmp_path / "prices.csv", index=False)
-    out = run_cli(
-        "run",
-        "--data",
-        str(tmp_path / "prices.csv"),
-        "--label",
-        "price",
-        "--param",
-        param,
-        "--registry",
-        str(tmp_path / "registry"),
-        "--output-dir",
-        str(tmp_path / "runs"),
-        cwd=tmp_path,
-    )
+    out = run_in(tmp_path, str(tmp_path / "prices.csv"), "price", "runs", "--param", param)
     assert out.returncode == 2, out.stderr[-2000:]
     assert expected in out.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "registry").exists() or not any((tmp_path / "registry").iterdir())
