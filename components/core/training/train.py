@@ -15,7 +15,7 @@ from components.core.training import distributed
 from components.core.training.calibrate import fit_temperature, nll
 from components.core.training.config import TrainConfig
 from components.core.training.loop import EpochHook, TrainResult, fit
-from components.core.training.objective import objective
+from components.core.training.objective import CLASSIFY, Objective, objective
 from components.core.training.rows import EVAL_ROWS
 from components.core.training.runtime import Runtime
 
@@ -48,30 +48,47 @@ def train_mlp(
     """
     _check_inputs(x_train, y_train, x_val, y_val, n_classes)
     config = config.for_rows(x_train.shape[0])  # automatic batch, epochs, patience
+    result = _fit_here_or_on_every_gpu(
+        x_train, y_train, x_val, y_val, n_classes, config, checkpoint_dir, on_epoch_end, CLASSIFY
+    )
+    return calibrate(result, x_val, y_val)
+
+
+def _fit_here_or_on_every_gpu(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    n_outputs: int,
+    config: TrainConfig,
+    checkpoint_dir: str | os.PathLike[str] | None,
+    on_epoch_end: EpochHook | None,
+    obj: Objective,
+) -> TrainResult:
+    """``loop.fit`` in this process, or one process per GPU on a host with several (and
+    ``config.distributed == "auto"``, no device index, no hook: a hook cannot cross
+    processes)."""
     runtime = Runtime.resolve(config)
     gpus = torch.cuda.device_count() if runtime.device.type == "cuda" else 0
     if config.distributed == "auto" and gpus > 1 and runtime.device.index is None:
         if on_epoch_end is None:
-            return calibrate(
-                distributed.launch(
-                    x_train, y_train, x_val, y_val, n_classes, config, checkpoint_dir, nproc=gpus
-                ),
-                x_val,
-                y_val,
-            )
+            return distributed.launch(
+                x_train, y_train, x_val, y_val, n_outputs, config, checkpoint_dir, nproc=gpus,
+                obj=obj,
+            )  # fmt: skip
         log.warning("an on_epoch_end hook cannot cross processes: training on one GPU of %d", gpus)
-    result = fit(
+    return fit(
         x_train,
         y_train,
         x_val,
         y_val,
-        n_classes,
+        n_outputs,
         config,
         runtime,
         checkpoint_dir=checkpoint_dir,
         on_epoch_end=on_epoch_end,
+        objective=obj,
     )
-    return calibrate(result, x_val, y_val)
 
 
 def train_regressor(
@@ -95,7 +112,7 @@ def train_regressor(
     On a host with several GPUs (``config.distributed == "auto"``, no hook) it trains as one
     process per GPU, as ``train_mlp`` does. The history's losses are in standardised units;
     its accuracies are 0."""
-    obj = objective({"mse": "mse", "huber": "huber"}.get(loss, loss))
+    obj = objective(loss)
     _check_shapes(x_train, y_train, x_val, y_val)
     for name, y in (("train", y_train), ("validation", y_val)):
         if not np.isfinite(np.asarray(y, np.float64)).all():
@@ -103,32 +120,11 @@ def train_regressor(
     mean = float(np.mean(y_train))
     scale = float(np.std(y_train)) or 1.0
     config = config.for_rows(x_train.shape[0])
-    runtime = Runtime.resolve(config)
     z_train = ((np.asarray(y_train, np.float64) - mean) / scale).astype(np.float32)
     z_val = ((np.asarray(y_val, np.float64) - mean) / scale).astype(np.float32)
-    gpus = torch.cuda.device_count() if runtime.device.type == "cuda" else 0
-    if (
-        config.distributed == "auto"
-        and gpus > 1
-        and runtime.device.index is None
-        and on_epoch_end is None
-    ):
-        result = distributed.launch(
-            x_train, z_train, x_val, z_val, 1, config, checkpoint_dir, nproc=gpus, obj=obj
-        )
-    else:
-        result = fit(
-            x_train,
-            z_train,
-            x_val,
-            z_val,
-            1,
-            config,
-            runtime,
-            checkpoint_dir=checkpoint_dir,
-            on_epoch_end=on_epoch_end,
-            objective=obj,
-        )
+    result = _fit_here_or_on_every_gpu(
+        x_train, z_train, x_val, z_val, 1, config, checkpoint_dir, on_epoch_end, obj
+    )
     result.network.regressor(mean, scale)
     mad = float(np.mean(np.abs(np.asarray(y_train, np.float64) - mean)))
     # mean, standard deviation and mean absolute deviation of the training target: the
