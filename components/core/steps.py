@@ -372,10 +372,9 @@ def evaluate(
     champion, excluded, record = None, None, None
     if current is not None:
         champion = load_bundle(current.path)
-        what = f"champion version {current.version} of '{model_name}'"
-        champion.check_task(challenger.task, what)
-        champion.check_inputs(test_df, data_mod.read_provenance(test_path), what)
-        record = champion.split_record(what)
+        # the checks preprocess ran on the whole data, for the challenger's task
+        provenance = data_mod.read_provenance(test_path) | {"task": challenger.task}
+        record = check_champion(test_df, provenance, current, champion, model_name)
     # One key per test row (the champion's key definition, else this run's): it finds the
     # rows the champion saw, and the ledger records which rows decided what.
     key = ledger_key(test_df, record, data_mod.read_split_footer(test_path))
