@@ -16,8 +16,6 @@ from typing import Any
 from components.core.errors import ConfigError
 from components.core.platforms.vertex import BatchJob
 
-REGRESSION_METRICS = ("rmse", "mae", "r2")  # a regressor's summary, in place of accuracy
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from pipelines.spec import add_registry_options
@@ -148,11 +146,11 @@ def run(args: argparse.Namespace) -> int:
     metrics: dict[str, float] | None = None
     scores: dict[str, Any] = {"accuracy": result.accuracy}
     if bundle.regression:
-        from components.core.evaluation.regression import regression_metrics
+        from components.core.evaluation.regression import METRICS, regression_metrics
 
         if result.labelled_values is not None:
             metrics = regression_metrics(*result.labelled_values)
-        scores = dict.fromkeys(REGRESSION_METRICS) | (metrics or {})
+        scores = dict.fromkeys(METRICS) | (metrics or {})  # in place of accuracy
     summary = {"rows": result.rows, "output": result.output, "labelled_rows": result.labelled_rows}
     summary |= scores | model
     if args.json:
@@ -164,6 +162,6 @@ def run(args: argparse.Namespace) -> int:
     if result.accuracy is not None:
         print(f"accuracy {result.accuracy:.4f} {against}", file=sys.stderr)
     if metrics is not None:
-        rmse, mae, r2 = (metrics[k] for k in REGRESSION_METRICS)
+        rmse, mae, r2 = (metrics[k] for k in METRICS)
         print(f"rmse {rmse:.6g}, mae {mae:.6g}, r2 {r2:.4f} {against}", file=sys.stderr)
     return 0

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from components.core.model.bundle import Bundle
 
 METRIC_NAMES = ("accuracy", "macro_f1", "log_loss", "roc_auc")
-REGRESSION_METRIC_NAMES = ("rmse", "mae", "r2")
 PLOT_POINTS = 2000  # a regression report plots at most this many test rows (a fixed sample)
 
 
@@ -386,12 +385,9 @@ def _judge_values(scored: Scored, policy: GatePolicy, level: float | None) -> An
     from components.core.evaluation.regression import regression_metrics
     from components.core.evaluation.regression_gate import decide_regression
 
-    def metrics(pred: np.ndarray) -> dict[str, float]:
-        if not len(scored.y):
-            return {k: float("nan") for k in REGRESSION_METRIC_NAMES}
-        return regression_metrics(scored.y, pred)
-
-    m_new, m_old = metrics(scored.proba_new), metrics(scored.proba_old)
+    # every test row excluded: NaN metrics, and the gate refuses on size
+    m_new = regression_metrics(scored.y, scored.proba_new)
+    m_old = regression_metrics(scored.y, scored.proba_old)
     decision = decide_regression(
         policy,
         scored.y,

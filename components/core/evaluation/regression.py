@@ -33,6 +33,7 @@ from scipy import stats as sps
 __all__ = [
     "LOSSES",
     "METHODS",
+    "METRICS",
     "PairedResult",
     "linear_baseline",
     "mean_baseline",
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 METHODS = ("ttest", "wilcoxon")
+METRICS = ("rmse", "mae", "r2")  # what regression_metrics returns, in this order
 LOSSES = ("squared", "absolute")
 
 
